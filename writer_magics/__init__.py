@@ -1,0 +1,33 @@
+"""writer-magics: `%%complete` and `%%chat` for the Writer API in Jupyter.
+
+The extension is loaded with ``%load_ext writer_magics``; loading and unloading are
+mirror images so that ``%reload_ext`` leaves no stale state behind.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """Register the magics on one shell; the instance owns all per-kernel state."""
+    from writer_magics.magics import WriterMagics
+
+    ipython.register_magics(WriterMagics(shell=ipython))
+
+
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    """Close the client and loop thread and remove the magics again."""
+    from writer_magics.magics import WriterMagics
+
+    magics = ipython.magics_manager.registry.pop("WriterMagics", None)
+    if isinstance(magics, WriterMagics):
+        magics.close()
+        for kind in ("line", "cell"):
+            for name in ("complete", "chat", "writer"):
+                ipython.magics_manager.magics[kind].pop(name, None)
