@@ -1,0 +1,487 @@
+"""The Writer wire format, and nothing else: request JSON out, typed events in.
+
+Everything here is a pure function of its arguments (no I/O, no IPython), so the
+exact bytes we send and the way we read Writer's quirks (explicit nulls in streamed
+tool calls, the usage chunk with ``choices: []``, an optional ``[DONE]``) are unit
+tested without a network. See ``shared/writer-api.md`` for the reference.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+from writer_magics.errors import MalformedEventError, ServerSentError
+
+Endpoint: TypeAlias = Literal["completions", "chat"]
+JSON: TypeAlias = dict[str, Any]
+
+#: Models removed on 2026-07-13; each maps to its replacement.
+REMOVED_MODELS: Mapping[str, str] = {
+    "palmyra-x-003-instruct": "palmyra-x5",
+    "palmyra-vision": "palmyra-x5",
+    "palmyra-med": "palmyra-x5",
+    "palmyra-fin": "palmyra-x5",
+    "palmyra-creative": "palmyra-x5",
+}
+DEFAULT_MODEL = "palmyra-x5"
+PATHS: Mapping[Endpoint, str] = {"completions": "/v1/completions", "chat": "/v1/chat"}
+
+#: Message fields Writer returns on a chat message that carry tool output, kept as data.
+WRITER_DATA_FIELDS = ("graph_data", "llm_data", "web_search_data", "translation_data", "refusal")
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def completion_request(
+    *,
+    model: str,
+    prompt: str,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    stop: Sequence[str] | None = None,
+    best_of: int | None = None,
+    random_seed: int | None = None,
+    stream: bool = True,
+) -> JSON:
+    """The body of ``POST /v1/completions``; unset fields are omitted, never null."""
+    return _drop_unset(
+        {
+            "model": model,
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "stop": list(stop) if stop else None,
+            "best_of": best_of,
+            "random_seed": random_seed,
+            "stream": stream,
+        }
+    )
+
+
+def chat_request(
+    *,
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    n: int | None = None,
+    stop: Sequence[str] | None = None,
+    logprobs: bool | None = None,
+    stream: bool = True,
+    include_usage: bool = True,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    tool_choice: str | Mapping[str, Any] | None = None,
+    response_format: Mapping[str, Any] | None = None,
+) -> JSON:
+    """The body of ``POST /v1/chat``; unset fields are omitted, never null.
+
+    ``stream_options.include_usage`` is asked for on streams so that the status line
+    can show real token counts instead of estimates.
+    """
+    return _drop_unset(
+        {
+            "model": model,
+            "messages": [dict(m) for m in messages],
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "n": n,
+            "stop": list(stop) if stop else None,
+            "logprobs": logprobs or None,
+            "stream": stream,
+            "stream_options": {"include_usage": True} if stream and include_usage else None,
+            "tools": [dict(t) for t in tools] if tools else None,
+            "tool_choice": _tool_choice(tool_choice),
+            "response_format": dict(response_format) if response_format else None,
+        }
+    )
+
+
+def _tool_choice(choice: str | Mapping[str, Any] | None) -> str | JSON | None:
+    """Bare strings or the function form; never the SDK's ``{"value": ...}`` wrapper."""
+    if choice is None or (isinstance(choice, str) and choice in ("auto", "none", "required")):
+        return choice
+    if isinstance(choice, str):
+        return {"type": "function", "function": {"name": choice}}
+    return dict(choice)
+
+
+def _drop_unset(body: JSON) -> JSON:
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def removed_model_warning(model: str) -> str | None:
+    """The migration hint for a model Writer removed, or None for a current one."""
+    replacement = REMOVED_MODELS.get(model)
+    if replacement is None:
+        return None
+    return f"{model} was removed on 2026-07-13; use {replacement} instead (-m {replacement})."
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of answer text for one choice."""
+
+    text: str
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call; Writer sends explicit nulls in later pieces."""
+
+    index: int
+    id: str | None = None
+    type: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LogprobsDelta:
+    """Token log-probabilities for one choice (chat ``logprobs.content`` records)."""
+
+    tokens: tuple[JSON, ...]
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DataDelta:
+    """Writer's extra message data (graph, web search, translation, llm, refusal)."""
+
+    name: str
+    value: Any
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceFinished:
+    """The model finished a choice (``stop``, ``length``, ``tool_calls``, ...)."""
+
+    reason: str | None
+    choice: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """Token usage, from the ``include_usage`` chunk or a whole response."""
+
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Usage:
+        """Accept both ``completion_tokens_details`` and ``completion_token_details``."""
+        prompt_details = data.get("prompt_token_details") or {}
+        completion_details = (
+            data.get("completion_tokens_details") or data.get("completion_token_details") or {}
+        )
+        return cls(
+            prompt_tokens=_int_or_none(data.get("prompt_tokens")),
+            completion_tokens=_int_or_none(data.get("completion_tokens")),
+            total_tokens=_int_or_none(data.get("total_tokens")),
+            cached_tokens=_int_or_none(prompt_details.get("cached_tokens")),
+            reasoning_tokens=_int_or_none(completion_details.get("reasoning_tokens")),
+        )
+
+    def summary(self) -> str:
+        """``12 prompt + 80 completion = 92 tokens``; blanks where the server said nothing."""
+        parts = []
+        if self.prompt_tokens is not None:
+            parts.append(f"{self.prompt_tokens} prompt")
+        if self.completion_tokens is not None:
+            parts.append(f"{self.completion_tokens} completion")
+        text = " + ".join(parts)
+        if self.total_tokens is not None:
+            text = f"{text} = {self.total_tokens} tokens" if text else f"{self.total_tokens} tokens"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The server said ``[DONE]``."""
+
+
+Event: TypeAlias = (
+    TextDelta | ToolCallDelta | LogprobsDelta | DataDelta | ChoiceFinished | UsageReport | StreamEnd
+)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def decode_sse_data(endpoint: Endpoint, data: str, event_name: str = "") -> list[Event]:
+    """One SSE event's ``data`` to typed events.
+
+    ``[DONE]`` ends the stream; ``event: error`` and a data-only error object (Writer's
+    ``tpe``/``errors`` body) become :class:`ServerSentError` instead of being silently
+    dropped as the official SDK does.
+    """
+    if data.startswith("[DONE]"):
+        return [StreamEnd()]
+    if not data.strip():
+        return []
+    try:
+        chunk = json.loads(data)
+    except ValueError as exc:
+        raise MalformedEventError(
+            f"the server sent an event that is not JSON: {data[:80]!r}"
+        ) from exc
+    if not isinstance(chunk, dict):
+        raise MalformedEventError(
+            f"the server sent an event that is not a JSON object: {data[:80]!r}"
+        )
+    if event_name == "error" or "errors" in chunk or "tpe" in chunk or "error" in chunk:
+        raise ServerSentError(error_description(chunk) or "the server reported an error mid-stream")
+    if event_name not in ("", "message"):
+        return []
+    if endpoint == "completions":
+        return decode_completion_chunk(chunk)
+    return decode_chat_chunk(chunk)
+
+
+def decode_completion_chunk(chunk: Mapping[str, Any]) -> list[Event]:
+    """``{"value": "..."}``: the only documented completions chunk."""
+    value = chunk.get("value")
+    if isinstance(value, str):
+        return [TextDelta(value)] if value else []
+    if "choices" in chunk:  # be lenient: a chat-like chunk from a compatible server
+        return decode_chat_chunk(chunk)
+    raise MalformedEventError(f"a completions event has no text value: {json.dumps(chunk)[:80]}")
+
+
+def decode_chat_chunk(chunk: Mapping[str, Any]) -> list[Event]:
+    """A ``chat.completion.chunk``: read ``choices[i].delta``, apply it, then the finish."""
+    events: list[Event] = []
+    choices = chunk.get("choices")
+    if choices is not None and not isinstance(choices, list):
+        raise MalformedEventError("a chat event has 'choices' that is not a list")
+    for raw_choice in choices or []:
+        if not isinstance(raw_choice, dict):
+            raise MalformedEventError("a chat event has a choice that is not an object")
+        index = _int_or_none(raw_choice.get("index")) or 0
+        delta = raw_choice.get("delta") or {}
+        if not isinstance(delta, dict):
+            raise MalformedEventError("a chat event has a delta that is not an object")
+        events.extend(_message_events(delta, index))
+        events.extend(_logprob_events(raw_choice.get("logprobs"), index))
+        reason = raw_choice.get("finish_reason")
+        if reason is not None:
+            events.append(ChoiceFinished(str(reason), index))
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        events.append(UsageReport(Usage.from_json(usage)))
+    return events
+
+
+def _message_events(message: Mapping[str, Any], index: int) -> Iterator[Event]:
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        yield TextDelta(content, index)
+    for call in message.get("tool_calls") or []:
+        if not isinstance(call, dict):
+            raise MalformedEventError("a tool call in the stream is not an object")
+        function = call.get("function") or {}
+        yield ToolCallDelta(
+            index=_int_or_none(call.get("index")) or 0,
+            id=call.get("id"),
+            type=call.get("type"),
+            name=function.get("name"),
+            arguments=function.get("arguments")
+            if isinstance(function.get("arguments"), str)
+            else None,
+            choice=index,
+        )
+    for name in WRITER_DATA_FIELDS:
+        value = message.get(name)
+        if _has_content(value):
+            yield DataDelta(name, value, index)
+
+
+def _has_content(value: Any) -> bool:
+    """Writer repeats ``graph_data: {all null}`` on every delta; that is not data."""
+    if isinstance(value, dict):
+        return any(_has_content(v) for v in value.values())
+    if isinstance(value, list | str):
+        return bool(value)
+    return value is not None
+
+
+def _logprob_events(logprobs: Any, index: int) -> Iterator[Event]:
+    if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
+        tokens = tuple(t for t in logprobs["content"] if isinstance(t, dict))
+        if tokens:
+            yield LogprobsDelta(tokens, index)
+
+
+def decode_response(endpoint: Endpoint, body: Any) -> list[Event]:
+    """A whole (non-streaming) response as the same events a stream would give.
+
+    One code path then builds results and displays for both modes.
+    """
+    if not isinstance(body, dict):
+        raise MalformedEventError("the server's response is not a JSON object")
+    choices = body.get("choices")
+    if not isinstance(choices, list):
+        raise MalformedEventError("the server's response has no 'choices' list")
+    events: list[Event] = []
+    for position, raw_choice in enumerate(choices):
+        if not isinstance(raw_choice, dict):
+            raise MalformedEventError("the server's response has a choice that is not an object")
+        index = _int_or_none(raw_choice.get("index"))
+        index = position if index is None else index
+        if endpoint == "completions":
+            text = raw_choice.get("text")
+            if isinstance(text, str) and text:
+                events.append(TextDelta(text, index))
+            events.extend(_logprob_events(raw_choice.get("log_probs"), index))
+        else:
+            message = raw_choice.get("message") or {}
+            if not isinstance(message, dict):
+                raise MalformedEventError(
+                    "the server's response has a message that is not an object"
+                )
+            events.extend(_message_events(message, index))
+            events.extend(_logprob_events(raw_choice.get("logprobs"), index))
+        events.append(ChoiceFinished(raw_choice.get("finish_reason"), index))
+    usage = body.get("usage")
+    if isinstance(usage, dict):
+        events.append(UsageReport(Usage.from_json(usage)))
+    return events
+
+
+def error_description(body: Any) -> str | None:
+    """Writer's ``errors[].description`` texts joined, or a plain ``message``/``detail``."""
+    if not isinstance(body, dict):
+        return None
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        texts = [
+            str(e["description"]) for e in errors if isinstance(e, dict) and e.get("description")
+        ]
+        if texts:
+            return " ".join(texts)
+    error = body.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    for key in ("message", "detail", "error"):
+        if isinstance(body.get(key), str):
+            return str(body[key])
+    return None
+
+
+# --------------------------------------------------------------------------- accumulation
+
+
+@dataclass
+class ToolCall:
+    """A tool call accumulated from its streamed pieces (or read whole)."""
+
+    index: int
+    id: str = ""
+    type: str = "function"
+    name: str = ""
+    arguments: str = ""
+
+    def to_message(self) -> JSON:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass
+class ChoiceState:
+    """Everything one choice has received so far."""
+
+    index: int
+    text_parts: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    tool_calls: dict[int, ToolCall] = field(default_factory=dict)
+    logprobs: list[JSON] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        if len(self.text_parts) > 1:  # join once, keep one part: O(n) over the stream
+            self.text_parts[:] = ["".join(self.text_parts)]
+        return self.text_parts[0] if self.text_parts else ""
+
+
+class Accumulator:
+    """Folds events into per-choice state; the one place Writer's deltas are merged."""
+
+    def __init__(self) -> None:
+        self.choices: dict[int, ChoiceState] = {}
+        self.usage: Usage | None = None
+        self.done = False
+        self.events_seen = 0
+
+    def choice(self, index: int) -> ChoiceState:
+        state = self.choices.get(index)
+        if state is None:
+            state = self.choices[index] = ChoiceState(index)
+        return state
+
+    def add(self, event: Event) -> None:
+        self.events_seen += 1
+        if isinstance(event, TextDelta):
+            self.choice(event.choice).text_parts.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            calls = self.choice(event.choice).tool_calls
+            call = calls.get(event.index)
+            if call is None:
+                call = calls[event.index] = ToolCall(event.index)
+            # Set id/type/name only when non-null; append arguments only when a string.
+            if event.id is not None:
+                call.id = event.id
+            if event.type is not None:
+                call.type = event.type
+            if event.name is not None:
+                call.name = event.name
+            if event.arguments is not None:
+                call.arguments += event.arguments
+        elif isinstance(event, LogprobsDelta):
+            self.choice(event.choice).logprobs.extend(event.tokens)
+        elif isinstance(event, DataDelta):
+            self.choice(event.choice).data[event.name] = event.value
+        elif isinstance(event, ChoiceFinished):
+            self.choice(event.choice).finish_reason = event.reason
+        elif isinstance(event, UsageReport):
+            self.usage = event.usage
+        elif isinstance(event, StreamEnd):
+            self.done = True
+
+    @property
+    def finished(self) -> bool:
+        """True when every choice seen has a finish reason (or [DONE] came)."""
+        return self.done or (
+            bool(self.choices) and all(c.finish_reason is not None for c in self.choices.values())
+        )
+
+    def ordered(self) -> list[ChoiceState]:
+        return [self.choices[i] for i in sorted(self.choices)]

@@ -1,0 +1,135 @@
+"""Every runtime failure a user can meet, as one readable sentence.
+
+Bad input never gets here: it is an IPython ``UsageError`` raised before anything is
+sent. What is left is what happens on the way to Writer and back::
+
+    WriterError                      one or two lines via _render_traceback_, key redacted
+    ├── ConfigurationError           no API key, http:// to a remote host, bad base URL
+    ├── APIStatusError               the server answered with an HTTP error status
+    │   ├── BadRequestError          400/413/422: Writer's own errors[].description
+    │   ├── AuthenticationError      401/403: the key is wrong or lacks access
+    │   ├── NotFoundError            404: unknown model (suggests palmyra-x5) or URL
+    │   ├── RateLimitError           429 after the retries ran out
+    │   └── ServerError              408/409/5xx after the retries ran out
+    ├── RequestTimeoutError          connect or read timeout (between events)
+    ├── APIConnectionError           could not connect, or the connection broke
+    ├── StreamError                  the stream went wrong after it started
+    │   ├── StreamInterrupted        the connection dropped or ended before a finish
+    │   ├── MalformedEventError      an event that is not the JSON Writer sends
+    │   └── ServerSentError          an error event inside the stream
+    └── ReplayMissError              replay mode has no recorded answer for a request
+
+The cell fails (so "Run All" stops) but shows no traceback: IPython calls
+``_render_traceback_`` and prints what it returns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+#: A fixed placeholder so that redacted output is stable and obvious.
+REDACTED = "[REDACTED]"
+_BEARER = re.compile(r"(Bearer\s+)[^\s'\"]+", re.IGNORECASE)
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Remove every known secret and any bearer token from text meant for people."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+class WriterError(Exception):
+    """Base class: a runtime failure explained in one sentence."""
+
+    #: What the user can do about it, printed on a second line when set.
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(redact(message))
+        if hint is not None:
+            self.hint = redact(hint)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def redacted(self, secrets: Iterable[str | None]) -> WriterError:
+        """Scrub the key from the message in place (the client knows the key)."""
+        secrets = list(secrets)
+        self.args = (redact(self.message, secrets), *self.args[1:])
+        if self.hint:
+            self.hint = redact(self.hint, secrets)
+        return self
+
+    def lines(self) -> list[str]:
+        lines = [f"{type(self).__name__}: {self.message}"]
+        if self.hint:
+            lines.append(self.hint)
+        return lines
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython prints these lines instead of a traceback."""
+        return self.lines()
+
+
+class ConfigurationError(WriterError):
+    """The client cannot be set up: no key, an unsafe URL."""
+
+
+class APIStatusError(WriterError):
+    """The server answered with an HTTP error status."""
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class BadRequestError(APIStatusError):
+    pass
+
+
+class AuthenticationError(APIStatusError):
+    hint = "Check WRITER_API_KEY (or the key in .env / %config WriterMagics.api_key)."
+
+
+class NotFoundError(APIStatusError):
+    pass
+
+
+class RateLimitError(APIStatusError):
+    hint = "Wait a moment and run the cell again, or raise WriterMagics.max_retries."
+
+
+class ServerError(APIStatusError):
+    pass
+
+
+class RequestTimeoutError(WriterError):
+    """No answer (or no next event) within the timeout."""
+
+
+class APIConnectionError(WriterError):
+    """The server could not be reached."""
+
+
+class StreamError(WriterError):
+    """The stream broke after it started; partial text is kept, nothing is retried."""
+
+
+class StreamInterrupted(StreamError):
+    pass
+
+
+class MalformedEventError(StreamError):
+    pass
+
+
+class ServerSentError(StreamError):
+    pass
+
+
+class ReplayMissError(WriterError):
+    """Replay mode: no recorded answer for this request."""
