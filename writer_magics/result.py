@@ -1,0 +1,211 @@
+"""What a cell leaves behind: the answer as a value a notebook can keep using.
+
+``-o NAME`` stores a :class:`Result`; ``str(result)`` is the text, so it drops into
+f-strings and the next prompt (``{name}``) naturally.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+from writer_magics.api import JSON, Accumulator, Endpoint, Usage
+
+Status: TypeAlias = Literal["done", "interrupted", "failed", "cached"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of the answers (``n`` > 1 or ``best_of`` give several)."""
+
+    index: int
+    text: str
+    finish_reason: str | None = None
+    tool_calls: tuple[JSON, ...] = ()
+    logprobs: tuple[JSON, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds from sending the request to the first text and to the end."""
+
+    first_token: float | None = None
+    total: float | None = None
+
+    def summary(self, completion_tokens: int | None = None) -> str:
+        parts = []
+        if self.first_token is not None:
+            parts.append(f"first token {self.first_token:.2f} s")
+        if self.total is not None:
+            parts.append(f"{self.total:.2f} s")
+            streaming_time = self.total - (self.first_token or 0.0)
+            if completion_tokens and streaming_time > 0:
+                parts.append(f"{completion_tokens / streaming_time:.0f} tokens/s")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished (or partial) answer with everything needed to inspect it."""
+
+    endpoint: Endpoint
+    model: str
+    choices: tuple[Choice, ...]
+    request: JSON
+    usage: Usage | None = None
+    raw: Any = None
+    timing: Timing = field(default_factory=Timing)
+    status: Status = "done"
+
+    @property
+    def text(self) -> str:
+        return self.choices[0].text if self.choices else ""
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.choices[0].finish_reason if self.choices else None
+
+    @property
+    def tool_calls(self) -> tuple[JSON, ...]:
+        return self.choices[0].tool_calls if self.choices else ()
+
+    @property
+    def logprobs(self) -> list[JSON]:
+        """Token records ``{token, logprob, probability, top}`` of the first choice."""
+        records = []
+        for item in self.choices[0].logprobs if self.choices else ():
+            logprob = float(item.get("logprob", 0.0))
+            records.append(
+                {
+                    "token": item.get("token", ""),
+                    "logprob": logprob,
+                    "probability": math.exp(logprob),
+                    "top": [
+                        {
+                            "token": t.get("token", ""),
+                            "probability": math.exp(t.get("logprob", 0.0)),
+                        }
+                        for t in item.get("top_logprobs") or []
+                    ],
+                }
+            )
+        return records
+
+    def usage_line(self) -> str:
+        """``palmyra-x5 · 12 prompt + 80 completion = 92 tokens · first token 0.21 s, 2.40 s``."""
+        parts = [self.model]
+        if self.status != "done":
+            parts.append(self.status)
+        if self.usage is not None and self.usage.summary():
+            parts.append(self.usage.summary())
+        completion = self.usage.completion_tokens if self.usage else None
+        timing = self.timing.summary(completion)
+        if timing:
+            parts.append(timing)
+        return " · ".join(parts)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        preview = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return f"<Result {self.model} {self.status} {preview!r}>"
+
+    def _repr_markdown_(self) -> str:
+        return markdown_of(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.text if not cycle else "<Result ...>")
+
+    def to_json(self) -> JSON:
+        """A key-free JSON record (the request never holds the key)."""
+        return {
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "status": self.status,
+            "choices": [
+                {
+                    "index": c.index,
+                    "text": c.text,
+                    "finish_reason": c.finish_reason,
+                    "tool_calls": list(c.tool_calls),
+                    "data": c.data,
+                }
+                for c in self.choices
+            ],
+            "usage": _usage(self),
+            "request": self.request,
+            "timing": {"first_token": self.timing.first_token, "total": self.timing.total},
+        }
+
+
+def _usage(result: Result) -> JSON | None:
+    if result.usage is None:
+        return None
+    u = result.usage
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens,
+    }
+
+
+def markdown_of(result: Result) -> str:
+    """The answer as Markdown: one section per choice when there are several."""
+    if len(result.choices) <= 1:
+        return _choice_markdown(result.choices[0]) if result.choices else ""
+    sections = [f"**Choice {c.index + 1}**\n\n{_choice_markdown(c)}" for c in result.choices]
+    return "\n\n---\n\n".join(sections)
+
+
+def _choice_markdown(choice: Choice) -> str:
+    text = choice.text
+    if choice.tool_calls and not text:
+        calls = [
+            f"`{c['function']['name']}({c['function']['arguments']})`" for c in choice.tool_calls
+        ]
+        text = "Tool calls: " + ", ".join(calls)
+    return text
+
+
+def build_result(
+    acc: Accumulator,
+    *,
+    endpoint: Endpoint,
+    model: str,
+    request: JSON,
+    raw: Any = None,
+    timing: Timing | None = None,
+    status: Status = "done",
+) -> Result:
+    """Freeze an accumulator into a Result (partial ones too)."""
+    choices = tuple(
+        Choice(
+            index=c.index,
+            text=c.text,
+            finish_reason=c.finish_reason,
+            tool_calls=tuple(t.to_message() for t in sorted(c.tool_calls.values(), key=_index)),
+            logprobs=tuple(c.logprobs),
+            data=dict(c.data),
+        )
+        for c in acc.ordered()
+    ) or (Choice(index=0, text=""),)
+    return Result(
+        endpoint=endpoint,
+        model=model,
+        choices=choices,
+        request=request,
+        usage=acc.usage,
+        raw=raw,
+        timing=timing or Timing(),
+        status=status,
+    )
+
+
+def _index(call: Any) -> int:
+    return int(call.index)
