@@ -1,0 +1,168 @@
+"""A private asyncio loop in a daemon thread, driven from the (synchronous) cell.
+
+The kernel's own loop is busy running the cell, so the async client runs here
+instead (IPython's ``%%script`` does the same); nothing patches the kernel's loop.
+Events cross back to the cell thread through a queue so that every display call
+happens on the cell thread. A ``KeyboardInterrupt`` (kernel interrupt) lands in the
+cell thread while it waits on that queue; we cancel the tasks, wait briefly until
+their HTTP streams are closed, and re-raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Hashable, Iterator, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
+#: How long cancellation may take before control goes back to the user anyway.
+CANCEL_GRACE_SECONDS = 0.8
+#: How often the cell thread wakes while waiting (keeps Ctrl-C responsive everywhere).
+POLL_SECONDS = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Item(Generic[K, T]):
+    """One thing a stream produced: an event, or the exception that ended it."""
+
+    key: K
+    value: T | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+class LoopThread:
+    """Owns one event loop on one daemon thread, started lazily, closed on unload."""
+
+    def __init__(self, name: str = "writer-magics-loop") -> None:
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._thread is None or not self._thread.is_alive():
+                self._loop = asyncio.new_event_loop()
+                ready = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._loop, ready), name=self._name, daemon=True
+                )
+                self._thread.start()
+                ready.wait()
+            return self._loop
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    def run(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Run one coroutine to completion; Ctrl-C cancels it."""
+        finished = threading.Event()
+        future = asyncio.run_coroutine_threadsafe(_call(make, finished), self.loop)
+        try:
+            while True:
+                try:
+                    return future.result(timeout=POLL_SECONDS)
+                except TimeoutError:
+                    continue
+        except BaseException:
+            _cancel_and_wait([future], [finished])
+            raise
+
+    def merge(self, streams: Mapping[K, Callable[[], AsyncIterable[T]]]) -> Iterator[Item[K, T]]:
+        """Run several async streams at once and yield their items as they arrive.
+
+        Each stream ends with one ``Item(done=True)`` (with ``error`` when it failed),
+        so one failed stream does not stop the others. Closing the iterator early (or
+        Ctrl-C while waiting) cancels every stream that is still running.
+        """
+        inbox: queue.SimpleQueue[Item[K, T]] = queue.SimpleQueue()
+        finished = [threading.Event() for _ in streams]
+        futures = [
+            asyncio.run_coroutine_threadsafe(_pump(key, make, inbox, done), self.loop)
+            for (key, make), done in zip(streams.items(), finished, strict=True)
+        ]
+        remaining = len(futures)
+        try:
+            while remaining:
+                try:
+                    item = inbox.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                if item.done:
+                    remaining -= 1
+                yield item
+        finally:
+            if remaining:
+                _cancel_and_wait(futures, finished)
+
+    def close(self) -> None:
+        """Stop the loop thread; pending tasks are cancelled first."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        if thread.is_alive():
+
+            async def _shutdown() -> None:
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(_shutdown(), loop).result(timeout=2)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=2)
+        if not loop.is_running():
+            loop.close()
+
+
+async def _call(make: Callable[[], Awaitable[T]], finished: threading.Event) -> T:
+    try:
+        return await make()
+    finally:
+        finished.set()
+
+
+async def _pump(
+    key: K,
+    make: Callable[[], AsyncIterable[T]],
+    inbox: queue.SimpleQueue[Item[K, T]],
+    finished: threading.Event,
+) -> None:
+    try:
+        async for value in make():
+            inbox.put(Item(key, value))
+    except asyncio.CancelledError:
+        inbox.put(Item(key, error=KeyboardInterrupt(), done=True))
+        raise
+    except BaseException as exc:
+        inbox.put(Item(key, error=exc, done=True))
+        return
+    else:
+        inbox.put(Item(key, done=True))
+    finally:
+        finished.set()
+
+
+def _cancel_and_wait(futures: list[Future[Any]], finished: list[threading.Event]) -> None:
+    """Cancel the tasks and wait (briefly) until their ``finally`` blocks closed the streams."""
+    for future in futures:
+        future.cancel()
+    deadline = time.monotonic() + CANCEL_GRACE_SECONDS
+    for event in finished:
+        event.wait(timeout=max(0.0, deadline - time.monotonic()))
