@@ -155,10 +155,10 @@ class WriterClient:
     """One per kernel: keep-alive connections are reused across cells."""
 
     def __init__(self, settings: ClientSettings, *, on_retry: RetryHook | None = None) -> None:
+        #: Replaceable between requests (a new key or timeout); the pool is kept.
         self.settings = settings
         self.on_retry = on_retry
         self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
             headers={"User-Agent": f"writer-magics/{__version__}"},
         )
@@ -205,13 +205,9 @@ class WriterClient:
             "Accept": "text/event-stream" if body.get("stream") else "application/json",
             "X-Retry-Count": str(retries),
         }
-        request_timeout = (
-            httpx.Timeout(timeout, connect=self.settings.connect_timeout)
-            if timeout is not None
-            else httpx.USE_CLIENT_DEFAULT
-        )
-        url = self.url(endpoint)
         read_timeout = timeout if timeout is not None else self.settings.read_timeout
+        request_timeout = httpx.Timeout(read_timeout, connect=self.settings.connect_timeout)
+        url = self.url(endpoint)
         try:
             async with self._http.stream(
                 "POST", url, json=body, headers=headers, timeout=request_timeout
