@@ -1,0 +1,148 @@
+"""Unit tests for writer_magics.prompt: what reaches the model, and the errors users read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+
+from writer_magics.prompt import PromptError, is_reference, render, resolve_reference
+
+
+class Report:
+    title = "Q3"
+
+    @property
+    def broken(self) -> str:
+        raise RuntimeError("boom")
+
+
+@pytest.fixture
+def ns() -> dict[str, Any]:
+    return {
+        "name": "Ann",
+        "report": Report(),
+        "rows": [10, 20, 30],
+        "cfg": {"k": "v", "a b": {"deep": [1, 2]}},
+        "_": "last output",
+        "n": 3,
+        "braces": "{name}",
+    }
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("Hello {name}!", "Hello Ann!"),
+        ("{report.title} has {n} parts", "Q3 has 3 parts"),
+        ("{rows[0]} {rows[-1]}", "10 30"),
+        ("{cfg[\"k\"]} {cfg['k']}", "v v"),
+        ("{cfg['a b'][\"deep\"][1]}", "2"),
+        ("{_}", "last output"),
+        ("{name}{name}", "AnnAnn"),
+        ("{{name}} is literal", "{name} is literal"),
+        ("{{{name}}}", "{Ann}"),
+        ("{braces}", "{name}"),  # values are inserted once, never re-rendered
+    ],
+)
+def test_references_are_interpolated(template: str, expected: str, ns: dict[str, Any]) -> None:
+    assert render(template, ns) == expected
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        'Convert {"a": 1} to YAML',
+        'Convert {"a": {"b": {"c": 1}}} to YAML',
+        "def f(): return {1, 2}",
+        "d = {k: v for k, v in x.items()}",
+        "{ name } has spaces",
+        "empty {} and positional {0}",
+        "{name()} is a call, {name + 1} an expression",
+        "{True} {None} {class} are keywords",
+        "unbalanced { and } and {{ and }}",
+        '{{"a": 1}}',
+        "function f() { return x; }",
+    ],
+)
+def test_other_braces_are_left_exactly(template: str, ns: dict[str, Any]) -> None:
+    assert render(template, ns) == template
+
+
+def test_undefined_name_message(ns: dict[str, Any]) -> None:
+    with pytest.raises(PromptError) as info:
+        render("Summarise {foo} please", ns)
+    assert str(info.value) == (
+        "name 'foo' is not defined (in the prompt: {foo}); write {{foo}} for literal braces."
+    )
+    assert isinstance(info.value, UsageError)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{report.titel}", "report (of type Report) has no attribute 'titel'"),
+        ("{rows[7]}", "rows (of type list) has no item 7"),
+        ('{cfg["x"]}', "cfg (of type dict) has no item 'x'"),
+        ("{n[0]}", "n (of type int) cannot be indexed with 0"),
+        ("{report.broken}", "reading report.broken failed: RuntimeError: boom"),
+        ("{report.title.nope}", "report.title (of type str) has no attribute 'nope'"),
+    ],
+)
+def test_failed_lookup_messages(template: str, message: str, ns: dict[str, Any]) -> None:
+    with pytest.raises(PromptError) as info:
+        render(template, ns)
+    expr = template[1:-1]
+    assert str(info.value) == (
+        f"{message} (in the prompt: {{{expr}}}); write {{{{{expr}}}}} for literal braces."
+    )
+
+
+@pytest.mark.parametrize("template", ["", "   ", "\n\t\n"])
+def test_empty_prompt(template: str) -> None:
+    with pytest.raises(UsageError) as info:
+        render(template, {}, magic="%%complete")
+    assert str(info.value) == (
+        "The prompt is empty: write it in the cell below the %%complete line."
+    )
+
+
+def test_empty_after_rendering_names_line_form() -> None:
+    with pytest.raises(UsageError) as info:
+        render("{blank}", {"blank": "  "}, magic="%chat")
+    assert (
+        str(info.value)
+        == "The prompt is empty: write it after the options, e.g. %chat What is RAG?"
+    )
+
+
+def test_whitespace_is_kept() -> None:
+    assert render("  a\n{name}\n", {"name": "b"}) == "  a\nb\n"
+
+
+def test_no_code_is_run() -> None:
+    calls: list[int] = []
+
+    class Sneaky:
+        def __getitem__(self, key: object) -> str:
+            calls.append(1)
+            return "item"
+
+    ns = {"s": Sneaky(), "f": lambda: calls.append(2)}
+    assert render("{f()} {s.__class__.__name__}", ns) == "{f()} Sneaky"
+    assert calls == []
+
+
+def test_resolve_reference_and_is_reference(ns: dict[str, Any]) -> None:
+    assert resolve_reference("rows[1]", ns) == 20
+    assert resolve_reference("cfg['a b']", ns) == {"deep": [1, 2]}
+    assert is_reference("a.b[0]['k']")
+    assert not is_reference(" a")
+    assert not is_reference("0")
+    assert not is_reference("a.")
+    assert not is_reference("if")
+    with pytest.raises(PromptError, match=r"^name 'nope' is not defined$"):
+        resolve_reference("nope", ns)
+    with pytest.raises(PromptError, match="is not a variable reference"):
+        resolve_reference("a + b", ns)
