@@ -1,0 +1,322 @@
+"""Unit tests for writer_magics.options: the magic line as users type it."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+
+from writer_magics.options import (
+    ChatCommand,
+    ChatOptions,
+    CompleteOptions,
+    Params,
+    chat_arguments,
+    combinations,
+    complete_arguments,
+    parse_chat,
+    parse_complete,
+    removal_warning,
+)
+
+
+@complete_arguments
+def complete(line: str, cell: str | None = None) -> None:
+    """Send a prompt to /v1/completions."""
+
+
+@chat_arguments
+def chat(line: str, cell: str | None = None) -> None:
+    """Send a message to /v1/chat."""
+
+
+NS: dict[str, Any] = {
+    "persona": "You are terse, and kind",
+    "temps": [0.2, 1.0],
+    "cfg": {"model": "palmyra-x4", "stops": ("END", "\n\n")},
+    "limit": 64,
+}
+
+
+def pc(line: str, cell: bool = True, **ns: Any) -> ChatOptions:
+    return parse_chat(chat, line, {**NS, **ns}, default_model="palmyra-x5", cell=cell)
+
+
+def pk(line: str, cell: bool = True) -> CompleteOptions:
+    return parse_complete(complete, line, NS, default_model="palmyra-x5", cell=cell)
+
+
+def error(func: Any, line: str, cell: bool = True) -> str:
+    with pytest.raises(UsageError) as info:
+        func(line, cell)
+    assert type(info.value) is UsageError  # exact type: IPython prints one line
+    message = str(info.value)
+    assert "\n" not in message and "usage:" not in message
+    return message
+
+
+# --------------------------------------------------------------------------- values
+
+
+def test_defaults() -> None:
+    opts = pc("")
+    assert opts == ChatOptions(models=("palmyra-x5",))
+    assert opts.session == "default" and opts.stream and opts.command is None
+    assert opts.params == [Params(model="palmyra-x5")]
+    assert pk("") == CompleteOptions(models=("palmyra-x5",))
+
+
+def test_shared_options_in_python_types() -> None:
+    opts = pk(
+        "-m palmyra-x4 --max-tokens 200 -t 0.7 --top-p 0.9 --stop END --stop '\\n' "
+        "--no-stream -o answer --timeout 2.5 --dry-run --cache --best-of 3 --random-seed 0"
+    )
+    assert opts.models == ("palmyra-x4",)
+    assert opts.max_token_limits == (200,)
+    assert opts.temperatures == (0.7,)
+    assert opts.top_ps == (0.9,)
+    assert opts.stop == ("END", "\n")
+    assert (opts.stream, opts.out, opts.timeout) == (False, "answer", 2.5)
+    assert (opts.dry_run, opts.cache, opts.best_of, opts.random_seed) == (True, True, 3, 0)
+    assert opts.params == [Params("palmyra-x4", 0.7, 0.9, 200, None)]
+
+
+def test_chat_options() -> None:
+    opts = pc('-s "You are terse" --session ideas --new -n 2 --logprobs -t0.3')
+    assert opts.systems == ("You are terse",)
+    assert (opts.session, opts.new, opts.n, opts.logprobs) == ("ideas", True, 2, True)
+    assert opts.temperatures == (0.3,)
+
+
+def test_equals_forms_and_values_starting_with_dash() -> None:
+    opts = pc("--temperature=0.5 --stop=-- -s=--be-terse --stop -")
+    assert opts.temperatures == (0.5,)
+    assert opts.stop == ("--", "-")
+    assert opts.systems == ("--be-terse",)
+
+
+# --------------------------------------------------------------------------- line form
+
+
+@pytest.mark.parametrize(
+    ("line", "prompt", "temps"),
+    [
+        ("Once upon a time", "Once upon a time", None),
+        ("-t 0.2 What is RAG?", "What is RAG?", (0.2,)),
+        ("What's up, doc?  ", "What's up, doc?", None),
+        ("-t 0.2 -- -v means verbose?", "-v means verbose?", (0.2,)),
+        ('"-v means?"', "-v means?", None),
+        ("-5 degrees is cold", "-5 degrees is cold", None),
+        ("Explain {cfg} and -t 1", "Explain {cfg} and -t 1", None),
+        ("-t 0.2", None, (0.2,)),
+    ],
+)
+def test_line_form_prompt_is_the_raw_rest(
+    line: str, prompt: str | None, temps: tuple[float, ...] | None
+) -> None:
+    opts = pc(line, cell=False)
+    assert opts.prompt == prompt
+    assert opts.temperatures == temps
+    assert pk(line, cell=False).prompt == prompt
+
+
+def test_cell_form_rejects_stray_words() -> None:
+    assert error(pc, "-s You are terse") == (
+        "Unexpected text on the %%chat line: 'are terse'; write the prompt in the cell "
+        "below, and quote option values that contain spaces"
+    )
+    assert "%%complete line: 'hello'" in error(pk, "-t 0.2 hello")
+
+
+# --------------------------------------------------------------------------- variables
+
+
+def test_values_from_variables() -> None:
+    opts = pc("-s $persona -m {cfg['model']} --max-tokens {limit} -o out")
+    assert opts.systems == ("You are terse, and kind",)  # one value, commas and all
+    assert opts.models == ("palmyra-x4",)
+    assert opts.max_token_limits == (64,)
+
+
+def test_list_variables_repeat_the_option() -> None:
+    opts = pc('-t $temps --stop {cfg["stops"]}')
+    assert opts.temperatures == (0.2, 1.0)
+    assert opts.stop == ("END", "\n\n")
+
+
+def test_quoted_or_partial_references_are_literal() -> None:
+    opts = pc("-s '$persona' --stop x{limit} --session {nope")
+    assert opts.systems == ("$persona",)
+    assert opts.stop == ("x{limit}",)
+    assert opts.session == "{nope"
+
+
+def test_undefined_variable() -> None:
+    assert error(pc, "-s $foo") == "name 'foo' is not defined (used in --system)"
+    assert error(pc, "-m {cfg['nope']}") == (
+        "cfg (of type dict) has no item 'nope' (used in --model)"
+    )
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def test_sweep_product_in_order() -> None:
+    opts = pc("-m palmyra-x5,palmyra-x4 -t 0.2,1.0 -s A -s 'B, with a comma'")
+    assert opts.is_sweep
+    assert combinations(opts) == [
+        Params("palmyra-x5", 0.2, None, None, "A"),
+        Params("palmyra-x5", 0.2, None, None, "B, with a comma"),
+        Params("palmyra-x5", 1.0, None, None, "A"),
+        Params("palmyra-x5", 1.0, None, None, "B, with a comma"),
+        Params("palmyra-x4", 0.2, None, None, "A"),
+        Params("palmyra-x4", 0.2, None, None, "B, with a comma"),
+        Params("palmyra-x4", 1.0, None, None, "A"),
+        Params("palmyra-x4", 1.0, None, None, "B, with a comma"),
+    ]
+
+
+def test_sweep_items_are_each_validated_and_repeats_accumulate() -> None:
+    opts = pk("--top-p '0.5, 1' --top-p 0.1 --max-tokens 10,20")
+    assert opts.top_ps == (0.5, 1.0, 0.1)
+    assert [p.max_tokens for p in opts.params] == [10, 20, 10, 20, 10, 20]
+    assert error(pk, "-t 0.2,3") == "--temperature expects a number between 0 and 2, got '3'"
+    assert error(pk, "-t 0.2,") == "--temperature has an empty item in '0.2,'"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--temprature 0.2", "Unknown option --temprature for %%chat; did you mean --temperature?"),
+        ("-temperature 1", "Unknown option -temperature for %%chat; did you mean --temperature?"),
+        ("--sesion x", "Unknown option --sesion for %%chat; did you mean --session?"),
+        ("--frobnicate", "Unknown option --frobnicate for %%chat; see %%chat? for the options"),
+        ("--best-of 2", "--best-of is a %%complete option; %%chat does not take it"),
+        ("-t hot", "--temperature expects a number between 0 and 2, got 'hot'"),
+        ("-t 2.5", "--temperature expects a number between 0 and 2, got '2.5'"),
+        ("-t nan", "--temperature expects a number between 0 and 2, got 'nan'"),
+        ("--top-p -0.1", "--top-p expects a number between 0 and 1, got '-0.1'"),
+        ("--max-tokens 0", "--max-tokens expects a positive whole number, got '0'"),
+        ("--max-tokens 1.5", "--max-tokens expects a positive whole number, got '1.5'"),
+        ("--n 0", "--n expects a positive whole number, got '0'"),
+        ("-n two", "--n expects a positive whole number, got 'two'"),
+        ("--timeout 0", "--timeout expects a positive number of seconds, got '0'"),
+        ("-t", "--temperature needs a value, e.g. --temperature 0.7"),
+        ("-t --no-stream", "--temperature needs a value, e.g. --temperature 0.7"),
+        ("--max-tokens=", "--max-tokens needs a value"),
+        ("--no-stream=yes", "--no-stream is a switch and takes no value"),
+        ("--out", "--out needs a value, e.g. --out answer"),
+        ("--out ''", "--out expects a Python variable name, got ''"),
+        ("-o 1x", "--out expects a Python variable name, got '1x'"),
+        ("-o class", "--out expects a Python variable name, got 'class'"),
+        ("-m 'palmyra x5'", "--model expects a model name such as palmyra-x5, got 'palmyra x5'"),
+        ("--stop ''", "--stop expects a non-empty stop sequence"),
+        ("--session ' '", "--session expects a name, got ' '"),
+        ('-s "unclosed', 'The %%chat line has an unclosed " quote'),
+        ("--show", "--show works in the line form only: %chat --show"),
+    ],
+)
+def test_chat_errors(line: str, message: str) -> None:
+    assert error(pc, line) == message
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--system x", "--system is a %%chat option; %%complete does not take it"),
+        ("--session x", "--session is a %%chat option; %%complete does not take it"),
+        ("--best-of 0", "--best-of expects a positive whole number, got '0'"),
+        (
+            "--random-seed -1",
+            "--random-seed expects a whole number between 0 and 2147483647, got '-1'",
+        ),
+        (
+            "--random-seed 2147483648",
+            "--random-seed expects a whole number between 0 and 2147483647, got '2147483648'",
+        ),
+    ],
+)
+def test_complete_errors(line: str, message: str) -> None:
+    assert error(pk, line) == message
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@pytest.mark.parametrize("command", list(ChatCommand))
+def test_chat_commands(command: ChatCommand) -> None:
+    value = " notes.json" if command in (ChatCommand.SAVE, ChatCommand.LOAD) else ""
+    opts = pc(f"--{command.value}{value} --session ideas", cell=False)
+    assert opts.command is command
+    assert opts.session == "ideas"
+    assert opts.path == ("notes.json" if value else None)
+
+
+def test_command_errors() -> None:
+    assert error(pc, "--show --reset", False) == (
+        "--show and --reset cannot be used together; give one chat command at a time"
+    )
+    assert error(pc, "--undo please", False) == "%chat --undo takes no prompt text, got 'please'"
+    assert error(pc, "--save", False) == "--save needs a value, e.g. --save chat.json"
+
+
+# --------------------------------------------------------------------------- models, help
+
+
+def test_removed_models_warn_but_parse() -> None:
+    opts = pc("-m palmyra-med,palmyra-x5 -m palmyra-med")
+    assert opts.models == ("palmyra-med", "palmyra-x5", "palmyra-med")
+    assert opts.warnings == ("palmyra-med was removed on 2026-07-13; use palmyra-x5 instead.",)
+    assert removal_warning("palmyra-fin", date(2026, 7, 1)) == (
+        "palmyra-fin will be removed on 2026-07-13; use palmyra-x5 instead."
+    )
+    assert removal_warning("palmyra-vision", date(2026, 8, 1)) == (
+        "palmyra-vision was removed on 2026-07-13; use palmyra-x5 with image content parts instead."
+    )
+    assert removal_warning("palmyra-x4") is None
+
+
+def test_help_lists_every_option() -> None:
+    chat_help = chat.__doc__ or ""
+    for flag in (
+        "--model",
+        "--max-tokens",
+        "--temperature",
+        "--top-p",
+        "--stop",
+        "--no-stream",
+        "--out",
+        "--timeout",
+        "--dry-run",
+        "--cache",
+        "--system",
+        "--session",
+        "--new",
+        "--n",
+        "--logprobs",
+        "--show",
+        "--reset",
+        "--undo",
+        "--sessions",
+        "--save",
+        "--load",
+        "prompt",
+        "Send a message to /v1/chat.",
+    ):
+        assert flag in chat_help, flag
+    complete_help = complete.__doc__ or ""
+    assert "--best-of" in complete_help and "--random-seed" in complete_help
+    assert "--system" not in complete_help and "--session" not in complete_help
+
+
+def test_parser_is_built_when_the_function_has_none() -> None:
+    def bare(line: str) -> None:
+        """No decorators."""
+
+    opts = parse_chat(bare, "-t 1", {}, default_model="palmyra-x4", cell=True)
+    assert opts.temperatures == (1.0,) and opts.models == ("palmyra-x4",)

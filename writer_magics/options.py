@@ -1,0 +1,778 @@
+"""The magic line: argument declarations, parsing and validation.
+
+One table (``_SPECS``) is the single source of truth for the options: it produces the
+``@magic_arguments`` decorator stacks (so ``%%chat?`` lists every option) and drives the
+tokeniser, which must know which options take a value. Every problem is reported as one
+``UsageError`` sentence *before* anything is sent; argparse never prints or exits.
+
+How a line is read (the magics use ``@no_var_expand``, so IPython does not touch it):
+
+* Tokens are split like a POSIX shell: ``--system "You are terse"`` is one value.
+* Options come first. In the line form (``%chat -t 0.2 What is RAG?``) the first word
+  that is not an option starts the prompt, and the rest of the line is taken *raw*
+  (so ``What's up`` needs no quoting); ``--`` ends the options explicitly. In the cell
+  form the cell body is the prompt and stray words on the line are an error.
+* A value that is exactly ``$name`` or ``{expr}`` (``expr`` as in prompt references:
+  ``name.attr``, ``name[0]``, ``name['k']``) is replaced by ``str(value)`` from the user
+  namespace, as one value even with spaces. A list or tuple given to a repeatable option
+  counts as repeating it. Single-quote a value (``'$HOME'``) to keep it literal.
+* Sweeps: ``--model``, ``--temperature``, ``--top-p`` and ``--max-tokens`` take comma
+  lists (``-t 0.2,1.0``) and may be repeated; ``--system`` is never split on commas
+  (system prompts contain commas), so repeat ``-s`` to sweep system prompts.
+  :func:`combinations` expands the cartesian product in the order given.
+* ``--stop`` may be repeated and understands ``\\n``, ``\\t`` and ``\\\\`` escapes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import itertools
+import keyword
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from types import SimpleNamespace
+from typing import Any, TypeVar, cast
+
+from IPython.core import magic_arguments as _ma
+from IPython.core.error import UsageError
+
+from writer_magics.prompt import (
+    REFERENCE_PATTERN,
+    PromptError,
+    is_reference,
+    resolve_reference,
+)
+
+__all__ = [
+    "REMOVED_MODELS",
+    "ChatCommand",
+    "ChatOptions",
+    "CompleteOptions",
+    "Options",
+    "Params",
+    "chat_arguments",
+    "combinations",
+    "complete_arguments",
+    "parse_chat",
+    "parse_complete",
+    "removal_warning",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_Decorator = Callable[[Any], Any]
+# IPython's decorator classes are unannotated; give them a type once, here.
+_magic_arguments = cast(Callable[..., _Decorator], _ma.magic_arguments)
+_argument = cast(Callable[..., _Decorator], _ma.argument)
+_argument_group = cast(Callable[..., _Decorator], _ma.argument_group)
+_kwds = cast(Callable[..., _Decorator], _ma.kwds)
+
+REMOVED_MODELS: Mapping[str, date] = {
+    name: date(2026, 7, 13)
+    for name in (
+        "palmyra-x-003-instruct",
+        "palmyra-vision",
+        "palmyra-med",
+        "palmyra-fin",
+        "palmyra-creative",
+    )
+}
+REPLACEMENT_MODEL = "palmyra-x5"
+INT32_MAX = 2**31 - 1
+
+
+# --------------------------------------------------------------------------- results
+
+
+class ChatCommand(enum.Enum):
+    """A ``%chat`` management command: acts on a session instead of sending a prompt."""
+
+    SHOW = "show"
+    RESET = "reset"
+    UNDO = "undo"
+    SESSIONS = "sessions"
+    SAVE = "save"
+    LOAD = "load"
+
+
+@dataclass(frozen=True)
+class Params:
+    """The sweepable parameters of one request (None = not sent, server default)."""
+
+    model: str
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    system: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """Options shared by ``%%complete`` and ``%%chat``; None means "not given".
+
+    Sweepable values are tuples of one or more values; use :attr:`params` (or
+    :func:`combinations`) for the per-request values.
+    """
+
+    models: tuple[str, ...]
+    temperatures: tuple[float, ...] | None = None
+    top_ps: tuple[float, ...] | None = None
+    max_token_limits: tuple[int, ...] | None = None
+    stop: tuple[str, ...] | None = None
+    stream: bool = True
+    out: str | None = None
+    timeout: float | None = None
+    dry_run: bool = False
+    cache: bool = False
+    prompt: str | None = None
+    """Line form: the raw text after the options (render it with prompt.render)."""
+    warnings: tuple[str, ...] = ()
+    """Messages for the user (removed models); the caller prints them."""
+
+    @property
+    def params(self) -> list[Params]:
+        """Per-request parameter sets, see :func:`combinations`."""
+        return combinations(self)
+
+    @property
+    def is_sweep(self) -> bool:
+        """True if the options ask for more than one request."""
+        return len(self.params) > 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompleteOptions(Options):
+    """Options of ``%%complete`` / ``%complete``."""
+
+    best_of: int | None = None
+    random_seed: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatOptions(Options):
+    """Options of ``%%chat`` / ``%chat``."""
+
+    systems: tuple[str, ...] | None = None
+    """Given ``-s`` values; "" means "no system prompt" (and clears the stored one)."""
+    session: str = "default"
+    new: bool = False
+    n: int | None = None
+    logprobs: bool = False
+    command: ChatCommand | None = None
+    path: str | None = None
+    """The file of ``--save`` / ``--load``."""
+
+
+def combinations(opts: Options) -> list[Params]:
+    """Expand sweeps into one :class:`Params` per request, in the order given.
+
+    The product runs model-major: models, then temperatures, top_p, max_tokens, systems.
+    """
+    systems: tuple[str | None, ...] = (None,)
+    if isinstance(opts, ChatOptions) and opts.systems is not None:
+        systems = opts.systems
+    return [
+        Params(model=m, temperature=t, top_p=p, max_tokens=k, system=s)
+        for m, t, p, k, s in itertools.product(
+            opts.models,
+            opts.temperatures or (None,),
+            opts.top_ps or (None,),
+            opts.max_token_limits or (None,),
+            systems,
+        )
+    ]
+
+
+def removal_warning(model: str, today: date | None = None) -> str | None:
+    """The warning for a removed (or soon removed) model, or None for other models."""
+    removed = REMOVED_MODELS.get(model.lower())
+    if removed is None:
+        return None
+    when = "was removed" if (today or date.today()) >= removed else "will be removed"
+    extra = " with image content parts" if model.lower() == "palmyra-vision" else ""
+    return f"{model} {when} on {removed.isoformat()}; use {REPLACEMENT_MODEL}{extra} instead."
+
+
+# --------------------------------------------------------------------------- the table
+
+_BOTH = frozenset({"complete", "chat"})
+_COMPLETE = frozenset({"complete"})
+_CHAT = frozenset({"chat"})
+
+
+@dataclass(frozen=True)
+class _Spec:
+    flags: tuple[str, ...]
+    help: str
+    metavar: str | None = None  # None: a switch without a value
+    repeat: bool = False
+    example: str = ""
+    magics: frozenset[str] = _BOTH
+    group: str = "generation"
+
+    @property
+    def long(self) -> str:
+        return self.flags[-1]
+
+    @property
+    def dest(self) -> str:
+        return self.long[2:].replace("-", "_")
+
+
+_GROUPS = {
+    "generation": "model and sampling",
+    "output": "output",
+    "session": "conversation",
+    "command": "chat commands (line form, e.g. %chat --show)",
+}
+
+_SPECS: tuple[_Spec, ...] = (
+    _Spec(
+        ("-m", "--model"),
+        "Model id (default: WriterMagics.model, normally palmyra-x5). "
+        "A comma list or a repeated flag sweeps models.",
+        "MODEL",
+        repeat=True,
+        example="palmyra-x5",
+    ),
+    _Spec(
+        ("-t", "--temperature"),
+        "Sampling temperature, 0 to 2. A comma list sweeps: -t 0.2,1.0.",
+        "F",
+        repeat=True,
+        example="0.7",
+    ),
+    _Spec(("--top-p",), "Nucleus sampling, 0 to 1. A comma list sweeps.", "F", True, "0.9"),
+    _Spec(
+        ("--max-tokens",),
+        "Maximum number of tokens to generate. A comma list sweeps.",
+        "N",
+        repeat=True,
+        example="256",
+    ),
+    _Spec(
+        ("--stop",),
+        "Stop sequence; repeat for several. Understands \\n and \\t; not split on commas.",
+        "S",
+        repeat=True,
+        example="'\\n'",
+    ),
+    _Spec(
+        ("--best-of",),
+        "Generate N completions on the server and return the best one.",
+        "N",
+        example="3",
+        magics=_COMPLETE,
+    ),
+    _Spec(
+        ("--random-seed",),
+        "Seed for reproducible sampling, 0 to 2147483647.",
+        "N",
+        example="42",
+        magics=_COMPLETE,
+    ),
+    _Spec(
+        ("-s", "--system"),
+        "System prompt, kept for the session ('' clears it). Not split on commas: "
+        "repeat -s to sweep several system prompts.",
+        "TEXT",
+        repeat=True,
+        example='"You are terse."',
+        magics=_CHAT,
+    ),
+    _Spec(("-n", "--n"), "Number of answers to generate.", "N", example="3", magics=_CHAT),
+    _Spec(("--logprobs",), "Return token log probabilities.", magics=_CHAT),
+    _Spec(("--no-stream",), "Wait for the whole answer instead of streaming it.", group="output"),
+    _Spec(
+        ("-o", "--out"),
+        "Also store the Result in this Python variable.",
+        "NAME",
+        example="answer",
+        group="output",
+    ),
+    _Spec(
+        ("--timeout",),
+        "Seconds to wait for this request.",
+        "S",
+        example="30",
+        group="output",
+    ),
+    _Spec(("--dry-run",), "Show the request JSON instead of sending it.", group="output"),
+    _Spec(("--cache",), "Reuse a cached answer for an identical request.", group="output"),
+    _Spec(
+        ("--session",),
+        "Conversation to use (default: default).",
+        "NAME",
+        example="ideas",
+        magics=_CHAT,
+        group="session",
+    ),
+    _Spec(("--new",), "Start the session afresh before this cell.", magics=_CHAT, group="session"),
+    _Spec(("--show",), "Show the session as Markdown.", magics=_CHAT, group="command"),
+    _Spec(
+        ("--reset",),
+        "Forget the session's turns and system prompt.",
+        magics=_CHAT,
+        group="command",
+    ),
+    _Spec(("--undo",), "Drop the session's last turn.", magics=_CHAT, group="command"),
+    _Spec(
+        ("--sessions",), "List the sessions and their turn counts.", magics=_CHAT, group="command"
+    ),
+    _Spec(
+        ("--save",),
+        "Save the session to a JSON file.",
+        "PATH",
+        example="chat.json",
+        magics=_CHAT,
+        group="command",
+    ),
+    _Spec(
+        ("--load",),
+        "Replace the session with the one saved in a JSON file.",
+        "PATH",
+        example="chat.json",
+        magics=_CHAT,
+        group="command",
+    ),
+)
+
+_COMMANDS = tuple(ChatCommand)
+
+_EPILOG = """\
+Options come first. In the line form the rest of the line is the prompt
+({magic} -t 0.2 What is RAG?); in the cell form the cell body is the prompt.
+Put -- before a prompt that starts with "-".
+
+A value written as $name or {{expr}} (name, name.attr, name[0], name['k'])
+is taken from the Python variable; quote values that contain spaces.
+In the prompt, {{name}} is replaced by the variable's value; write {{{{name}}}}
+for literal braces. Other braces (JSON, code) are left as they are.
+"""
+
+
+def _specs(kind: str) -> tuple[_Spec, ...]:
+    return tuple(s for s in _SPECS if kind in s.magics)
+
+
+def _decorators(kind: str) -> list[_Decorator]:
+    """The decorators in source order (top first), as if written above the method."""
+    decos: list[_Decorator] = [
+        _magic_arguments(),
+        _kwds(epilog=_EPILOG.format(magic="%" + kind)),
+        _argument(
+            "prompt",
+            nargs="*",
+            help="Line form only: the prompt text after the options.",
+        ),
+    ]
+    group = None
+    for spec in _specs(kind):
+        if spec.group != group:
+            group = spec.group
+            decos.append(_argument_group(_GROUPS[group]))
+        if spec.metavar is None:
+            decos.append(_argument(*spec.flags, action="store_true", help=spec.help))
+        else:
+            action = "append" if spec.repeat else "store"
+            decos.append(
+                _argument(*spec.flags, action=action, metavar=spec.metavar, help=spec.help)
+            )
+    return decos
+
+
+def _apply(kind: str, func: F) -> F:
+    for deco in reversed(_decorators(kind)):
+        func = deco(func)
+    return func
+
+
+def complete_arguments(func: F) -> F:
+    """Decorate a magic method with the full ``%%complete`` argument stack."""
+    return _apply("complete", func)
+
+
+def chat_arguments(func: F) -> F:
+    """Decorate a magic method with the full ``%%chat`` argument stack."""
+    return _apply("chat", func)
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+_BRACED_VALUE = re.compile(rf"(\{{{REFERENCE_PATTERN}\}})(?:\s|$)")
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    start: int
+    end: int
+    literal: bool  # single-quoted or backslash-escaped: never substituted
+
+
+def _next_token(line: str, pos: int, magic: str) -> _Token | None:
+    """Read one shell-like token starting at ``pos``; None at the end of the line."""
+    n = len(line)
+    while pos < n and line[pos].isspace():
+        pos += 1
+    if pos >= n:
+        return None
+    start = pos
+    braced = _BRACED_VALUE.match(line, pos)
+    if braced:  # {cfg['k']} is a reference: its quotes are part of it, not shell quoting
+        return _Token(braced.group(1), start, braced.end(1), literal=False)
+    chars: list[str] = []
+    literal = False
+    while pos < n and not line[pos].isspace():
+        ch = line[pos]
+        if ch == "'":
+            close = line.find("'", pos + 1)
+            if close < 0:
+                raise UsageError(f"The {magic} line has an unclosed ' quote")
+            chars.append(line[pos + 1 : close])
+            literal = True
+            pos = close + 1
+        elif ch == '"':
+            pos += 1
+            while True:
+                if pos >= n:
+                    raise UsageError(f'The {magic} line has an unclosed " quote')
+                ch = line[pos]
+                if ch == '"':
+                    pos += 1
+                    break
+                if ch == "\\" and pos + 1 < n and line[pos + 1] in '"\\$':
+                    literal = literal or line[pos + 1] == "$"
+                    chars.append(line[pos + 1])
+                    pos += 2
+                else:
+                    chars.append(ch)
+                    pos += 1
+        elif ch == "\\" and pos + 1 < n:
+            chars.append(line[pos + 1])
+            literal = True
+            pos += 2
+        else:
+            chars.append(ch)
+            pos += 1
+    return _Token("".join(chars), start, pos, literal)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _rest(line: str, start: int, magic: str) -> str | None:
+    """The raw rest of the line; one fully quoted token is unquoted."""
+    rest = line[start:].strip()
+    if not rest:
+        return None
+    if rest[0] in "'\"" and rest[-1] == rest[0] and len(rest) > 1:
+        try:
+            token = _next_token(rest, 0, magic)
+        except UsageError:
+            return rest
+        if token is not None and token.end == len(rest):
+            return token.text
+    return rest
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+@dataclass
+class _Scan:
+    values: dict[str, list[str]] = field(default_factory=dict)  # dest -> values given
+    given: list[str] = field(default_factory=list)  # long names, in order
+    prompt: str | None = None
+
+
+def _unknown(name: str, kind: str, magic: str) -> UsageError:
+    other = "chat" if kind == "complete" else "complete"
+    for spec in _SPECS:
+        if name in spec.flags and kind not in spec.magics:
+            return UsageError(f"{spec.long} is a %%{other} option; {magic} does not take it")
+    known = [f for s in _specs(kind) for f in s.flags if f.startswith("--")]
+    bare = name.lstrip("-")
+    close = difflib.get_close_matches("--" + bare, known, 1) if len(bare) > 1 else []
+    if close:
+        return UsageError(f"Unknown option {name} for {magic}; did you mean {close[0]}?")
+    return UsageError(f"Unknown option {name} for {magic}; see {magic}? for the options")
+
+
+def _substitute(value: str, literal: bool, spec: _Spec, user_ns: Mapping[str, Any]) -> list[str]:
+    """Replace a whole-value ``$name`` / ``{expr}`` with the variable's text."""
+    expr = None
+    if not literal:
+        if value.startswith("$") and value[1:].isidentifier():
+            expr = value[1:]
+        elif value.startswith("{") and value.endswith("}") and is_reference(value[1:-1]):
+            expr = value[1:-1]
+    if expr is None or not is_reference(expr):
+        return [value]
+    try:
+        resolved = resolve_reference(expr, user_ns)
+    except PromptError as exc:
+        raise UsageError(f"{exc} (used in {spec.long})") from None
+    if spec.repeat and isinstance(resolved, (list, tuple)):
+        return [str(item) for item in resolved]
+    return [str(resolved)]
+
+
+def _scan(kind: str, line: str, user_ns: Mapping[str, Any], cell: bool) -> _Scan:
+    magic = ("%%" if cell else "%") + kind
+    by_flag = {f: s for s in _specs(kind) for f in s.flags}
+    scan = _Scan()
+    pos = 0
+    while True:
+        word = len(line) - len(line[pos:].lstrip())
+        if word < len(line) and line[word] != "-":
+            # Not an option: the prompt starts here, raw (so "What's up" needs no quotes).
+            scan.prompt = _rest(line, word, magic)
+            break
+        token = _next_token(line, pos, magic)
+        if token is None:
+            break
+        text = token.text
+        if text == "--" and not token.literal:
+            scan.prompt = _rest(line, token.end, magic)
+            break
+        if not text.startswith("-") or len(text) < 2 or _is_number(text):
+            scan.prompt = _rest(line, token.start, magic)
+            break
+        pos = token.end
+        name, eq, value = text.partition("=")
+        if name not in by_flag and "-" + name in by_flag:  # -temperature
+            raise UsageError(f"Unknown option {name} for {magic}; did you mean -{name}?")
+        if name not in by_flag and not name.startswith("--") and name[:2] in by_flag and not eq:
+            name, eq, value = name[:2], "=", name[2:]  # -t0.7
+        spec = by_flag.get(name)
+        if spec is None:
+            raise _unknown(name, kind, magic)
+        scan.given.append(spec.long)
+        if spec.metavar is None:
+            if eq:
+                raise UsageError(f"{spec.long} is a switch and takes no value")
+            scan.values.setdefault(spec.dest, [])
+            continue
+        literal = token.literal
+        if not eq:
+            following = _next_token(line, pos, magic)
+            if following is None or (following.text in by_flag and not following.literal):
+                raise UsageError(f"{spec.long} needs a value, e.g. {spec.long} {spec.example}")
+            value, literal, pos = following.text, following.literal, following.end
+        scan.values.setdefault(spec.dest, []).extend(_substitute(value, literal, spec, user_ns))
+    if cell and scan.prompt is not None:
+        raise UsageError(
+            f"Unexpected text on the {magic} line: {scan.prompt!r}; write the prompt in the "
+            "cell below, and quote option values that contain spaces"
+        )
+    return scan
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _items(option: str, values: list[str] | None) -> list[str] | None:
+    """Split comma lists of a sweepable option into items."""
+    if values is None:
+        return None
+    items: list[str] = []
+    for value in values:
+        if not value.strip():
+            raise UsageError(f"{option} needs a value")
+        parts = [p.strip() for p in value.split(",")]
+        if "" in parts:
+            raise UsageError(f"{option} has an empty item in {value!r}")
+        items += parts
+    return items
+
+
+def _float(option: str, text: str, low: float, high: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and low <= value <= high):
+        raise UsageError(f"{option} expects a number between {low:g} and {high:g}, got {text!r}")
+    return value
+
+
+def _int(option: str, text: str, low: int = 1, high: int | None = None) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        if high is not None:
+            what = f"a whole number between {low} and {high}"
+        elif low == 1:
+            what = "a positive whole number"
+        else:
+            what = f"a whole number of at least {low}"
+        raise UsageError(f"{option} expects {what}, got {text!r}")
+    return value
+
+
+def _positive_float(option: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{option} expects a positive number of seconds, got {text!r}")
+    return value
+
+
+def _model(text: str) -> str:
+    if not text or any(c.isspace() for c in text):
+        raise UsageError(f"--model expects a model name such as palmyra-x5, got {text!r}")
+    return text
+
+
+def _unescape(text: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        pair = text[i : i + 2]
+        if pair in ("\\n", "\\t", "\\\\"):
+            out.append({"\\n": "\n", "\\t": "\t", "\\\\": "\\"}[pair])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _common(ns: Any, scan: _Scan, default_model: str) -> dict[str, Any]:
+    models = tuple(_model(m) for m in (_items("--model", ns.model) or [default_model]))
+    temps = _items("--temperature", ns.temperature)
+    top_ps = _items("--top-p", ns.top_p)
+    limits = _items("--max-tokens", ns.max_tokens)
+    stop = None
+    if ns.stop is not None:
+        stop = tuple(_unescape(s) for s in ns.stop)
+        if "" in stop:
+            raise UsageError("--stop expects a non-empty stop sequence")
+    out = ns.out
+    if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
+        raise UsageError(f"--out expects a Python variable name, got {out!r}")
+    warnings = tuple(dict.fromkeys(w for m in models if (w := removal_warning(m)) is not None))
+    return {
+        "models": models,
+        "temperatures": (
+            None if temps is None else tuple(_float("--temperature", t, 0, 2) for t in temps)
+        ),
+        "top_ps": None if top_ps is None else tuple(_float("--top-p", p, 0, 1) for p in top_ps),
+        "max_token_limits": (
+            None if limits is None else tuple(_int("--max-tokens", k) for k in limits)
+        ),
+        "stop": stop,
+        "stream": not ns.no_stream,
+        "out": out,
+        "timeout": None if ns.timeout is None else _positive_float("--timeout", ns.timeout),
+        "dry_run": ns.dry_run,
+        "cache": ns.cache,
+        "prompt": scan.prompt,
+        "warnings": warnings,
+    }
+
+
+def _namespace(kind: str, scan: _Scan) -> SimpleNamespace:
+    """What argparse would return for the scanned options (dest -> value)."""
+    ns = SimpleNamespace()
+    for spec in _specs(kind):
+        values = scan.values.get(spec.dest)
+        if spec.metavar is None:
+            setattr(ns, spec.dest, values is not None)
+        elif spec.repeat or values is None:
+            setattr(ns, spec.dest, values)
+        else:
+            setattr(ns, spec.dest, values[-1])  # a repeated single option: the last wins
+    return ns
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def parse_complete(
+    magic_func: object,
+    line: str,
+    user_ns: Mapping[str, Any],
+    *,
+    default_model: str,
+    cell: bool,
+) -> CompleteOptions:
+    """Parse and validate a ``%%complete`` / ``%complete`` line.
+
+    ``magic_func`` is the magic method (decorated with :func:`complete_arguments`). Its
+    argparse parser serves ``%%complete?`` only: parsing is done here from the same
+    option table, because argparse mangles values such as ``--`` or ``-x`` and
+    prints or exits on errors.
+    """
+    scan = _scan("complete", line, user_ns, cell)
+    ns = _namespace("complete", scan)
+    return CompleteOptions(
+        **_common(ns, scan, default_model),
+        best_of=None if ns.best_of is None else _int("--best-of", ns.best_of),
+        random_seed=(
+            None if ns.random_seed is None else _int("--random-seed", ns.random_seed, 0, INT32_MAX)
+        ),
+    )
+
+
+def parse_chat(
+    magic_func: object,
+    line: str,
+    user_ns: Mapping[str, Any],
+    *,
+    default_model: str,
+    cell: bool,
+) -> ChatOptions:
+    """Parse and validate a ``%%chat`` / ``%chat`` line, including its session commands.
+
+    Commands (``--show``, ``--reset``, ``--undo``, ``--sessions``, ``--save``,
+    ``--load``) are line-form only, one at a time, and take no prompt text.
+    """
+    scan = _scan("chat", line, user_ns, cell)
+    ns = _namespace("chat", scan)
+    given = [c for c in _COMMANDS if f"--{c.value}" in scan.given]
+    command = given[0] if given else None
+    if len(given) > 1:
+        raise UsageError(
+            f"--{given[0].value} and --{given[1].value} cannot be used together; "
+            "give one chat command at a time"
+        )
+    path: str | None = None
+    if command is not None:
+        if cell:
+            raise UsageError(
+                f"--{command.value} works in the line form only: %chat --{command.value}"
+            )
+        if scan.prompt is not None:
+            raise UsageError(f"%chat --{command.value} takes no prompt text, got {scan.prompt!r}")
+        if command in (ChatCommand.SAVE, ChatCommand.LOAD):
+            path = getattr(ns, command.value)
+            if not path or not path.strip():
+                raise UsageError(f"--{command.value} expects a file path")
+    session = ns.session if ns.session is not None else "default"
+    if not session.strip():
+        raise UsageError(f"--session expects a name, got {session!r}")
+    return ChatOptions(
+        **_common(ns, scan, default_model),
+        systems=None if ns.system is None else tuple(ns.system),
+        session=session,
+        new=ns.new,
+        n=None if ns.n is None else _int("--n", ns.n),
+        logprobs=ns.logprobs,
+        command=command,
+        path=path,
+    )
