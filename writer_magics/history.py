@@ -61,6 +61,11 @@ Message = dict[str, Any]
 class HistoryFileError(UsageError):
     """A history file cannot be read, written or understood; state is left unchanged."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython prints the short one-line form only for exactly UsageError; a subclass
+        # would get a full traceback without this hook.
+        return [f"UsageError: {self}"]
+
 
 @dataclass(frozen=True)
 class Turn:

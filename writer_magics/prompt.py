@@ -29,11 +29,13 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-__all__ = ["PromptError", "is_reference", "render", "resolve_reference"]
+__all__ = ["REFERENCE_PATTERN", "PromptError", "is_reference", "render", "resolve_reference"]
 
 # One step after the name: .attr | [int] | ["key"] | ['key'].
 _STEP = r"""(?:\.[^\W\d]\w*|\[-?\d+\]|\["[^"\]]*"\]|\['[^'\]]*'\])"""
 _REF = rf"[^\W\d]\w*{_STEP}*"
+REFERENCE_PATTERN = _REF
+"""Regex source of a reference without braces (options.py reads ``{ref}`` values with it)."""
 _REF_RE = re.compile(_REF)
 _NAME_RE = re.compile(r"[^\W\d]\w*")
 _STEP_RE = re.compile(
@@ -48,6 +50,11 @@ _BRACED_RE = re.compile(rf"\{{({_REF})\}}")
 
 class PromptError(UsageError):
     """A prompt (or option value) refers to a variable that cannot be resolved."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython prints the short one-line form only for exactly UsageError; a subclass
+        # would get a full traceback without this hook.
+        return [f"UsageError: {self}"]
 
 
 def is_reference(expr: str) -> bool:
