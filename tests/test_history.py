@@ -263,3 +263,9 @@ def test_failed_write_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
         save(path, Conversation(system="new"))
     assert path.read_text(encoding="utf-8") == before
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_history_file_error_renders_one_line() -> None:
+    assert HistoryFileError("x.json is not valid JSON")._render_traceback_() == [
+        "UsageError: x.json is not valid JSON"
+    ]

@@ -320,3 +320,42 @@ def test_parser_is_built_when_the_function_has_none() -> None:
 
     opts = parse_chat(bare, "-t 1", {}, default_model="palmyra-x4", cell=True)
     assert opts.temperatures == (1.0,) and opts.models == ("palmyra-x4",)
+
+
+def test_decorators_work_on_a_registered_magic() -> None:
+    import contextlib
+    import io
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+
+    seen: list[ChatOptions] = []
+
+    @magics_class
+    class Demo(Magics):
+        @chat_arguments
+        @no_var_expand
+        @line_cell_magic
+        def chat(self, line: str, cell: str | None = None) -> None:
+            """Chat with Palmyra."""
+            seen.append(
+                parse_chat(
+                    self.chat, line, self.shell.user_ns, default_model="m", cell=cell is not None
+                )
+            )
+
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance()
+    shell.register_magics(Demo(shell))
+    shell.user_ns["persona"] = "You are {terse}"
+    # (a line ending in "word?" would be IPython's help syntax and never reach the magic)
+    shell.run_cell("%chat -s $persona Define RAG.", store_history=False)
+    assert seen[-1].systems == ("You are {terse}",) and seen[-1].prompt == "Define RAG."
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        shell.run_cell("%%chat -t hot\nHello", store_history=False)
+    assert err.getvalue() == (
+        "UsageError: --temperature expects a number between 0 and 2, got 'hot'\n"
+    )
+    doc = shell.find_cell_magic("chat").__doc__ or ""
+    assert "--temperature" in doc and "--load" in doc and "Chat with Palmyra." in doc

@@ -112,8 +112,7 @@ def test_empty_after_rendering_names_line_form() -> None:
     with pytest.raises(UsageError) as info:
         render("{blank}", {"blank": "  "}, magic="%chat")
     assert (
-        str(info.value)
-        == "The prompt is empty: write it after the options, e.g. %chat What is RAG?"
+        str(info.value) == "The prompt is empty: write it after the options, e.g. %chat Define RAG."
     )
 
 
@@ -146,3 +145,23 @@ def test_resolve_reference_and_is_reference(ns: dict[str, Any]) -> None:
         resolve_reference("nope", ns)
     with pytest.raises(PromptError, match="is not a variable reference"):
         resolve_reference("a + b", ns)
+
+
+def test_prompt_error_prints_one_line_in_ipython() -> None:
+    # IPython shortens only an exact UsageError; PromptError must still be one line.
+    import contextlib
+    import io
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance()
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        shell.user_ns["render"] = render
+        shell.run_cell("render('{missing}', {})", store_history=False)
+    assert (out.getvalue() + err.getvalue()).splitlines()[-1] == (
+        "UsageError: name 'missing' is not defined (in the prompt: {missing}); "
+        "write {{missing}} for literal braces."
+    )
+    assert "Traceback" not in out.getvalue() + err.getvalue()

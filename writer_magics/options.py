@@ -8,7 +8,7 @@ tokeniser, which must know which options take a value. Every problem is reported
 How a line is read (the magics use ``@no_var_expand``, so IPython does not touch it):
 
 * Tokens are split like a POSIX shell: ``--system "You are terse"`` is one value.
-* Options come first. In the line form (``%chat -t 0.2 What is RAG?``) the first word
+* Options come first. In the line form (``%chat -t 0.2 Define RAG.``) the first word
   that is not an option starts the prompt, and the rest of the line is taken *raw*
   (so ``What's up`` needs no quoting); ``--`` ends the options explicitly. In the cell
   form the cell body is the prompt and stray words on the line are an error.
@@ -344,7 +344,8 @@ _COMMANDS = tuple(ChatCommand)
 
 _EPILOG = """\
 Options come first. In the line form the rest of the line is the prompt
-({magic} -t 0.2 What is RAG?); in the cell form the cell body is the prompt.
+({magic} -t 0.2 Define RAG.); in the cell form the cell body is the prompt.
+IPython reads a line ending in "word?" as a help request: end it otherwise.
 Put -- before a prompt that starts with "-".
 
 A value written as $name or {{expr}} (name, name.attr, name[0], name['k'])

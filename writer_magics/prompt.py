@@ -135,7 +135,7 @@ def _lookup(expr: str, user_ns: Mapping[str, Any]) -> str:
 def _empty_message(magic: str) -> str:
     if magic.startswith("%%"):
         return f"The prompt is empty: write it in the cell below the {magic} line."
-    return f"The prompt is empty: write it after the options, e.g. {magic} What is RAG?"
+    return f"The prompt is empty: write it after the options, e.g. {magic} Define RAG."
 
 
 def render(template: str, user_ns: Mapping[str, Any], *, magic: str = "%%chat") -> str:
