@@ -135,9 +135,9 @@ def test_markdown_marks_interrupted_answers() -> None:
     conv.record("c1", turn("Tell a story", "Once upon", partial=True))
     assert conv.to_markdown("ideas") == (
         "### Chat session `ideas` (1 turn)\n\n"
-        "**System:** Be terse.\n\n"
-        "**You:** Tell a story\n\n"
-        "**Palmyra:** Once upon *(interrupted)*\n"
+        "**System:**\n\nBe terse.\n\n"
+        "**You:**\n\nTell a story\n\n"
+        "**Palmyra:** *(interrupted)*\n\nOnce upon\n"
     )
     # a partial answer is sent on later turns as it is
     assert conv.messages_for("c2", "Go on")[2] == {"role": "assistant", "content": "Once upon"}

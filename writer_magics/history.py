@@ -245,16 +245,18 @@ class Conversation:
         count = len(self._turns)
         lines = [f"### {title} ({count} turn{'' if count == 1 else 's'})", ""]
         if self.system:
-            lines += [f"**System:** {self.system}", ""]
+            lines += ["**System:**", "", self.system, ""]
         if not self._turns:
             lines += ["*No turns yet.*", ""]
         for turn in self._turns:
-            lines += [f"**You:** {turn.user}", ""]
+            # Labels on their own line, so a message that starts with a list or a code
+            # fence still renders as one.
+            lines += ["**You:**", "", turn.user, ""]
             tools = _tool_names(turn)
             if tools:
                 lines += [f"*Tools called: {', '.join(tools)}*", ""]
             mark = " *(interrupted)*" if turn.partial else ""
-            lines += [f"**Palmyra:** {turn.assistant}{mark}", ""]
+            lines += [f"**Palmyra:**{mark}", "", turn.assistant, ""]
         return "\n".join(lines).rstrip() + "\n"
 
 
