@@ -25,9 +25,11 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """Close the client and loop thread and remove the magics again."""
     from writer_magics.magics import WriterMagics
 
-    magics = ipython.magics_manager.registry.pop("WriterMagics", None)
+    manager = ipython.magics_manager
+    assert manager is not None
+    magics = manager.registry.pop("WriterMagics", None)
     if isinstance(magics, WriterMagics):
         magics.close()
         for kind in ("line", "cell"):
             for name in ("complete", "chat", "writer"):
-                ipython.magics_manager.magics[kind].pop(name, None)
+                manager.magics[kind].pop(name, None)

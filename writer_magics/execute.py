@@ -1,0 +1,157 @@
+"""Run one or more requests into a live view and fold their events into Results.
+
+This is the loop every cell shares (a single answer, ``n`` choices, a sweep): events
+arrive on the cell thread from :class:`runner.LoopThread`, go to the accumulator and
+the view, and whatever happens the view is finished with what arrived. No IPython
+here, so it is tested against the bundled server directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from writer_magics.api import JSON, Accumulator, Endpoint, Event, TextDelta, ToolCallDelta
+from writer_magics.client import WriterClient
+from writer_magics.display import LiveView, Outcome
+from writer_magics.errors import WriterError
+from writer_magics.result import Result, Status, Timing, build_result
+from writer_magics.runner import LoopThread
+
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request to make: where, what, and how long to wait between events."""
+
+    endpoint: Endpoint
+    body: JSON
+    timeout: float | None = None
+
+    @property
+    def model(self) -> str:
+        return str(self.body.get("model", ""))
+
+
+class Interrupted(WriterError):
+    """Ctrl-C or the kernel's stop button while the answer was streaming."""
+
+
+@dataclass
+class _Progress:
+    """What one request has produced so far."""
+
+    request: Request
+    started: float
+    acc: Accumulator = field(default_factory=Accumulator)
+    first_text: float | None = None
+    error: BaseException | None = None
+    ended: float | None = None
+
+
+@dataclass(frozen=True)
+class Outcomes(Generic[K]):
+    """The results by key, and the first failure (results of failed keys are partial)."""
+
+    results: dict[K, Result]
+    errors: dict[K, BaseException]
+
+
+def execute(
+    requests: Mapping[K, Request],
+    *,
+    loop: LoopThread,
+    client: WriterClient,
+    view: LiveView,
+    clock: Callable[[], float] = time.monotonic,
+) -> Outcomes[K]:
+    """Stream every request at once into the view; finish the view in all cases.
+
+    With one request, panels are its choices (``n``); with several (a sweep), each
+    request has its own panel. Ctrl-C cancels every stream (closing its connection),
+    keeps the partial text on screen and raises :class:`Interrupted`.
+    """
+    keys = list(requests)
+    panel_of: Callable[[K, Event], int]
+    if len(keys) == 1:
+        panel_of = _choice_panel
+    else:
+        positions = {key: i for i, key in enumerate(keys)}
+        panel_of = lambda key, _event: positions[key]  # noqa: E731
+    start = clock()
+    progress = {key: _Progress(req, start) for key, req in requests.items()}
+    streams = {key: _opener(client, req) for key, req in requests.items()}
+    status: Status = "failed"
+    view.start()
+    try:
+        for item in loop.merge(streams):
+            state = progress[item.key]
+            if item.done:
+                state.ended = clock()
+                state.error = item.error
+                continue
+            event = item.value
+            assert event is not None
+            if state.first_text is None and isinstance(event, TextDelta | ToolCallDelta):
+                state.first_text = clock()
+            state.acc.add(event)
+            view.add(event, panel=panel_of(item.key, event))
+        status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise Interrupted("Interrupted; the answer so far is kept above.") from None
+    finally:
+        results = {key: _result(state, status, clock) for key, state in progress.items()}
+        view.finish(_outcome(results, progress, status))
+    return Outcomes(
+        results=results,
+        errors={k: s.error for k, s in progress.items() if s.error is not None},
+    )
+
+
+def _choice_panel(_key: Any, event: Event) -> int:
+    return int(getattr(event, "choice", 0))
+
+
+def _opener(client: WriterClient, request: Request) -> Any:
+    return lambda: client.events(request.endpoint, request.body, timeout=request.timeout)
+
+
+def _result(state: _Progress, status: Status, clock: Callable[[], float]) -> Result:
+    if status == "done" and state.error is not None:
+        status = "failed"
+    ended = state.ended if state.ended is not None else clock()
+    timing = Timing(
+        first_token=None if state.first_text is None else state.first_text - state.started,
+        total=ended - state.started,
+    )
+    return build_result(
+        state.acc,
+        endpoint=state.request.endpoint,
+        model=state.request.model,
+        request=state.request.body,
+        timing=timing,
+        status=status,
+    )
+
+
+def _outcome(
+    results: Mapping[Any, Result], progress: Mapping[Any, _Progress], status: Status
+) -> Outcome:
+    reasons = [_one_line(s.error) for s in progress.values() if s.error is not None]
+    if status == "done" and reasons and len(reasons) == len(progress):
+        status = "failed"
+    return Outcome(
+        results=list(results.values()),
+        state=status,
+        reason=reasons[0] if reasons else None,
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, WriterError):
+        return error.message
+    return f"{type(error).__name__}: {error}".splitlines()[0]

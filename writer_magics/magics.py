@@ -1,0 +1,218 @@
+"""``%%complete`` and ``%%chat``: where the steps of a cell meet, and nothing else.
+
+Each magic reads like a short script (parse, render, build, send, record, keep);
+every step is a plain function in its own module. All per-kernel state (sessions,
+the HTTP client, the loop thread, the current cell id) lives on this one instance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from typing import Any, cast
+
+from IPython.core.display import Markdown
+from IPython.core.display_functions import display
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from traitlets import Bool, Enum, Float, Int, Unicode
+
+from writer_magics import api, bodies, commands, options, prompt, settings
+from writer_magics.client import ClientSettings, WriterClient, check_settings
+from writer_magics.display import ViewKind, open_view
+from writer_magics.errors import REDACTED, redact
+from writer_magics.execute import Outcomes, Request, execute
+from writer_magics.history import Conversation, Sessions, Turn
+from writer_magics.options import Params
+from writer_magics.result import Result
+from writer_magics.runner import LoopThread
+
+
+@magics_class
+class WriterMagics(Magics):
+    """Writer's Palmyra models in the notebook. Configure with ``%config WriterMagics``."""
+
+    model = Unicode(api.DEFAULT_MODEL, help="Default model for %%complete and %%chat.").tag(
+        config=True
+    )
+    base_url = Unicode(
+        "", help="API base URL (WRITER_BASE_URL wins; default https://api.writer.com)."
+    ).tag(config=True)
+    api_key = Unicode(
+        "", help="API key, used only when WRITER_API_KEY and .env have none. Never shown."
+    ).tag(config=True)
+    connect_timeout = Float(10.0, help="Seconds to wait for a connection.").tag(config=True)
+    read_timeout = Float(60.0, help="Seconds to wait for each event of an answer.").tag(config=True)
+    max_retries = Int(2, help="Retries for 408/409/429/5xx and connection errors.").tag(config=True)
+    stream = Bool(True, help="Stream answers as they arrive (--no-stream per cell).").tag(
+        config=True
+    )
+    max_updates_per_second = Float(10.0, help="Live view refresh limit.").tag(config=True)
+    view = Enum(
+        ["auto", "widget", "markdown", "text"],
+        "auto",
+        help="Live view: ipywidgets in a kernel, plain text in a terminal, or forced.",
+    ).tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)  # type: ignore[no-untyped-call]
+        self.sessions = Sessions()
+        self.loop = LoopThread()
+        self.last_result: Result | None = None
+        self._client: WriterClient | None = None
+        self._cell_id: str | None = None
+        if shell is not None:
+            shell.events.register("pre_run_cell", self._remember_cell)
+
+    # ------------------------------------------------------------------ magics
+
+    @options.complete_arguments
+    @no_var_expand
+    @line_cell_magic
+    def complete(self, line: str, cell: str | None = None) -> None:
+        """Send the cell (or the rest of the line) to /v1/completions and stream the answer."""
+        opts = options.parse_complete(
+            self.complete, line, self.user_ns, default_model=self.model, cell=cell is not None
+        )
+        self._warn(opts.warnings)
+        text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%complete")
+        stream = opts.stream and self.stream
+        requests = {p: bodies.completion(opts, p, text, stream=stream) for p in opts.params}
+        outcomes = self._send(requests, opts)
+        self._keep(outcomes, opts.out)
+
+    @options.chat_arguments
+    @no_var_expand
+    @line_cell_magic
+    def chat(self, line: str, cell: str | None = None) -> None:
+        """Send the cell as the next message of a conversation and stream the answer."""
+        opts = options.parse_chat(
+            self.chat, line, self.user_ns, default_model=self.model, cell=cell is not None
+        )
+        if opts.command is not None:
+            return commands.run_chat_command(opts, self.sessions)
+        self._warn(opts.warnings)
+        text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%chat")
+        conversation = Conversation() if opts.new else self.sessions[opts.session]
+        stream = opts.stream and self.stream
+        requests = {
+            p: bodies.chat(
+                opts, p, conversation.messages_for(self._cell_id, text, p.system), stream=stream
+            )
+            for p in opts.params
+        }
+        outcomes = self._send(requests, opts, session=opts.session)
+        if outcomes is not None and not opts.is_sweep and not outcomes.errors:
+            answer = next(iter(outcomes.results.values()))
+            turn = Turn(key="", user=text, assistant=answer.text)
+            conversation.record(self._cell_id, turn, system=opts.params[0].system)
+            self.sessions.replace(opts.session, conversation)
+        self._keep(outcomes, opts.out)
+        return None
+
+    # ------------------------------------------------------------------ steps
+
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        assert self.shell is not None
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
+    def _remember_cell(self, info: Any) -> None:
+        self._cell_id = getattr(info, "cell_id", None)
+
+    def _warn(self, warnings: tuple[str, ...]) -> None:
+        for warning in warnings:
+            print(f"Warning: {warning}", file=sys.stderr)
+
+    def _send(
+        self, requests: dict[Params, Request], opts: options.Options, session: str | None = None
+    ) -> Outcomes[Params] | None:
+        """Show the dry run, or stream every request into one live view.
+
+        The key and URL are checked before the view opens, so a missing key is one
+        line and nothing is sent. A single failed request fails the cell; in a sweep
+        only when every combination failed (the others' panels say what went wrong).
+        """
+        client = self.client()
+        if opts.dry_run:
+            for request in requests.values():
+                display(
+                    dry_run_markdown(
+                        client.url(request.endpoint), request.body, client.settings.api_key
+                    )
+                )
+            return None
+        check_settings(client.settings)
+        titles = bodies.panel_titles(list(requests), requests)
+        view = open_view(
+            cast(ViewKind, self.view),
+            bodies.header(opts, session),
+            panels=titles,
+            max_updates_per_second=self.max_updates_per_second,
+            shell=self.shell,
+        )
+        outcomes = execute(requests, loop=self.loop, client=client, view=view)
+        if outcomes.errors and len(outcomes.errors) == len(requests):
+            raise next(iter(outcomes.errors.values()))
+        return outcomes
+
+    def _keep(self, outcomes: Outcomes[Params] | None, out: str | None) -> None:
+        """Make the answer available: ``-o NAME`` and ``WriterMagics.last_result``."""
+        if outcomes is None:
+            return
+        results = list(outcomes.results.values())
+        kept: Any = results[0] if len(results) == 1 else results
+        self.last_result = results[0]
+        if out:
+            self.user_ns[out] = kept
+
+    def client(self) -> WriterClient:
+        """The kernel's one client, with settings read afresh for this request."""
+        current = ClientSettings(
+            base_url=settings.base_url(self.base_url or None),
+            api_key=settings.api_key(self.api_key or None),
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            max_retries=self.max_retries,
+        )
+        if self._client is None:
+            self._client = WriterClient(current, on_retry=self._report_retry)
+        else:
+            self._client.settings = current
+        return self._client
+
+    def _report_retry(self, attempt: int, wait: float, reason: str) -> None:
+        print(f"Retrying in {wait:.1f} s ({reason})", file=sys.stderr)
+
+    def close(self) -> None:
+        """Undo everything __init__ did; called by unload_ipython_extension."""
+        if self.shell is not None:
+            with contextlib.suppress(ValueError):
+                self.shell.events.unregister("pre_run_cell", self._remember_cell)
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                self.loop.run(client.aclose)
+        self.loop.close()
+
+    @classmethod
+    def class_get_trait_help(cls, trait: Any, inst: Any = None, helptext: Any = None) -> str:
+        """``%config WriterMagics`` must never print the key."""
+        text: str = super().class_get_trait_help(trait, inst, helptext)
+        if trait.name == "api_key" and inst is not None and inst.api_key:
+            text = text.replace(repr(inst.api_key), f"'{REDACTED}'")
+        return text
+
+
+def _body(cell: str | None, line_prompt: str | None) -> str:
+    return cell if cell is not None else (line_prompt or "")
+
+
+def dry_run_markdown(url: str, body: dict[str, Any], key: str | None) -> Markdown:
+    shown = redact(json.dumps(body, indent=2, ensure_ascii=False), [key])
+    auth = f"Bearer {REDACTED}" if key else "(no API key set)"
+    return Markdown(
+        f"**Dry run**: nothing was sent.\n\n`POST {url}`  \n`Authorization: {auth}`\n\n"
+        f"```json\n{shown}\n```"
+    )
