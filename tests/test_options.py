@@ -134,7 +134,7 @@ def test_cell_form_rejects_stray_words() -> None:
 
 
 def test_values_from_variables() -> None:
-    opts = pc("-s $persona -m {cfg['model']} --max-tokens {limit} -o out")
+    opts = pc("-s $persona --model={cfg['model']} --max-tokens {limit} -o out")
     assert opts.systems == ("You are terse, and kind",)  # one value, commas and all
     assert opts.models == ("palmyra-x4",)
     assert opts.max_token_limits == (64,)

@@ -423,14 +423,15 @@ def _next_token(line: str, pos: int, magic: str) -> _Token | None:
     if pos >= n:
         return None
     start = pos
-    braced = _BRACED_VALUE.match(line, pos)
-    if braced:  # {cfg['k']} is a reference: its quotes are part of it, not shell quoting
-        return _Token(braced.group(1), start, braced.end(1), literal=False)
     chars: list[str] = []
     literal = False
     while pos < n and not line[pos].isspace():
         ch = line[pos]
-        if ch == "'":
+        braced = _BRACED_VALUE.match(line, pos) if ch == "{" else None
+        if braced:  # {cfg['k']} is a reference: its quotes belong to it, not to the shell
+            chars.append(braced.group(1))
+            pos = braced.end(1)
+        elif ch == "'":
             close = line.find("'", pos + 1)
             if close < 0:
                 raise UsageError(f"The {magic} line has an unclosed ' quote")
