@@ -19,6 +19,7 @@ from .tokens import content_text
 _CHOICE_RE = re.compile(r"\{([^{}|\n]*(?:\|[^{}|\n]*)+)\}")
 _VAR_RE = re.compile(r"\$([A-Za-z_]\w*)")
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9'-]*")
+_CODE_EXCLUDE = tpl.CODE_WORDS | {w for ws in tpl.LANGUAGE_WORDS.values() for w in ws}
 _PERSONA_RE = re.compile(
     r"\b(?:you are|you're|act as|acting as|behave like|pretend to be)\s+"
     r"((?:an?|the)\s+)?([^.,;:!?\n]{1,48})",
@@ -117,24 +118,26 @@ def _intent(text: str) -> tuple[str, int, str]:
     words = {w.lower() for w in _WORD_RE.findall(text)}
     count = 3
     for token in re.findall(r"\b(\d+|[a-z]+)\b", text.lower()):
-        if token.isdigit() and 2 <= int(token) <= 9:
+        if token.isdigit() and 2 <= int(token) <= 10:
             count = int(token)
             break
         if token in tpl.NUMBER_WORDS:
             count = tpl.NUMBER_WORDS[token]
             break
-    language = "python"
+    language = None
     for name, hints in tpl.LANGUAGE_WORDS.items():
         if words & set(hints):
             language = name
             break
     if words & tpl.POEM_WORDS:
-        return "poem", count, language
-    if words & tpl.CODE_WORDS:
-        return "code", count, language
-    if words & tpl.LIST_WORDS:
-        return "list", count, language
-    return "prose", count, language
+        intent = "poem"
+    elif words & tpl.CODE_WORDS:
+        intent = "code"
+    elif words & tpl.LIST_WORDS:
+        intent = "list"
+    else:
+        intent = "code" if language else "prose"
+    return intent, count, language or "python"
 
 
 def analyse(messages: Sequence[Mapping[str, Any]]) -> Analysis:
@@ -152,7 +155,7 @@ def analyse(messages: Sequence[Mapping[str, Any]]) -> Analysis:
     intent, count, language = _intent(text)
     return Analysis(
         text=text,
-        keywords=keywords(text, exclude=tpl.CODE_WORDS if intent == "code" else frozenset())
+        keywords=keywords(text, exclude=_CODE_EXCLUDE if intent == "code" else frozenset())
         or keywords(text),
         intent=intent,
         count=count,
@@ -249,7 +252,7 @@ def _body(c: Composer, markdown: bool) -> None:
         c.say(tpl.POEM)
     elif a.intent == "code":
         name = snake(c.kws)
-        c.say(c.pick(tpl.CODE_INTROS), language=a.language.capitalize(), name=name)
+        c.say(c.pick(tpl.CODE_INTROS), language=tpl.LANGUAGE_DISPLAY[a.language], name=name)
         code = tpl.CODE[a.language]
         body = substitute(code, {**c.values, "name": name, "camel": camel(name)})
         c.text(f"\n\n```{a.language}\n", "code")

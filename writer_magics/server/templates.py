@@ -18,7 +18,8 @@ STOPWORDS = frozenset(
     yourself give make write show explain describe list create generate need want using use
     help know get one two three four five six seven eight nine ten something thing things
     short brief quick bullet bullets points point ideas idea steps step code example
-    examples function program script snippet haiku poem again more""".split()  # noqa: SIM905
+    examples function program script snippet haiku poem again more recommend suggest summarise
+    summarize find translate draft""".split()  # noqa: SIM905
 )
 
 NUMBER_WORDS = {
@@ -30,10 +31,13 @@ NUMBER_WORDS = {
     "seven": 7,
     "eight": 8,
     "nine": 9,
+    "ten": 10,
 }
 
-_CODE = "code function program script snippet implement python javascript typescript sql bash"
-CODE_WORDS = frozenset(f"{_CODE} shell regex class method query".split())
+CODE_WORDS = frozenset(
+    ("code", "function", "program", "script", "snippet", "implement", "regex", "class", "method")
+)
+LANGUAGE_DISPLAY = {"python": "Python", "javascript": "JavaScript", "sql": "SQL", "bash": "Bash"}
 LIST_WORDS = frozenset(
     "list bullet bullets points steps ideas options tips ways reasons".split()  # noqa: SIM905
 )
@@ -136,6 +140,7 @@ CODE = {
     ),
 }
 LANGUAGE_WORDS = {
+    "python": ("python",),
     "javascript": ("javascript", "js", "typescript", "node"),
     "sql": ("sql", "query", "database", "table"),
     "bash": ("bash", "shell", "terminal"),
