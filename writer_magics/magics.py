@@ -206,7 +206,8 @@ class WriterMagics(Magics):
 
 
 def _body(cell: str | None, line_prompt: str | None) -> str:
-    return cell if cell is not None else (line_prompt or "")
+    """The prompt template: the cell body without the newline IPython adds, or the line's rest."""
+    return cell.rstrip("\n") if cell is not None else (line_prompt or "")
 
 
 def dry_run_markdown(url: str, body: dict[str, Any], key: str | None) -> Markdown:

@@ -44,7 +44,7 @@ class Timing:
         if self.total is not None:
             parts.append(f"{self.total:.2f} s")
             streaming_time = self.total - (self.first_token or 0.0)
-            if completion_tokens and streaming_time > 0:
+            if completion_tokens and streaming_time >= 0.05:
                 parts.append(f"{completion_tokens / streaming_time:.0f} tokens/s")
         return ", ".join(parts)
 
