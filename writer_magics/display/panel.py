@@ -1,0 +1,189 @@
+"""One stream's live state (text, tool calls, sources, timing) and how it reads.
+
+Every view (widget, Markdown, text) folds events into a :class:`PanelState` and asks
+it for the status line and the final Markdown, so the three views agree on what is
+shown. No IPython here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from writer_magics.api import Accumulator, ChoiceState, Event, TextDelta
+from writer_magics.result import Choice, Result, Status
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the cell ended: the (possibly partial) results, the state, one line of why.
+
+    ``results`` has one Result per panel for a sweep, or a single Result whose choices
+    are the panels (``n`` > 1).
+    """
+
+    results: Sequence[Result]
+    state: Status = "done"
+    reason: str | None = None
+
+
+class PanelState:
+    """Everything one panel has received, for the live display and the static finish."""
+
+    def __init__(self, title: str, clock: Callable[[], float]) -> None:
+        self.title = title
+        self.clock = clock
+        self.acc = Accumulator()
+        self.started = clock()
+        self.first_text: float | None = None
+        self.text_events = 0
+        self.primary: int | None = None  # the choice whose text streams live
+
+    def add(self, event: Event) -> None:
+        self.acc.add(event)
+        if isinstance(event, TextDelta):
+            if self.primary is None:
+                self.primary = event.choice
+            if self.first_text is None:
+                self.first_text = self.clock()
+            self.text_events += 1
+
+    @property
+    def text(self) -> str:
+        """The live text: only ever grows, so finished blocks can be sent once."""
+        if self.primary is None:
+            return ""
+        return self.acc.choice(self.primary).text
+
+    def extras(self) -> str:
+        """Tool calls and sources, as Markdown shown under the text."""
+        return "\n\n".join(filter(None, (_extras(c) for c in self.acc.ordered())))
+
+    def status(self) -> str:
+        """``waiting…`` or ``streaming · ~42 tokens · 1.3 s``."""
+        elapsed = self.clock() - self.started
+        if self.first_text is None and not self.extras():
+            return f"waiting… {elapsed:.1f} s"
+        return f"streaming · ~{self.text_events} tokens · {elapsed:.1f} s"
+
+
+def _extras(choice: ChoiceState) -> str:
+    calls = [(c.name, c.arguments) for c in sorted(choice.tool_calls.values(), key=_index)]
+    return extras_markdown(calls, choice.data)
+
+
+def _index(call: Any) -> int:
+    return int(call.index)
+
+
+def extras_markdown(calls: Sequence[tuple[str, str]], data: dict[str, Any]) -> str:
+    """Tool calls (``calling name(args)``), a refusal, and a numbered list of sources."""
+    lines = [f"calling `{name or '?'}({arguments})`" for name, arguments in calls]
+    refusal = data.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        lines.append(f"refusal: {refusal}")
+    sources = sources_of(data)
+    if sources:
+        lines.append("Sources:\n\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(sources, 1)))
+    return "\n\n".join(lines)
+
+
+def sources_of(data: dict[str, Any]) -> list[str]:
+    """Source URLs and file ids from Writer's ``web_search_data`` / ``graph_data``."""
+    found: list[str] = []
+    web = data.get("web_search_data")
+    graph = data.get("graph_data")
+    items: list[Any] = []
+    if isinstance(web, dict):
+        items += web.get("sources") or []
+    if isinstance(graph, dict):
+        items += graph.get("sources") or []
+        references = graph.get("references")
+        if isinstance(references, dict):
+            items += (references.get("web") or []) + (references.get("files") or [])
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        url = item.get("url")
+        file_id = item.get("file_id") or item.get("fileId")
+        label = str(url) if url else f"file {file_id}" if file_id else ""
+        if label and label not in found:
+            found.append(label)
+    return found
+
+
+def status_lines(outcome: Outcome, titles: Sequence[str]) -> list[str]:
+    """The lines that survive the cell: usage, state and reason, one per result."""
+    lines = []
+    several = len(outcome.results) > 1
+    for i, result in enumerate(outcome.results):
+        state: Status = result.status if result.status != "done" else outcome.state
+        line = result.usage_line()
+        if state != "done" and state not in line.split(" · "):
+            line = f"{line} · {state}"
+        if state == "failed" and outcome.reason:
+            line = f"{line} · {outcome.reason}"
+        if several:
+            title = titles[i] if i < len(titles) and titles[i] else f"#{i + 1}"
+            line = f"{title}: {line}"
+        lines.append(line)
+    if not lines:
+        line = outcome.state if outcome.state != "done" else "no answer"
+        lines.append(f"{line} · {outcome.reason}" if outcome.reason else line)
+    return lines
+
+
+@dataclass(frozen=True)
+class Section:
+    """One panel's part of the static finish."""
+
+    title: str
+    text: str
+    extras: str
+
+    def markdown(self) -> str:
+        return "\n\n".join(part for part in (self.text, self.extras) if part)
+
+
+def sections(outcome: Outcome, titles: Sequence[str]) -> list[Section]:
+    """The answer per panel: a result's choices (``n``) or one result per panel (sweep)."""
+    results = list(outcome.results)
+    if len(results) == 1 and len(results[0].choices) > 1:
+        labelled = [(_title(titles, i), [c]) for i, c in enumerate(results[0].choices)]
+    else:
+        labelled = [(_title(titles, i), list(r.choices)) for i, r in enumerate(results)]
+    found: list[Section] = []
+    for title, choices in labelled:
+        texts = [c.text for c in choices if c.text]
+        extras = [_choice_extras(c) for c in choices]
+        found.append(Section(title, "\n\n---\n\n".join(texts), "\n\n".join(filter(None, extras))))
+    return found
+
+
+def _title(titles: Sequence[str], i: int) -> str:
+    return titles[i] if i < len(titles) and titles[i] else f"Choice {i + 1}"
+
+
+def _choice_extras(choice: Choice) -> str:
+    calls = [
+        (
+            str(c.get("function", {}).get("name", "")),
+            str(c.get("function", {}).get("arguments", "")),
+        )
+        for c in choice.tool_calls
+    ]
+    return extras_markdown(calls, choice.data)
+
+
+def final_markdown(found: Sequence[Section]) -> str:
+    """All panels' answers: one section per panel headed by its title when several."""
+    if len(found) == 1:
+        return found[0].markdown()
+    return "\n\n---\n\n".join(f"**{s.title}**\n\n{s.markdown()}" for s in found if s.markdown())
+
+
+def json_size(value: Any) -> int:
+    """Bytes a value takes as JSON on the wire (what a widget update or display costs)."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())

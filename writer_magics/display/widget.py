@@ -1,0 +1,253 @@
+"""The live widget view: header, one panel per stream (text, tool calls, status), static finish.
+
+Bytes on the wire stay linear in the answer: finished Markdown blocks are appended
+once to a panel's "sealed" Output and only the unfinished tail is re-sent on each
+tick. In a kernel the append is a single ``display_data`` message routed into the
+sealed Output by its ``msg_id`` (the mechanism under ``with out:``, but set and reset
+around one publish on this thread, never around the stream, so no exception can be
+swallowed); without a kernel the sealed Output's ``outputs`` grow instead.
+
+There is no Stop button: the kernel handles no widget messages while the cell runs,
+so the kernel interrupt (Ctrl-C / the toolbar's stop) is the cancel.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+
+from writer_magics.api import Event
+from writer_magics.display.blocks import cut_long_tail, renderable, scan
+from writer_magics.display.panel import Outcome, PanelState, json_size
+from writer_magics.display.throttle import ByteBudget, Clock, Throttle
+from writer_magics.display.views import PanelSet, display, static_finish
+from writer_magics.result import Result
+
+#: Re-sending finished blocks in the tail until they cost this much, then sealing them
+#: (ski rental: never pay more than about twice the cheaper of the two).
+SEAL_AFTER = 256
+#: An unfinished block longer than this is cut at a line break (a long code block).
+TAIL_LIMIT = 512
+#: The status line changes every tick; sending it at most this often keeps it cheap.
+STATUS_INTERVAL = 0.5
+
+JSONDict = dict[str, Any]
+
+
+def _markdown_output(md: str) -> JSONDict:
+    return {"output_type": "display_data", "data": {"text/markdown": md}, "metadata": {}}
+
+
+def _small(text: str) -> str:
+    return f'<span style="font-size:smaller;opacity:.7">{html.escape(text)}</span>'
+
+
+def kernel_parent_id(shell: Any) -> str | None:
+    """The msg_id our displays are sent under, or None without a kernel."""
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    header = getattr(getattr(shell, "display_pub", None), "parent_header", None)
+    msg_id = header.get("msg_id") if isinstance(header, dict) else None
+    return str(msg_id) if msg_id else None
+
+
+class _LivePanel:
+    """One stream's widgets and the bookkeeping of what the frontend already has."""
+
+    def __init__(self, state: PanelState, view: WidgetView, title: bool) -> None:
+        self.state = state
+        self.view = view
+        self.sealed = view._own(widgets.Output(layout=view.layout))
+        self.tail = view._own(widgets.Output(layout=view.layout))
+        self.status = view.html(_small(state.status()))
+        self.throttle = Throttle(view.max_updates_per_second, view.clock)
+        self.parts: list[widgets.Widget] = [self.sealed, self.tail, self.status]
+        if title:
+            self.parts.insert(0, view.html(f"<b>{html.escape(state.title)}</b>"))
+        self.box: widgets.Widget | None = None  # a VBox when panels sit side by side
+        self.pos = 0  # text[:pos] is in the sealed Output
+        self.carry = ""  # a reopened code fence that prefixes text[pos:]
+        self.resent = 0  # bytes of finished blocks re-sent in the tail since the last seal
+        self.shown: tuple[JSONDict, ...] = ()
+        self.status_at: float | None = None
+        self.ended = False
+
+    def tick(self, force: bool = False) -> None:
+        """Send what changed if the rate and the byte budget allow it (or ``force``)."""
+        if self.ended or not (force or self.throttle.due()):
+            return
+        pending = self.carry + self.state.text[self.pos :]
+        end, _ = scan(pending)
+        head, carry, consumed = cut_long_tail(pending[end:], TAIL_LIMIT)
+        seal = pending[: end + consumed] if consumed else pending[:end]
+        sealing = bool(seal) and (consumed > 0 or self.resent + len(seal) >= SEAL_AFTER or force)
+        if consumed:
+            seal = pending[:end] + head
+        tail = (carry + pending[end + consumed :]) if sealing else pending
+        extras = self.state.extras()
+        outputs = tuple(_markdown_output(md) for md in (renderable(tail), extras) if md)
+        now = self.view.clock()
+        status = None
+        if force or self.status_at is None or now - self.status_at >= STATUS_INTERVAL:
+            status = _small(self.state.status())
+        cost = (self.view.seal_cost(self, seal) if sealing else 0) + (
+            json_size(outputs) if outputs != self.shown else 0
+        )
+        cost += json_size(status) if status is not None and status != self.status.value else 0
+        budget = self.view.budget
+        first = self.throttle.last is None
+        if not (force or first or budget.allows(cost, self.view.produced())):
+            return
+        if sealing:
+            self.view.append_sealed(self.sealed, seal)
+            self.pos += end + consumed - len(self.carry)
+            self.carry = carry if consumed else ""
+            self.resent = 0
+        elif end:
+            self.resent += len(seal)
+        if outputs != self.shown:
+            self.tail.outputs = outputs
+            self.shown = outputs
+            self.view.tail_updates += 1
+        if status is not None and status != self.status.value:
+            self.status.value = status
+            self.status_at = now
+        self.throttle.mark()
+        budget.spend(cost)
+
+    def end(self, result: Result) -> None:
+        """Show everything this stream sent and its usage line; later events are ignored."""
+        self.tick(force=True)
+        self.status.value = _small(result.usage_line())
+        self.ended = True
+
+
+class WidgetView:
+    """Live widgets in a kernel: ``VBox[header, panels (side by side), ...]``.
+
+    Each panel is ``VBox[title?, sealed Output, tail Output, status HTML]`` fed by one
+    stream (a choice of ``n``, or one request of a sweep). Markdown is rendered by the
+    frontend from ``text/markdown`` outputs. The kernel interrupt is the cancel.
+    """
+
+    def __init__(
+        self,
+        header: str = "",
+        *,
+        panels: Sequence[str] | int = 1,
+        max_updates_per_second: float = 10.0,
+        clock: Clock = time.monotonic,
+        shell: Any = None,
+        parent_id: Callable[[], str | None] | None = None,
+        budget_ratio: float = 1.6,
+    ) -> None:
+        self.header = header
+        self.clock = clock
+        self.max_updates_per_second = max_updates_per_second
+        self.shell = shell
+        self.parent_id = parent_id or (lambda: kernel_parent_id(self.shell))
+        self.budget = ByteBudget(ratio=budget_ratio, slack=1024)
+        self.panels = PanelSet(panels, clock)
+        self.display_id = f"writer-{uuid.uuid4().hex}"
+        # Every widget brings a Layout (1 KB of state) and an HTML its Style: share one each.
+        self.layout = widgets.Layout()
+        self.style = widgets.widget_string.HTMLStyle()
+        self.created: list[widgets.Widget] = [self.layout, self.style]
+        self.live: list[_LivePanel] = []
+        self.grid: widgets.GridBox | None = None
+        self.started = False
+        self.tail_updates = 0
+        several = len(self.panels.states) > 1
+        for i in range(len(self.panels.states)):
+            self._panel(i)
+        self.root = self._own(widgets.VBox(layout=self.layout))
+        head = [self.html(_small(header))] if header else []
+        self.root.children = (*head, self._grid()) if several else (*head, *self.live[0].parts)
+
+    def _own(self, widget: Any) -> Any:
+        self.created.append(widget)
+        return widget
+
+    def html(self, value: str) -> widgets.HTML:
+        return self._own(widgets.HTML(value, layout=self.layout, style=self.style))
+
+    def _grid(self) -> widgets.GridBox:
+        """Panels side by side, at most three a row (a sweep wraps into a grid)."""
+        if self.grid is None:
+            layout = self._own(widgets.Layout(grid_gap="0 1em"))
+            self.grid = self._own(widgets.GridBox(layout=layout))
+        boxes = []
+        for panel in self.live:
+            if panel.box is None:
+                panel.box = self._own(widgets.VBox(panel.parts, layout=self.layout))
+            boxes.append(panel.box)
+        columns = min(len(boxes), 3)
+        self.grid.layout.grid_template_columns = f"repeat({columns}, minmax(0, 1fr))"
+        self.grid.children = tuple(boxes)
+        return self.grid
+
+    def _panel(self, index: int) -> _LivePanel:
+        self.panels.get(index)
+        if len(self.live) < len(self.panels.states):
+            while len(self.live) < len(self.panels.states):
+                state = self.panels.states[len(self.live)]
+                self.live.append(_LivePanel(state, self, title=len(self.panels.states) > 1))
+            if hasattr(self, "root"):  # a panel no one announced: switch to the grid
+                head = self.root.children[:1] if self.header else ()
+                self.root.children = (*head, self._grid())
+        return self.live[index]
+
+    def produced(self) -> int:
+        """Bytes of answer text received so far (the budget grows with it)."""
+        return sum(len(s.text.encode()) for s in self.panels.states)
+
+    def start(self) -> None:
+        display(self.root, display_id=self.display_id)
+        self.started = True
+
+    def add(self, event: Event, panel: int = 0) -> None:
+        live = self._panel(panel)
+        live.state.add(event)
+        live.tick()
+
+    def end_panel(self, panel: int, result: Result) -> None:
+        self._panel(panel).end(result)
+
+    def seal_cost(self, panel: _LivePanel, md: str) -> int:
+        if self.parent_id() is not None:
+            return json_size({"text/markdown": md}) + 2 * json_size({"msg_id": self.parent_id()})
+        return json_size((*panel.sealed.outputs, _markdown_output(md)))
+
+    def append_sealed(self, sealed: widgets.Output, md: str) -> None:
+        """Add finished Markdown to a sealed Output, sending only the new part if we can."""
+        parent = self.parent_id()
+        if parent is None:
+            sealed.outputs = (*sealed.outputs, _markdown_output(md))
+            return
+        sys.stdout.flush()  # pending prints must not be routed into the widget
+        sys.stderr.flush()
+        sealed.msg_id = parent
+        try:
+            display({"text/markdown": md}, raw=True)
+        finally:
+            sealed.msg_id = ""
+
+    def finish(self, outcome: Outcome) -> None:
+        """Replace the widgets by static Markdown + usage line, then close every widget."""
+        try:
+            self.budget.spend(
+                static_finish(self.display_id, self.started, outcome, self.panels.titles)
+            )
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close every widget we made, so no widget state outlives the cell."""
+        for widget in reversed(self.created):
+            widget.close()
