@@ -3,7 +3,9 @@
 Function tools are called when the last message is a user message that mentions
 a function's name (``get_weather`` or ``get weather``), or when ``tool_choice``
 is ``"required"`` or names the function; ``"none"`` never calls. Arguments come
-from the function's JSON schema, filled with values found in the user message.
+from the function's JSON schema: required ones always, optional ones only when the
+user message supplies a value (first word after "for"/"in"/... for a string, first
+integer for an integer, a mentioned enum value).
 Built-in tools (``web_search``, ``graph``, ``translation``, ``llm``) run "on the
 server" and return their ``*_data`` objects next to a text answer.
 """
@@ -96,8 +98,15 @@ def arguments_for(function: dict[str, Any], text: str, sampler: Sampler) -> dict
     ints = [int(m) for m in _INT_RE.findall(text)]
     nums = [float(m) for m in _NUM_RE.findall(text)]
     used_string = False
+    found: set[str] = set()
 
     def override(name: str, sub: dict[str, Any]) -> Any:
+        value = _from_text(name, sub)
+        if value is not None:
+            found.add(name)
+        return value
+
+    def _from_text(name: str, sub: dict[str, Any]) -> Any:
         nonlocal used_string
         kind = sub.get("type")
         if isinstance(sub.get("enum"), list):
@@ -115,7 +124,11 @@ def arguments_for(function: dict[str, Any], text: str, sampler: Sampler) -> dict
         return None
 
     value = fake(schema, sampler, keywords(text) or ["example"], override)
-    return value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        return {}
+    # Like a model: required arguments always, optional ones only when the user gave them.
+    required = set(schema.get("required") or [])
+    return {k: v for k, v in value.items() if k in required or k in found}
 
 
 def make_calls(
