@@ -9,7 +9,7 @@ here, so it is tested against the bundled server directly.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import AsyncIterable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -67,12 +67,14 @@ def execute(
     client: WriterClient,
     view: LiveView,
     clock: Callable[[], float] = time.monotonic,
+    openers: Mapping[K, Callable[[], AsyncIterable[Event]]] | None = None,
 ) -> Outcomes[K]:
     """Stream every request at once into the view; finish the view in all cases.
 
     With one request, panels are its choices (``n``); with several (a sweep), each
     request has its own panel. Ctrl-C cancels every stream (closing its connection),
-    keeps the partial text on screen and raises :class:`Interrupted`.
+    keeps the partial text on screen and raises :class:`Interrupted`. ``openers``
+    replaces the HTTP stream of some requests (a cache replay, a concurrency bound).
     """
     keys = list(requests)
     panel_of: Callable[[K, Event], int]
@@ -84,6 +86,7 @@ def execute(
     start = clock()
     progress = {key: _Progress(req, start) for key, req in requests.items()}
     streams = {key: _opener(client, req) for key, req in requests.items()}
+    streams.update(openers or {})
     status: Status = "failed"
     view.start()
     try:
@@ -116,7 +119,7 @@ def _choice_panel(_key: Any, event: Event) -> int:
     return int(getattr(event, "choice", 0))
 
 
-def _opener(client: WriterClient, request: Request) -> Any:
+def _opener(client: WriterClient, request: Request) -> Callable[[], AsyncIterable[Event]]:
     return lambda: client.events(request.endpoint, request.body, timeout=request.timeout)
 
 
