@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 
 from writer_magics.server import ServerHandle, start_server
 
@@ -25,3 +26,31 @@ def server(server_module: ServerHandle) -> ServerHandle:
     """
     server_module.clear()
     return server_module
+
+
+API_KEY = "sk-test-SECRET-0123456789"
+
+
+@pytest.fixture
+def writer_env(server: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> ServerHandle:
+    """Environment pointing the magics at the bundled server with a recognisable key."""
+    monkeypatch.setenv("WRITER_BASE_URL", server.url)
+    monkeypatch.setenv("WRITER_API_KEY", API_KEY)
+    return server
+
+
+@pytest.fixture
+def shell(writer_env: ServerHandle) -> Iterator[InteractiveShell]:
+    """A fresh singleton shell with the extension loaded (Markdown view: observable).
+
+    A shell built with ``InteractiveShell(config=...)`` silently loses rich display
+    output, hence ``clear_instance()`` + ``instance()``.
+    """
+    InteractiveShell.clear_instance()
+    sh = InteractiveShell.instance()
+    sh.run_line_magic("load_ext", "writer_magics")
+    sh.run_line_magic("config", "WriterMagics.view = 'markdown'")
+    sh.run_line_magic("config", "WriterMagics.max_retries = 0")
+    yield sh
+    sh.run_line_magic("unload_ext", "writer_magics")
+    InteractiveShell.clear_instance()

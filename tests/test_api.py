@@ -1,0 +1,221 @@
+"""The wire format: request JSON and event decoding, without a network."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from writer_magics import api
+from writer_magics.api import (
+    Accumulator,
+    ChoiceFinished,
+    DataDelta,
+    LogprobsDelta,
+    StreamEnd,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
+from writer_magics.errors import MalformedEventError, ServerSentError
+
+
+def test_completion_request_omits_unset_fields() -> None:
+    body = api.completion_request(model="palmyra-x5", prompt="Hi")
+    assert body == {"model": "palmyra-x5", "prompt": "Hi", "stream": True}
+
+
+def test_completion_request_maps_every_field() -> None:
+    body = api.completion_request(
+        model="palmyra-x4",
+        prompt="Hi",
+        max_tokens=5,
+        temperature=0.2,
+        top_p=0.9,
+        stop=["."],
+        best_of=2,
+        random_seed=7,
+        stream=False,
+    )
+    assert body == {
+        "model": "palmyra-x4",
+        "prompt": "Hi",
+        "max_tokens": 5,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "stop": ["."],
+        "best_of": 2,
+        "random_seed": 7,
+        "stream": False,
+    }
+
+
+def test_chat_request_streams_with_usage_and_bare_tool_choice() -> None:
+    body = api.chat_request(
+        model="palmyra-x5",
+        messages=[{"role": "user", "content": "Hi"}],
+        n=2,
+        logprobs=True,
+        tool_choice="auto",
+    )
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["tool_choice"] == "auto"
+    assert body["n"] == 2 and body["logprobs"] is True
+    assert "temperature" not in body and "tools" not in body
+
+
+def test_chat_request_tool_choice_by_name_is_the_function_form() -> None:
+    body = api.chat_request(model="m", messages=[], tool_choice="get_weather", stream=False)
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert "stream_options" not in body
+
+
+def test_removed_model_warning_names_the_replacement() -> None:
+    warning = api.removed_model_warning("palmyra-med")
+    assert warning is not None and "palmyra-x5" in warning and "2026-07-13" in warning
+    assert api.removed_model_warning("palmyra-x5") is None
+
+
+def chunk(**choice: object) -> str:
+    return json.dumps({"id": "x", "object": "chat.completion.chunk", "choices": [choice]})
+
+
+def test_chat_chunk_text_and_finish_in_one_chunk() -> None:
+    data = chunk(index=0, delta={"content": "Hi", "role": "assistant"}, finish_reason="stop")
+    assert api.decode_sse_data("chat", data) == [TextDelta("Hi", 0), ChoiceFinished("stop", 0)]
+
+
+def test_chat_chunk_ignores_null_and_empty_content_and_empty_graph_data() -> None:
+    data = chunk(
+        index=0,
+        delta={
+            "content": None,
+            "graph_data": {"sources": None, "status": None, "subqueries": None},
+            "tool_calls": None,
+        },
+        finish_reason=None,
+    )
+    assert api.decode_sse_data("chat", data) == []
+
+
+def test_usage_chunk_has_no_choices() -> None:
+    data = json.dumps(
+        {
+            "choices": [],
+            "usage": {
+                "prompt_tokens": 3,
+                "completion_tokens": 4,
+                "total_tokens": 7,
+                "completion_token_details": {"reasoning_tokens": 1},
+            },
+        }
+    )
+    (event,) = api.decode_sse_data("chat", data)
+    assert isinstance(event, UsageReport)
+    assert event.usage.total_tokens == 7 and event.usage.reasoning_tokens == 1
+    assert event.usage.summary() == "3 prompt + 4 completion = 7 tokens"
+
+
+def test_done_ends_the_stream() -> None:
+    assert api.decode_sse_data("chat", "[DONE]") == [StreamEnd()]
+
+
+def test_writer_tool_call_pieces_with_explicit_nulls_accumulate_per_index() -> None:
+    pieces = [
+        {
+            "index": 0,
+            "id": "call-1",
+            "type": "function",
+            "function": {"name": "f", "arguments": None},
+        },
+        {"index": 0, "id": None, "type": None, "function": {"name": None, "arguments": '{"a": 5'}},
+        {"index": 0, "id": None, "type": None, "function": {"name": None, "arguments": "}"}},
+        {
+            "index": 1,
+            "id": "call-2",
+            "type": "function",
+            "function": {"name": "g", "arguments": None},
+        },
+        {"index": 1, "id": None, "type": None, "function": {"name": None, "arguments": "{}"}},
+    ]
+    acc = Accumulator()
+    for piece in pieces:
+        for event in api.decode_sse_data("chat", chunk(index=0, delta={"tool_calls": [piece]})):
+            assert isinstance(event, ToolCallDelta)
+            acc.add(event)
+    calls = acc.choice(0).tool_calls
+    assert calls[0].to_message() == {
+        "id": "call-1",
+        "type": "function",
+        "function": {"name": "f", "arguments": '{"a": 5}'},
+    }
+    assert calls[1].name == "g" and calls[1].arguments == "{}"
+
+
+def test_logprobs_and_writer_data_become_events() -> None:
+    data = chunk(
+        index=1,
+        delta={"content": "A", "web_search_data": {"sources": [{"url": "https://x"}]}},
+        logprobs={"content": [{"token": "A", "logprob": -0.1, "top_logprobs": []}]},
+    )
+    events = api.decode_sse_data("chat", data)
+    assert TextDelta("A", 1) in events
+    assert DataDelta("web_search_data", {"sources": [{"url": "https://x"}]}, 1) in events
+    assert any(isinstance(e, LogprobsDelta) and e.choice == 1 for e in events)
+
+
+def test_completions_chunk_value() -> None:
+    assert api.decode_sse_data("completions", '{"value": ""}') == []
+    assert api.decode_sse_data("completions", '{"value": "Hello"}') == [TextDelta("Hello")]
+
+
+@pytest.mark.parametrize(
+    ("event_name", "data"),
+    [
+        ("error", '{"tpe": "BadRequest", "errors": [{"description": "boom"}]}'),
+        ("", '{"tpe": "BadRequest", "errors": [{"description": "boom"}]}'),
+    ],
+)
+def test_error_events_are_surfaced_not_dropped(event_name: str, data: str) -> None:
+    with pytest.raises(ServerSentError, match="boom"):
+        api.decode_sse_data("chat", data, event_name)
+
+
+def test_malformed_event_is_a_clear_error() -> None:
+    with pytest.raises(MalformedEventError, match="not JSON"):
+        api.decode_sse_data("chat", "{not json")
+
+
+def test_non_streaming_responses_decode_to_the_same_events() -> None:
+    chat = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "Done", "refusal": None},
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+    events = api.decode_response("chat", chat)
+    assert events[:2] == [TextDelta("Done"), ChoiceFinished("stop")]
+    completions = {"choices": [{"text": "Once", "log_probs": None}], "model": "palmyra-x5"}
+    assert api.decode_response("completions", completions)[0] == TextDelta("Once")
+
+
+def test_error_description_reads_writer_error_body() -> None:
+    body = {"tpe": "BadRequest", "errors": [{"description": "a"}, {"description": "b"}]}
+    assert api.error_description(body) == "a b"
+    assert api.error_description({"message": "plain"}) == "plain"
+    assert api.error_description("text") is None
+
+
+def test_accumulator_joins_text_and_knows_when_finished() -> None:
+    acc = Accumulator()
+    for event in (TextDelta("a"), TextDelta("b"), TextDelta("c", 1)):
+        acc.add(event)
+    assert acc.choice(0).text == "ab" and not acc.finished
+    acc.add(ChoiceFinished("stop", 0))
+    acc.add(ChoiceFinished("length", 1))
+    assert acc.finished
+    assert [c.finish_reason for c in acc.ordered()] == ["stop", "length"]
