@@ -105,6 +105,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Small SSE writes must leave at once (Nagle + delayed ACK would add ~40 ms each).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.srv.connections_lock:
             self.srv.connections.add(self.connection)
 
