@@ -63,7 +63,11 @@ def substitute(template: str, values: Mapping[str, str]) -> str:
 def keywords(text: str, limit: int = 3, exclude: frozenset[str] = frozenset()) -> list[str]:
     """Up to ``limit`` content words of ``text`` (longer words first), in text order."""
     seen: dict[str, str] = {}
-    for word in _WORD_RE.findall(text):
+    for raw in _WORD_RE.findall(text):
+        base, apostrophe, suffix = raw.partition("'")
+        if apostrophe and suffix.lower() != "s":
+            continue  # contractions (don't, we'll) are not topics; possessives keep the noun
+        word = base if apostrophe else raw
         lower = word.lower().strip("'-")
         if len(lower) < 3 or lower in tpl.STOPWORDS or lower in exclude or lower in seen:
             continue
