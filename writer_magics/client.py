@@ -253,14 +253,18 @@ class WriterClient:
         self, endpoint: Endpoint, response: httpx.Response, read_timeout: float
     ) -> AsyncIterator[Event]:
         finished = endpoint == "completions"  # completions streams carry no finish reason
+        done = False
         async for sse in EventSource(response).aiter_sse():
+            if done:  # read to the end so the connection goes back to the pool
+                continue
             for event in decode_sse_data(endpoint, sse.data, sse.event):
                 if isinstance(event, StreamEnd):
-                    return
+                    done = True
+                    break
                 if isinstance(event, ChoiceFinished):
                     finished = True
                 yield event
-        if not finished:
+        if not finished and not done:
             raise StreamInterrupted(
                 "The stream ended before the model finished; the text received so far is kept."
             )
