@@ -37,13 +37,15 @@ get_ipython: Callable[[], Any] = getipython.get_ipython
 
 
 class LiveView(Protocol):
-    """What the read loop needs: start, feed events to a panel, end a panel, finish."""
+    """What the read loop needs: start, feed events to a panel, finish (in ``finally``).
+
+    Every view also has ``end_panel(panel, result)`` to show one stream of a sweep as
+    done while the others still run; it is left out here to keep fakes small.
+    """
 
     def start(self) -> None: ...
 
     def add(self, event: Event, panel: int = 0) -> None: ...
-
-    def end_panel(self, panel: int, result: Result) -> None: ...
 
     def finish(self, outcome: Outcome) -> None: ...
 

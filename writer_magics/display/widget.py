@@ -97,9 +97,10 @@ class _LivePanel:
         if force or self.status_at is None or now - self.status_at >= STATUS_INTERVAL:
             status = _small(self.state.status())
         cost = (self.view.seal_cost(self, seal) if sealing else 0) + (
-            json_size(outputs) if outputs != self.shown else 0
+            json_size({"outputs": outputs}) if outputs != self.shown else 0
         )
-        cost += json_size(status) if status is not None and status != self.status.value else 0
+        if status is not None and status != self.status.value:
+            cost += json_size({"value": status})
         budget = self.view.budget
         first = self.throttle.last is None
         if not (force or first or budget.allows(cost, self.view.produced())):
@@ -220,9 +221,11 @@ class WidgetView:
         self._panel(panel).end(result)
 
     def seal_cost(self, panel: _LivePanel, md: str) -> int:
-        if self.parent_id() is not None:
-            return json_size({"text/markdown": md}) + 2 * json_size({"msg_id": self.parent_id()})
-        return json_size((*panel.sealed.outputs, _markdown_output(md)))
+        """Bytes an :meth:`append_sealed` of ``md`` sends (the widget states it sets too)."""
+        parent = self.parent_id()
+        if parent is not None:
+            return json_size({"text/markdown": md}) + json_size({"msg_id": parent}) + 13
+        return json_size({"outputs": (*panel.sealed.outputs, _markdown_output(md))})
 
     def append_sealed(self, sealed: widgets.Output, md: str) -> None:
         """Add finished Markdown to a sealed Output, sending only the new part if we can."""
