@@ -85,11 +85,9 @@ class _LivePanel:
         pending = self.carry + self.state.text[self.pos :]
         end, _ = scan(pending)
         head, carry, consumed = cut_long_tail(pending[end:], TAIL_LIMIT)
-        seal = pending[: end + consumed] if consumed else pending[:end]
-        sealing = bool(seal) and (consumed > 0 or self.resent + len(seal) >= SEAL_AFTER or force)
-        if consumed:
-            seal = pending[:end] + head
-        tail = (carry + pending[end + consumed :]) if sealing else pending
+        seal = pending[:end] + head
+        sealing = bool(seal) and (consumed > 0 or force or self.resent + end >= SEAL_AFTER)
+        tail = carry + pending[end + consumed :] if sealing else pending
         extras = self.state.extras()
         outputs = tuple(_markdown_output(md) for md in (renderable(tail), extras) if md)
         now = self.view.clock()
@@ -101,6 +99,8 @@ class _LivePanel:
         )
         if status is not None and status != self.status.value:
             cost += json_size({"value": status})
+        if cost == 0:
+            return  # nothing new to show: do not use up this tick
         budget = self.view.budget
         first = self.throttle.last is None
         if not (force or first or budget.allows(cost, self.view.produced())):
@@ -110,8 +110,8 @@ class _LivePanel:
             self.pos += end + consumed - len(self.carry)
             self.carry = carry if consumed else ""
             self.resent = 0
-        elif end:
-            self.resent += len(seal)
+        else:
+            self.resent += end
         if outputs != self.shown:
             self.tail.outputs = outputs
             self.shown = outputs
