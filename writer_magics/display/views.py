@@ -106,7 +106,6 @@ class TextView:
         self.header = header
         self.titles = panel_titles(panels)
         self.stream = stream
-        self.printed = ""
         self.parts: list[str] = []
 
     @property
