@@ -1,0 +1,579 @@
+"""Answers kept on disk: ``--cache`` reuses them, replay mode serves only them.
+
+An answer is stored as the exact event sequence the server produced, so replaying it
+drives the same live display (and the same Result) as the original request.
+
+**Key.** sha256 of the canonical JSON (sorted keys, no whitespace) of the endpoint and
+the body *without* ``stream`` and ``stream_options``: those change how an answer
+arrives, not what it is, so a streamed and a non-streamed identical request share an
+entry (a non-streamed recording replays as one piece). Everything else counts,
+``random_seed`` and the whole message history included.
+
+**File.** One JSON Lines file, so a teacher can ship it next to the notebook, read it,
+and diff it in git: a header line ``{"format": "writer-magics-cache", "version": 1}``
+then one entry per line; a later line for the same request wins. Entries are only
+ever appended (one ``write`` each); a torn last line from a crash is skipped. The
+key is recomputed from the stored body on load, so hand-editing a body is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, cast
+
+from writer_magics.api import (
+    JSON,
+    ChoiceFinished,
+    DataDelta,
+    Endpoint,
+    Event,
+    LogprobsDelta,
+    StreamEnd,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+)
+from writer_magics.errors import ReplayMissError, WriterError
+
+FORMAT = "writer-magics-cache"
+VERSION = 1
+#: Fields that say how an answer travels, not what it is; left out of the key.
+TRANSPORT_FIELDS = ("stream", "stream_options")
+#: Environment variable naming a cache file to replay (only cached answers, no key).
+REPLAY_VARIABLE = "WRITER_MAGICS_REPLAY"
+_ENDPOINTS: tuple[Endpoint, ...] = ("completions", "chat")
+
+
+class CacheError(WriterError):
+    """The cache file cannot be read or written, or an import file is not a cache."""
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, non-ASCII kept: the same request gives the same bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_key(endpoint: str, body: Mapping[str, Any]) -> str:
+    """The cache key of a request (see the module docstring for what counts)."""
+    content = {k: v for k, v in body.items() if k not in TRANSPORT_FIELDS}
+    data = canonical_json({"endpoint": endpoint, "body": content})
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- events
+
+
+def event_to_json(event: Event) -> JSON:
+    """A typed event as a small tagged JSON object (None fields left out)."""
+    if isinstance(event, TextDelta):
+        data: JSON = {"event": "text", "text": event.text, "choice": event.choice}
+    elif isinstance(event, ToolCallDelta):
+        data = {
+            "event": "tool_call",
+            "index": event.index,
+            "id": event.id,
+            "type": event.type,
+            "name": event.name,
+            "arguments": event.arguments,
+            "choice": event.choice,
+        }
+    elif isinstance(event, LogprobsDelta):
+        data = {"event": "logprobs", "tokens": list(event.tokens), "choice": event.choice}
+    elif isinstance(event, DataDelta):
+        data = {"event": "data", "name": event.name, "value": event.value, "choice": event.choice}
+    elif isinstance(event, ChoiceFinished):
+        data = {"event": "finish", "reason": event.reason, "choice": event.choice}
+    elif isinstance(event, UsageReport):
+        u = event.usage
+        usage = {
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens,
+            "cached_tokens": u.cached_tokens,
+            "reasoning_tokens": u.reasoning_tokens,
+        }
+        data = {"event": "usage", "usage": {k: v for k, v in usage.items() if v is not None}}
+    elif isinstance(event, StreamEnd):
+        data = {"event": "end"}
+    else:  # pragma: no cover - the Event union is closed
+        raise TypeError(f"not an event: {event!r}")
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def event_from_json(data: Any) -> Event:
+    """The inverse of :func:`event_to_json`; anything else is a ``ValueError``."""
+    if not isinstance(data, dict):
+        raise ValueError("an event is not a JSON object")
+    kind = data.get("event")
+    choice = _int(data, "choice", 0)
+    if kind == "text":
+        return TextDelta(_str(data, "text"), choice)
+    if kind == "tool_call":
+        return ToolCallDelta(
+            index=_int(data, "index", 0),
+            id=_opt_str(data, "id"),
+            type=_opt_str(data, "type"),
+            name=_opt_str(data, "name"),
+            arguments=_opt_str(data, "arguments"),
+            choice=choice,
+        )
+    if kind == "logprobs":
+        tokens = data.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, dict) for t in tokens):
+            raise ValueError("a logprobs event needs a list of token objects")
+        return LogprobsDelta(tuple(tokens), choice)
+    if kind == "data":
+        return DataDelta(_str(data, "name"), data.get("value"), choice)
+    if kind == "finish":
+        return ChoiceFinished(_opt_str(data, "reason"), choice)
+    if kind == "usage":
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            raise ValueError("a usage event needs a usage object")
+        return UsageReport(Usage(**{f: _opt_int(usage, f) for f in _USAGE_FIELDS}))
+    if kind == "end":
+        return StreamEnd()
+    raise ValueError(f"unknown event type {kind!r}")
+
+
+_USAGE_FIELDS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+)
+
+
+def _str(data: Mapping[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise ValueError(f"{data.get('event')} event: {name!r} must be a string")
+    return value
+
+
+def _opt_str(data: Mapping[str, Any], name: str) -> str | None:
+    return None if data.get(name) is None else _str(data, name)
+
+
+def _int(data: Mapping[str, Any], name: str, default: int) -> int:
+    value = data.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{data.get('event')} event: {name!r} must be an integer")
+    return value
+
+
+def _opt_int(data: Mapping[str, Any], name: str) -> int | None:
+    return None if data.get(name) is None else _int(data, name, 0)
+
+
+# --------------------------------------------------------------------------- entries
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """One recorded answer: the request it answers and the events to replay."""
+
+    key: str
+    endpoint: Endpoint
+    body: JSON
+    events: tuple[Event, ...]
+    created: str = ""
+    """ISO 8601 UTC time of the recording."""
+
+    @property
+    def model(self) -> str:
+        return str(self.body.get("model", ""))
+
+    def to_json(self) -> JSON:
+        return {
+            "key": self.key,
+            "endpoint": self.endpoint,
+            "body": self.body,
+            "events": [event_to_json(e) for e in self.events],
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> CachedAnswer:
+        """Validate one entry line; the key is recomputed from the body."""
+        if not isinstance(data, dict):
+            raise ValueError("an entry is not a JSON object")
+        endpoint = data.get("endpoint")
+        if endpoint not in _ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}")
+        body = data.get("body")
+        if not isinstance(body, dict):
+            raise ValueError("an entry needs a 'body' object")
+        raw_events = data.get("events")
+        if not isinstance(raw_events, list) or not raw_events:
+            raise ValueError("an entry needs a non-empty 'events' list")
+        created = data.get("created", "")
+        return cls(
+            key=request_key(endpoint, body),
+            endpoint=cast(Endpoint, endpoint),
+            body=body,
+            events=tuple(event_from_json(e) for e in raw_events),
+            created=created if isinstance(created, str) else "",
+        )
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """What ``%writer cache --info`` shows."""
+
+    path: Path
+    entries: int
+    size: int
+    skipped: int
+    read_only: bool
+
+
+def _header() -> str:
+    return canonical_json({"format": FORMAT, "version": VERSION})
+
+
+def parse_lines(
+    lines: Iterable[str], *, source: str, strict: bool
+) -> tuple[list[CachedAnswer], int]:
+    """Entries of a cache file and the number of bad lines skipped.
+
+    ``strict`` (imports) turns the first bad line into a :class:`CacheError` naming it;
+    otherwise (the live cache) bad lines are skipped so one torn write loses one entry.
+    A missing or foreign header is an error in both modes: it is not a cache file.
+    """
+    entries: list[CachedAnswer] = []
+    skipped = 0
+    header_seen = False
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if not header_seen:
+            _check_header(line, source)
+            header_seen = True
+            continue
+        try:
+            entries.append(CachedAnswer.from_json(json.loads(line)))
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            if strict:
+                reason = str(exc).splitlines()[0]
+                raise CacheError(f"{source}, line {number}: {reason}") from None
+            skipped += 1
+    return entries, skipped
+
+
+def _check_header(line: str, source: str) -> None:
+    try:
+        header = json.loads(line)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CacheError(f"{source} is not a writer-magics cache file (no cache header line).")
+    version = header.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CacheError(
+            f"{source} is a cache of format version {version!r}; this writer-magics "
+            f"reads version {VERSION}. Upgrade writer-magics to use it."
+        )
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+class ResponseCache:
+    """Recorded answers in one JSON Lines file, loaded lazily and reloaded when it changes.
+
+    Safe to use from the cell thread and worker threads of one process (one lock);
+    other processes appending to the same file are picked up on the next read.
+    ``read_only`` (replay mode) never writes the shipped file.
+    """
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        self.path = Path(path).expanduser()
+        self.read_only = read_only
+        self._lock = threading.Lock()
+        self._entries: dict[str, CachedAnswer] = {}
+        self._skipped = 0
+        self._signature: tuple[int, int] | None = None
+
+    def __repr__(self) -> str:
+        mode = ", read_only=True" if self.read_only else ""
+        return f"ResponseCache({str(self.path)!r}{mode})"
+
+    @staticmethod
+    def key(endpoint: str, body: Mapping[str, Any]) -> str:
+        return request_key(endpoint, body)
+
+    # -- reading
+
+    def _load(self) -> dict[str, CachedAnswer]:
+        """The entries by key, re-read only if the file changed (caller holds the lock)."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._entries, self._skipped, self._signature = {}, 0, None
+            return self._entries
+        except OSError as exc:
+            raise CacheError(f"Cannot read the cache {self.path}: {exc.strerror or exc}") from None
+        signature = (stat.st_size, stat.st_mtime_ns)
+        if signature != self._signature:
+            try:
+                with self.path.open(encoding="utf-8") as file:
+                    entries, self._skipped = parse_lines(file, source=str(self.path), strict=False)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CacheError(f"Cannot read the cache {self.path}: {exc}") from None
+            self._entries = {e.key: e for e in entries}
+            self._signature = signature
+        return self._entries
+
+    def get(self, endpoint: str, body: Mapping[str, Any]) -> CachedAnswer | None:
+        """The recorded answer to this request, or None."""
+        with self._lock:
+            return self._load().get(request_key(endpoint, body))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._load())
+
+    def entries(self) -> list[CachedAnswer]:
+        with self._lock:
+            return list(self._load().values())
+
+    def info(self) -> CacheInfo:
+        with self._lock:
+            count = len(self._load())
+            size = self.path.stat().st_size if self.path.exists() else 0
+            return CacheInfo(self.path, count, size, self._skipped, self.read_only)
+
+    def ensure_readable(self) -> None:
+        """Replay mode: fail now, clearly, if the file is missing or not a cache."""
+        if not self.path.is_file():
+            raise CacheError(f"The replay file {self.path} does not exist.")
+        with self._lock:
+            self._load()
+
+    # -- writing
+
+    def put(
+        self,
+        endpoint: Endpoint,
+        body: Mapping[str, Any],
+        events: Sequence[Event],
+        *,
+        usage: Usage | None = None,
+    ) -> str:
+        """Record a finished answer (all its events, in order); returns its key.
+
+        Call it only for complete answers (status ``done``, no error). ``usage`` is
+        added as a final usage event when the events carry none. No-op when read-only.
+        """
+        key = request_key(endpoint, body)
+        if self.read_only:
+            return key
+        recorded = list(events)
+        if usage is not None and not any(isinstance(e, UsageReport) for e in recorded):
+            at = len(recorded) - (1 if recorded and isinstance(recorded[-1], StreamEnd) else 0)
+            recorded.insert(at, UsageReport(usage))
+        if not recorded:
+            raise ValueError("an answer with no events cannot be cached")
+        answer = CachedAnswer(
+            key=key,
+            endpoint=endpoint,
+            body={k: v for k, v in body.items() if k not in TRANSPORT_FIELDS},
+            events=tuple(recorded),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        with self._lock:
+            self._load()
+            self._append([answer])
+        return key
+
+    def _append(self, answers: Sequence[CachedAnswer]) -> None:
+        """One write per call; a header first for a new file (caller holds the lock)."""
+        text = "".join(canonical_json(a.to_json()) + "\n" for a in answers)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a+b") as file:
+                size = file.seek(0, os.SEEK_END)
+                prefix = "" if size else _header() + "\n"
+                if size:
+                    file.seek(size - 1)
+                    if file.read(1) != b"\n":
+                        prefix = "\n"  # end a torn line so it stays one bad line
+                file.write((prefix + text).encode("utf-8"))
+        except OSError as exc:
+            raise CacheError(f"Cannot write the cache {self.path}: {exc.strerror or exc}") from None
+        for answer in answers:
+            self._entries[answer.key] = answer
+        # The caller loaded the file just before, so our index is the file's content.
+        stat = self.path.stat()
+        self._signature = (stat.st_size, stat.st_mtime_ns)
+
+    def clear(self) -> int:
+        """Remove every entry (the file is deleted); returns how many there were."""
+        self._writable("clear")
+        with self._lock:
+            count = len(self._load())
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            self._entries, self._skipped, self._signature = {}, 0, None
+            return count
+
+    def export(self, path: Path | str) -> int:
+        """Write every entry (one per request, newest wins) to a new cache file; returns count.
+
+        The copy is written to a temporary file and moved into place, so a failure
+        never leaves half a file behind.
+        """
+        target = Path(path).expanduser()
+        with self._lock:
+            entries = list(self._load().values())
+        lines = [_header(), *(canonical_json(e.to_json()) for e in entries)]
+        _write_atomically(target, "\n".join(lines) + "\n")
+        return len(entries)
+
+    def import_(self, path: Path | str) -> int:
+        """Merge another cache file in; returns how many entries were new or changed.
+
+        The whole file is validated first: a bad file is one clear :class:`CacheError`
+        and changes nothing.
+        """
+        self._writable("import into")
+        source = Path(path).expanduser()
+        try:
+            with source.open(encoding="utf-8") as file:
+                entries, _ = parse_lines(file, source=str(source), strict=True)
+        except FileNotFoundError:
+            raise CacheError(f"{source} does not exist.") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CacheError(f"Cannot read {source}: {exc}") from None
+        with self._lock:
+            current = self._load()
+            new = {e.key: e for e in entries}
+            changed = [e for k, e in new.items() if not _same(current.get(k), e)]
+            if changed:
+                self._append(changed)
+            return len(changed)
+
+    def _writable(self, action: str) -> None:
+        if self.read_only:
+            raise CacheError(f"Cannot {action} {self.path}: it is open read-only (replay mode).")
+
+
+def _same(old: CachedAnswer | None, new: CachedAnswer) -> bool:
+    """Same request and same answer; when it was recorded does not matter."""
+    return old is not None and (old.body, old.events) == (new.body, new.events)
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(text)
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+    except OSError as exc:
+        raise CacheError(f"Cannot write {target}: {exc.strerror or exc}") from None
+
+
+# --------------------------------------------------------------------------- replay
+
+
+async def replay_events(answer: CachedAnswer, *, pace: float = 0.0) -> AsyncIterator[Event]:
+    """Yield a recorded answer's events, as an opener for ``execute(openers=...)``.
+
+    ``pace`` seconds pass before each text or tool-call piece so the live view looks
+    live; with 0 the loop is still yielded to now and then, so Ctrl-C stays prompt.
+    """
+    for number, event in enumerate(answer.events):
+        if pace > 0 and isinstance(event, TextDelta | ToolCallDelta):
+            await asyncio.sleep(pace)
+        elif number % 64 == 0:
+            await asyncio.sleep(0)
+        yield event
+
+
+def replay_opener(answer: CachedAnswer, *, pace: float = 0.0) -> Callable[[], AsyncIterator[Event]]:
+    """``lambda: replay_events(answer, pace=pace)`` with the types spelled out."""
+    return lambda: replay_events(answer, pace=pace)
+
+
+def recording(
+    opener: Callable[[], AsyncIterable[Event]], sink: list[Event]
+) -> Callable[[], AsyncIterator[Event]]:
+    """Wrap an opener so every event it yields is also appended to ``sink``.
+
+    The caller reads ``sink`` after ``execute()`` returned (the stream has ended by
+    then) and passes it to :meth:`ResponseCache.put`.
+    """
+
+    async def stream() -> AsyncIterator[Event]:
+        sink.clear()  # an opener called again records afresh
+        async for event in opener():
+            sink.append(event)
+            yield event
+
+    return stream
+
+
+def miss_error(endpoint: str, body: Mapping[str, Any]) -> ReplayMissError:
+    """The replay-mode error for a request that was never recorded, naming it briefly."""
+    prompt = _prompt_of(endpoint, body)
+    shown = " ".join(prompt.split())
+    if len(shown) > 60:
+        shown = shown[:60] + "..."
+    key = request_key(endpoint, body)[:12]
+    return ReplayMissError(
+        f"Replay mode has no recorded answer for {endpoint} {body.get('model', '?')} "
+        f"{shown!r} (key {key}).",
+        hint="Record it: run this cell once with a key and --cache, then "
+        "%writer cache --export PATH; the model, every parameter and the prompt "
+        "(for chat, the whole conversation) must match exactly.",
+    )
+
+
+def _prompt_of(endpoint: str, body: Mapping[str, Any]) -> str:
+    """The prompt, or the last user message's text (content may be a list of parts)."""
+    if endpoint == "completions":
+        return str(body.get("prompt", ""))
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(
+                    str(p.get("text", "")) for p in content if isinstance(p, dict)
+                ).strip()
+            return str(content or "")
+    return ""
+
+
+def default_cache_path() -> Path:
+    """``cache.jsonl`` in the user's data directory (see :func:`promptlog.data_dir`)."""
+    from writer_magics.promptlog import data_dir
+
+    return data_dir() / "cache.jsonl"
+
+
+def replay_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The replay file named by ``WRITER_MAGICS_REPLAY``, or None when not replaying."""
+    value = (os.environ if environ is None else environ).get(REPLAY_VARIABLE, "").strip()
+    return Path(value).expanduser() if value else None
