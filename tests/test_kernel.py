@@ -1,0 +1,183 @@
+"""What only a real kernel shows: iopub traffic while an answer streams, interrupts,
+and a dropped stream, with jupyter_client + ipykernel against the bundled server."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+
+from tests.conftest import API_KEY
+from writer_magics.server import ServerHandle, start_server
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@dataclass
+class Execution:
+    """Every iopub message of one execute request, with arrival times."""
+
+    messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    reply: dict[str, Any] | None = None
+    reply_time: float = 0.0
+
+    def of_type(self, *types: str) -> list[dict[str, Any]]:
+        return [m for _, m in self.messages if m["header"]["msg_type"] in types]
+
+    def text_updates(self) -> list[tuple[float, str]]:
+        """(time, markdown text) of every widget/display update carrying answer text."""
+        found = []
+        for at, msg in self.messages:
+            kind = msg["header"]["msg_type"]
+            content = msg["content"]
+            if kind == "comm_msg":
+                state = content.get("data", {}).get("state", {})
+                for output in state.get("outputs", []) or []:
+                    text = output.get("data", {}).get("text/markdown")
+                    if text:
+                        found.append((at, text))
+            elif kind in ("display_data", "update_display_data"):
+                text = content.get("data", {}).get("text/markdown")
+                if text:
+                    found.append((at, text))
+        return found
+
+
+@pytest.fixture(scope="module")
+def paced_server() -> Iterator[ServerHandle]:
+    with start_server() as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def kernel(paced_server: ServerHandle) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    env = dict(os.environ, WRITER_BASE_URL=paced_server.url, WRITER_API_KEY=API_KEY)
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env)
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    execute(client, "%load_ext writer_magics")
+    yield manager, client
+    client.stop_channels()
+    manager.shutdown_kernel(now=True)
+
+
+def execute(
+    client: BlockingKernelClient,
+    code: str,
+    *,
+    on_message: Any = None,
+    timeout: float = 60,
+) -> Execution:
+    """Run code and collect its iopub messages until the kernel is idle again."""
+    msg_id = client.execute(code)
+    result = Execution()
+    deadline = time.monotonic() + timeout
+    idle = False
+    while not idle and time.monotonic() < deadline:
+        try:
+            msg = client.get_iopub_msg(timeout=0.2)
+        except queue.Empty:
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        now = time.monotonic()
+        result.messages.append((now, msg))
+        if on_message is not None:
+            on_message(msg, now)
+        if msg["header"]["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            idle = True
+    reply = client.get_shell_msg(timeout=10)
+    result.reply = reply["content"]
+    result.reply_time = time.monotonic()
+    assert idle, f"the kernel did not go idle within {timeout} s"
+    return result
+
+
+def final_markdown(run: Execution) -> str:
+    updates = run.of_type("update_display_data")
+    assert updates, "the live view was not replaced by a static display"
+    data = updates[-1]["content"]["data"]
+    assert "application/vnd.jupyter.widget-view+json" not in data
+    text: str = data["text/markdown"]
+    return text
+
+
+def test_text_arrives_progressively_and_a_static_answer_stays(
+    kernel: tuple[KernelManager, BlockingKernelClient],
+) -> None:
+    _, client = kernel
+    run = execute(client, "%%chat -o a\nExplain tides in several paragraphs [[tps:60]]")
+    assert run.reply is not None and run.reply["status"] == "ok"
+    updates = run.text_updates()
+    live = [(at, text) for at, text in updates if at < run.messages[-1][0]]
+    assert len(live) >= 3, "expected several live updates before the end"
+    span = live[-1][0] - live[0][0]
+    assert span > 0.3, "updates should be spread over the stream, not sent at the end"
+    widget_views = [
+        m
+        for m in run.of_type("display_data")
+        if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+    ]
+    assert len(widget_views) == 1
+    answer = execute(client, "print(a.text)").of_type("stream")[0]["content"]["text"].strip()
+    final = final_markdown(run)
+    assert answer and answer in final
+    plain = [
+        m["content"]["data"]["text/plain"]
+        for m in run.of_type("display_data")
+        if "text/plain" in m["content"]["data"]
+        and "application/vnd.jupyter.widget-view+json" not in m["content"]["data"]
+    ]
+    assert any("tokens" in text for text in plain), "the usage line should survive as text"
+    assert API_KEY not in json.dumps([m["content"] for _, m in run.messages], default=str)
+
+
+def test_interrupt_returns_quickly_and_keeps_the_partial_answer(
+    kernel: tuple[KernelManager, BlockingKernelClient],
+) -> None:
+    manager, client = kernel
+    interrupted_at: list[float] = []
+
+    def interrupt_after_text(msg: dict[str, Any], now: float) -> None:
+        if interrupted_at or msg["header"]["msg_type"] != "comm_msg":
+            return
+        state = msg["content"].get("data", {}).get("state", {})
+        if any(o.get("data", {}).get("text/markdown") for o in state.get("outputs", []) or []):
+            manager.interrupt_kernel()
+            interrupted_at.append(now)
+
+    run = execute(
+        client, "%%chat\nA very long story please [[tps:15]]", on_message=interrupt_after_text
+    )
+    assert interrupted_at, "no text arrived to interrupt"
+    assert run.reply is not None and run.reply["status"] == "error"
+    assert run.reply_time - interrupted_at[0] < 1.0  # "control returns within a second"
+    final = final_markdown(run)
+    assert final.strip()
+    everything = json.dumps([m["content"] for _, m in run.messages], default=str)
+    assert "interrupted" in everything.lower()
+    after = execute(client, "%%chat -o b\nShort answer please")
+    assert after.reply is not None and after.reply["status"] == "ok"
+
+
+def test_dropped_stream_is_one_line_and_keeps_the_text(
+    kernel: tuple[KernelManager, BlockingKernelClient],
+) -> None:
+    _, client = kernel
+    run = execute(client, "%%chat\nTell me a story [[fault:drop]]")
+    assert run.reply is not None and run.reply["status"] == "error"
+    (error,) = run.of_type("error")
+    traceback = error["content"]["traceback"]
+    assert 1 <= len(traceback) <= 2, traceback
+    assert "broke" in traceback[0] or "ended" in traceback[0]
+    assert final_markdown(run).strip(), "the partial text should stay"
