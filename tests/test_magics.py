@@ -335,3 +335,58 @@ def test_unload_and_reload(shell: InteractiveShell, server: ServerHandle) -> Non
     shell.run_line_magic("config", "WriterMagics.view = 'markdown'")
     run(shell, "%%chat\nBack again")
     assert user_texts(last_body(server)) == ["Back again"]
+
+
+def test_help_lists_every_option(shell: InteractiveShell, server: ServerHandle) -> None:
+    chat_help = run(shell, "%%chat?").stdout
+    for option in (
+        "--model",
+        "--temperature",
+        "--top-p",
+        "--max-tokens",
+        "--stop",
+        "--no-stream",
+        "--out",
+        "--timeout",
+        "--dry-run",
+        "--system",
+        "--session",
+        "--new",
+        "--n",
+        "--logprobs",
+        "--show",
+        "--undo",
+        "--save",
+        "--load",
+    ):
+        assert option in chat_help, option
+    complete_help = run(shell, "%%complete?").stdout
+    assert "--best-of" in complete_help and "--random-seed" in complete_help
+    assert server.requests == []
+
+
+def test_ipython_config_sets_defaults(writer_env: ServerHandle) -> None:
+    from traitlets.config import Config
+
+    InteractiveShell.clear_instance()
+    config = Config()
+    config.WriterMagics.model = "palmyra-x4"
+    config.WriterMagics.view = "markdown"
+    config.WriterMagics.stream = False
+    sh = InteractiveShell.instance(config=config)
+    try:
+        sh.run_line_magic("load_ext", "writer_magics")
+        run(sh, "%%chat\nConfigured?")
+        body = last_body(writer_env)
+        assert body["model"] == "palmyra-x4" and body["stream"] is False
+    finally:
+        sh.run_line_magic("unload_ext", "writer_magics")
+        InteractiveShell.clear_instance()
+
+
+def test_text_view_streams_once_to_stdout(shell: InteractiveShell, server: ServerHandle) -> None:
+    shell.run_line_magic("config", "WriterMagics.view = 'text'")
+    captured = run(shell, "%%chat -o a\nExplain owls")
+    answer = shell.user_ns["a"].text
+    assert captured.stdout.count(answer) == 1
+    assert "tokens" in captured.stdout  # the usage line
