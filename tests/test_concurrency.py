@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from typing import cast
 
 import pytest
 
 from writer_magics.concurrency import bounded
-from writer_magics.runner import LoopThread
+from writer_magics.runner import Item, LoopThread
 
 
 @pytest.fixture
@@ -84,7 +85,8 @@ def test_a_failure_frees_its_slot_and_fails_only_its_stream(loop: LoopThread) ->
 
 def test_closing_early_cancels_running_and_queued_streams(loop: LoopThread) -> None:
     tracker = Tracker()
-    merged = loop.merge(bounded({k: tracker.opener(k, items=50, delay=0.05) for k in range(4)}, 2))
+    openers = {k: tracker.opener(k, items=50, delay=0.05) for k in range(4)}
+    merged = cast(Generator[Item[int, int], None, None], loop.merge(bounded(openers, 2)))
     first = next(merged)
     assert not first.done
     merged.close()  # what Ctrl-C in the cell does

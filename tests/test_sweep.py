@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
 from writer_magics import api
-from writer_magics.api import Usage
+from writer_magics.api import Event, Usage
 from writer_magics.client import ClientSettings, WriterClient
 from writer_magics.concurrency import bounded
 from writer_magics.display import TextView
@@ -159,9 +159,11 @@ def run_sweep(
     client = WriterClient(ClientSettings(base_url=server.url, api_key="sk-test", max_retries=0))
     out = io.StringIO()
     titles = [f"{p.model} t={p.temperature}" for p in requests]
-    openers = bounded(
-        {k: (lambda r=r: client.events(r.endpoint, r.body)) for k, r in requests.items()}, limit
-    )
+
+    def opener(request: Request) -> Callable[[], AsyncIterator[Event]]:
+        return lambda: client.events(request.endpoint, request.body)
+
+    openers = bounded({k: opener(r) for k, r in requests.items()}, limit)
     try:
         outcomes = execute(
             requests,
