@@ -27,7 +27,7 @@ from writer_magics import settings
 from writer_magics.demo_stream import TerminalEcho
 
 NOTEBOOKS = ("quickstart", "prompt-engineering", "teaching")
-DEFAULT_OUT = "writer-magics-demo"
+DEFAULT_OUT = "demo-output"  # gitignored in the repo
 #: Pacing of the bundled server: fast enough to be short, slow enough to be seen.
 DEFAULT_TOKENS_PER_SECOND = 120.0
 

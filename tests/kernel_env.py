@@ -1,0 +1,55 @@
+"""Environment for kernels and Jupyter servers started by the tests.
+
+Kernels inherit their environment from whoever starts them, so the tests hand them
+the bundled server's URL explicitly and never a real key: a test must not reach
+Writer's API even when the developer has ``WRITER_API_KEY`` set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+PYTHON3 = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def kernel_env(base_url: str, jupyter_home: Path | None = None) -> dict[str, str]:
+    """``os.environ`` pointed at ``base_url`` with a dummy key (and private Jupyter dirs)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WRITER_")}
+    env["WRITER_BASE_URL"] = base_url
+    env["WRITER_API_KEY"] = "test-key"
+    env["PYTHONUNBUFFERED"] = "1"
+    if jupyter_home is not None:
+        for name in ("CONFIG", "DATA", "RUNTIME"):
+            folder = jupyter_home / name.lower()
+            folder.mkdir(parents=True, exist_ok=True)
+            env[f"JUPYTER_{name}_DIR"] = str(folder)
+    return env
+
+
+def model_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    """Code cells that ask the model for an answer (not ``--dry-run``, not chat commands)."""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        source = cell.source
+        asks = source.startswith(("%%chat", "%%complete")) or "run_cell_magic(" in source
+        if asks and "--dry-run" not in source.split("\n", 1)[0]:
+            found.append(cell)
+    return found
+
+
+def markdown_outputs(cell: nbformat.NotebookNode) -> list[str]:
+    """The static ``text/markdown`` outputs a cell left behind."""
+    return [
+        str(o["data"]["text/markdown"])
+        for o in cell.get("outputs", [])
+        if o.get("output_type") in ("display_data", "execute_result")
+        and o.get("data", {}).get("text/markdown")
+    ]

@@ -1,0 +1,78 @@
+"""The shipped notebooks: stored clean, and each runs top to bottom in a real kernel.
+
+Every notebook is executed with nbclient against the bundled server; a cell error
+fails the test, and the executed notebook must keep each answer as static Markdown
+(no widget left behind), which is what a saved notebook, nbconvert and GitHub show.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.kernel_env import NOTEBOOK_DIR, NOTEBOOKS, kernel_env, markdown_outputs, model_cells
+from writer_magics import demo
+from writer_magics.server import ServerHandle
+
+EXPECTED = {"quickstart.ipynb", "prompt-engineering.ipynb", "teaching.ipynb"}
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def test_the_three_notebooks_exist_and_demo_finds_them() -> None:
+    assert {p.name for p in NOTEBOOKS} >= EXPECTED
+    for name in ("quickstart", "prompt-engineering", "teaching"):
+        assert demo.find_notebook(name) == NOTEBOOK_DIR / f"{name}.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_clean(path: Path) -> None:
+    """Outputs stripped, a python3 kernelspec, no URL or key in code, a how-to first."""
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    assert "widgets" not in nb.metadata
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"outputs not stripped: {cell.source[:40]!r}"
+            assert cell.execution_count is None
+            assert not re.search(r"https?://|127\.0\.0\.1|localhost", cell.source), cell.source
+            assert "WRITER_API_KEY=" not in cell.source
+    first = nb.cells[0]
+    assert first.cell_type == "markdown"
+    for needed in ("WRITER_API_KEY", "WRITER_BASE_URL", "python -m writer_magics"):
+        assert needed in first.source
+    assert model_cells(nb), "a notebook that asks the model nothing"
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_against_the_bundled_server(
+    path: Path, server: ServerHandle, tmp_path: Path
+) -> None:
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=60,
+        startup_timeout=60,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute(env=kernel_env(server.url))  # CellExecutionError fails the test
+
+    asked = model_cells(nb)
+    for cell in asked:
+        answers = markdown_outputs(cell)
+        assert answers, f"no static Markdown answer for {cell.source[:60]!r}"
+        assert all(a.strip() for a in answers)
+        for output in cell.outputs:
+            assert WIDGET_VIEW not in output.get("data", {}), "a live widget was left behind"
+        assert not [o for o in cell.outputs if o.output_type == "error"]
+    # Every answer came from the bundled server, and each request succeeded.
+    received = server.requests
+    assert len(received) >= len(asked)
+    assert {r.path for r in received} <= {"/v1/chat", "/v1/completions"}
+    assert all(r.status == 200 for r in received), [(r.path, r.status) for r in received]
