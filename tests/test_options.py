@@ -359,3 +359,178 @@ def test_decorators_work_on_a_registered_magic() -> None:
     )
     doc = shell.find_cell_magic("chat").__doc__ or ""
     assert "--temperature" in doc and "--load" in doc and "Chat with Palmyra." in doc
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def test_tool_options() -> None:
+    opts = pc(
+        "--tools get_weather,add --tools add --tool-choice add --confirm --web-search "
+        "--include-domain python.org,docs.python.org --include-domain python.org "
+        "--exclude-domain example.com --schema Answer"
+    )
+    assert opts.tools == ("get_weather", "add")  # repeats and duplicates: once, in order
+    assert (opts.tool_choice, opts.confirm, opts.schema) == ("add", True, "Answer")
+    assert opts.web_search
+    assert opts.include_domains == ("python.org", "docs.python.org")
+    assert opts.exclude_domains == ("example.com",)
+    assert opts.builtin_tool == {
+        "type": "web_search",
+        "function": {
+            "include_domains": ["python.org", "docs.python.org"],
+            "exclude_domains": ["example.com"],
+        },
+    }
+
+
+def test_tool_defaults_are_unset() -> None:
+    opts = pc("")
+    assert opts.tools == () and opts.tool_choice is None and not opts.confirm
+    assert not opts.web_search and opts.include_domains == opts.exclude_domains == ()
+    assert opts.graph_ids == () and not opts.subqueries and opts.llm_tool is None
+    assert opts.translate_to is None and opts.translate_from is None and opts.schema is None
+    assert opts.builtin_tool is None
+
+
+@pytest.mark.parametrize(
+    ("line", "tool"),
+    [
+        (
+            "--graph g1,g2 --graph g3 --subqueries",
+            {"type": "graph", "function": {"graph_ids": ["g1", "g2", "g3"], "subqueries": True}},
+        ),
+        ("--graph g1", {"type": "graph", "function": {"graph_ids": ["g1"], "subqueries": False}}),
+        (
+            "--llm-tool 'palmyra-med: Medical questions: dosage, symptoms'",
+            {
+                "type": "llm",
+                "function": {
+                    "description": "Medical questions: dosage, symptoms",
+                    "model": "palmyra-med",
+                },
+            },
+        ),
+        (
+            "--translate fr --source en",
+            {
+                "type": "translation",
+                "function": {
+                    "model": "palmyra-translate",
+                    "formality": True,
+                    "length_control": False,
+                    "mask_profanity": False,
+                    "source_language_code": "en",
+                    "target_language_code": "fr",
+                },
+            },
+        ),
+        (
+            "--web-search",
+            {"type": "web_search", "function": {"include_domains": [], "exclude_domains": []}},
+        ),
+    ],
+)
+def test_builtin_tool_json(line: str, tool: dict[str, Any]) -> None:
+    assert pc(line).builtin_tool == tool
+
+
+def test_tool_choice_values_and_names_from_variables() -> None:
+    assert pc("--translate pt-BR --tool-choice none").tool_choice == "none"
+    assert pc("--tools a --tool-choice required").tool_choice == "required"
+    assert pc("--tools {names}", names=["a", "b"]).tools == ("a", "b")
+    assert pc("--tools a -n 1").tools == ("a",)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--include-domain x.org", "--include-domain works only with --web-search"),
+        ("--exclude-domain x.org", "--exclude-domain works only with --web-search"),
+        ("--subqueries", "--subqueries works only with --graph ID"),
+        ("--source en", "--source works only with --translate LANG"),
+        ("--confirm", "--confirm works only with --tools (it asks before each call)"),
+        ("--tool-choice auto", "--tool-choice works only with --tools or a built-in tool"),
+        (
+            "--tools a,b --tool-choice c",
+            "--tool-choice expects auto, none, required or one of the --tools names (a, b), "
+            "got 'c'",
+        ),
+        ("--web-search --tool-choice a", "--tool-choice expects auto, none, required, got 'a'"),
+        ("--tools a,1b", "--tools expects names of Python functions, got '1b'"),
+        ("--tools class", "--tools expects names of Python functions, got 'class'"),
+        ("--tools", "--tools needs a value, e.g. --tools get_weather"),
+        ("--graph ''", "--graph needs a value"),
+        (
+            "--llm-tool palmyra-med",
+            "--llm-tool expects MODEL:DESCRIPTION, e.g. --llm-tool "
+            "'palmyra-med:Medical questions', got 'palmyra-med'",
+        ),
+        (
+            "--llm-tool ':Medical'",
+            "--llm-tool expects MODEL:DESCRIPTION, e.g. --llm-tool "
+            "'palmyra-med:Medical questions', got ':Medical'",
+        ),
+        (
+            "--translate french",
+            "--translate expects a language code such as fr or pt-BR, got 'french'",
+        ),
+        (
+            "--translate fr --source 'en us'",
+            "--source expects a language code such as fr or pt-BR, got 'en us'",
+        ),
+        (
+            "--web-search --include-domain https://x.org",
+            "--include-domain expects a domain such as python.org, got 'https://x.org'",
+        ),
+        (
+            "--web-search --graph g",
+            "Writer allows one built-in tool per request; got --web-search and --graph. "
+            "Use one of them per cell",
+        ),
+        (
+            "--translate fr --llm-tool a:b --graph g",
+            "Writer allows one built-in tool per request; got --graph, --llm-tool and "
+            "--translate. Use one of them per cell",
+        ),
+        (
+            "--tools a -n 2",
+            "--tools runs one conversation with your functions and cannot be combined with "
+            "-n above 1",
+        ),
+        (
+            "--tools a -t 0.1,0.2",
+            "--tools runs one conversation with your functions and cannot be combined with a sweep",
+        ),
+        (
+            "--schema 1x",
+            "--schema expects the name of a pydantic model class or a JSON-schema dict, got '1x'",
+        ),
+        ("--tool x", "Unknown option --tool for %%chat; did you mean --tools?"),
+        ("--confirm=yes", "--confirm is a switch and takes no value"),
+    ],
+)
+def test_tool_option_errors(line: str, message: str) -> None:
+    assert error(pc, line) == message
+
+
+def test_tool_options_are_chat_only_and_in_the_help() -> None:
+    assert error(pk, "--tools a") == "--tools is a %%chat option; %%complete does not take it"
+    chat_help = chat.__doc__ or ""
+    for flag in (
+        "--tools",
+        "--tool-choice",
+        "--confirm",
+        "--web-search",
+        "--include-domain",
+        "--exclude-domain",
+        "--graph",
+        "--subqueries",
+        "--llm-tool",
+        "--translate",
+        "--source",
+        "--schema",
+        "tools, built-in tools and structured output",
+    ):
+        assert flag in chat_help, flag
+    assert "--schema" not in (complete.__doc__ or "")

@@ -146,7 +146,8 @@ def one_builtin(tools: Iterable[Mapping[str, Any]]) -> None:
     """Writer's rule: at most one built-in tool type per request (functions do not count)."""
     kinds = list(dict.fromkeys(str(t.get("type")) for t in tools if t.get("type") != "function"))
     if len(kinds) > 1:
-        named = " and ".join(OPTION_OF.get(k, k) for k in kinds)
+        flags = [OPTION_OF.get(k, k) for k in kinds]
+        named = ", ".join(flags[:-1]) + " and " + flags[-1]
         raise UsageError(
             f"Writer allows one built-in tool per request; got {named}. Use one of them per cell"
         )

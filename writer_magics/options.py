@@ -40,6 +40,7 @@ from typing import Any, TypeVar, cast
 from IPython.core import magic_arguments as _ma
 from IPython.core.error import UsageError
 
+from writer_magics.builtin_tools import builtin_tool, check_language, parse_llm_tool
 from writer_magics.prompt import (
     REFERENCE_PATTERN,
     PromptError,
@@ -164,6 +165,39 @@ class ChatOptions(Options):
     command: ChatCommand | None = None
     path: str | None = None
     """The file of ``--save`` / ``--load``."""
+    tools: tuple[str, ...] = ()
+    """``--tools``: names of Python functions (resolve with ``tools.resolve_tools``)."""
+    tool_choice: str | None = None
+    """``auto``, ``none``, ``required`` or one of :attr:`tools` (a name forces that call)."""
+    confirm: bool = False
+    """Ask before running each function call."""
+    web_search: bool = False
+    include_domains: tuple[str, ...] = ()
+    exclude_domains: tuple[str, ...] = ()
+    graph_ids: tuple[str, ...] = ()
+    subqueries: bool = False
+    llm_tool: tuple[str, str] | None = None
+    """``--llm-tool MODEL:DESCRIPTION`` as ``(model, description)``."""
+    translate_to: str | None = None
+    """``--translate LANG``: the target language code."""
+    translate_from: str | None = None
+    """``--source LANG``: the source language code (only with ``--translate``)."""
+    schema: str | None = None
+    """``--schema NAME``: a pydantic model class or JSON-schema dict (``structured``)."""
+
+    @property
+    def builtin_tool(self) -> dict[str, Any] | None:
+        """The exact JSON of the one built-in tool asked for, or None."""
+        return builtin_tool(
+            web_search=self.web_search,
+            include_domains=self.include_domains,
+            exclude_domains=self.exclude_domains,
+            graph_ids=self.graph_ids,
+            subqueries=self.subqueries,
+            llm=self.llm_tool,
+            translate=self.translate_to,
+            source=self.translate_from,
+        )
 
 
 def combinations(opts: Options) -> list[Params]:
@@ -224,6 +258,7 @@ class _Spec:
 
 _GROUPS = {
     "generation": "model and sampling",
+    "tools": "tools, built-in tools and structured output",
     "output": "output",
     "session": "conversation",
     "command": "chat commands (line form, e.g. %chat --show)",
@@ -285,6 +320,97 @@ _SPECS: tuple[_Spec, ...] = (
     ),
     _Spec(("-n", "--n"), "Number of answers to generate.", "N", example="3", magics=_CHAT),
     _Spec(("--logprobs",), "Return token log probabilities.", magics=_CHAT),
+    _Spec(
+        ("--tools",),
+        "Python functions the model may call, by name; a comma list or a repeated flag. "
+        "Schemas come from signatures, type hints and docstrings.",
+        "NAME[,NAME...]",
+        repeat=True,
+        example="get_weather",
+        magics=_CHAT,
+        group="tools",
+    ),
+    _Spec(
+        ("--tool-choice",),
+        "auto, none, required, or one of the --tools names to force that call.",
+        "auto|none|required|NAME",
+        example="auto",
+        magics=_CHAT,
+        group="tools",
+    ),
+    _Spec(("--confirm",), "Ask before running each function call.", magics=_CHAT, group="tools"),
+    _Spec(
+        ("--web-search",),
+        "Built-in tool: let Writer search the web (one built-in tool per cell).",
+        magics=_CHAT,
+        group="tools",
+    ),
+    _Spec(
+        ("--include-domain",),
+        "With --web-search: search only this domain; repeatable.",
+        "D",
+        repeat=True,
+        example="python.org",
+        magics=_CHAT,
+        group="tools",
+    ),
+    _Spec(
+        ("--exclude-domain",),
+        "With --web-search: never use this domain; repeatable.",
+        "D",
+        repeat=True,
+        example="example.com",
+        magics=_CHAT,
+        group="tools",
+    ),
+    _Spec(
+        ("--graph",),
+        "Built-in tool: answer from these Knowledge Graph ids (comma list).",
+        "ID[,ID...]",
+        repeat=True,
+        example="GRAPH_ID",
+        magics=_CHAT,
+        group="tools",
+    ),
+    _Spec(
+        ("--subqueries",),
+        "With --graph: let the graph split the question into subqueries.",
+        magics=_CHAT,
+        group="tools",
+    ),
+    _Spec(
+        ("--llm-tool",),
+        "Built-in tool: delegate matching questions to another model.",
+        "MODEL:DESCRIPTION",
+        example="'palmyra-med:Medical questions'",
+        magics=_CHAT,
+        group="tools",
+    ),
+    _Spec(
+        ("--translate",),
+        "Built-in tool: translate with palmyra-translate into this language code.",
+        "TARGET_LANG",
+        example="fr",
+        magics=_CHAT,
+        group="tools",
+    ),
+    _Spec(
+        ("--source",),
+        "With --translate: the source language code.",
+        "SOURCE_LANG",
+        example="en",
+        magics=_CHAT,
+        group="tools",
+    ),
+    _Spec(
+        ("--schema",),
+        "Answer as JSON matching this pydantic model class or JSON-schema dict; "
+        "-o keeps the parsed value as .parsed.",
+        "NAME",
+        example="Answer",
+        magics=_CHAT,
+        group="tools",
+    ),
     _Spec(("--no-stream",), "Wait for the whole answer instead of streaming it.", group="output"),
     _Spec(
         ("-o", "--out"),
@@ -504,7 +630,8 @@ def _unknown(name: str, kind: str, magic: str) -> UsageError:
             return UsageError(f"{spec.long} is a %%{other} option; {magic} does not take it")
     known = [f for s in _specs(kind) for f in s.flags if f.startswith("--")]
     bare = name.lstrip("-")
-    close = difflib.get_close_matches("--" + bare, known, 1) if len(bare) > 1 else []
+    # 0.7: a typo, not a different word (--frobnicate is not --translate)
+    close = difflib.get_close_matches("--" + bare, known, 1, 0.7) if len(bare) > 1 else []
     if close:
         return UsageError(f"Unknown option {name} for {magic}; did you mean {close[0]}?")
     return UsageError(f"Unknown option {name} for {magic}; see {magic}? for the options")
@@ -702,6 +829,80 @@ def _namespace(kind: str, scan: _Scan) -> SimpleNamespace:
     return ns
 
 
+_DOMAIN = re.compile(r"[A-Za-z0-9*](?:[A-Za-z0-9.*-]*[A-Za-z0-9])?")
+_TOOL_CHOICES = ("auto", "none", "required")
+
+
+def _domains(option: str, values: list[str] | None) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(_items(option, values) or ()))
+    for item in items:
+        if not _DOMAIN.fullmatch(item):
+            raise UsageError(f"{option} expects a domain such as python.org, got {item!r}")
+    return items
+
+
+def _requires(given: bool, option: str, needed: str) -> None:
+    if given:
+        raise UsageError(f"{option} works only with {needed}")
+
+
+def _tool_options(ns: Any) -> dict[str, Any]:
+    """The tool, built-in tool and ``--schema`` fields, each checked; one built-in type."""
+    tools = tuple(dict.fromkeys(_items("--tools", ns.tools) or ()))
+    for name in tools:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise UsageError(f"--tools expects names of Python functions, got {name!r}")
+    include = _domains("--include-domain", ns.include_domain)
+    exclude = _domains("--exclude-domain", ns.exclude_domain)
+    _requires(bool(include) and not ns.web_search, "--include-domain", "--web-search")
+    _requires(bool(exclude) and not ns.web_search, "--exclude-domain", "--web-search")
+    graph_ids = tuple(dict.fromkeys(_items("--graph", ns.graph) or ()))
+    _requires(ns.subqueries and not graph_ids, "--subqueries", "--graph ID")
+    _requires(ns.source is not None and ns.translate is None, "--source", "--translate LANG")
+    llm = None if ns.llm_tool is None else parse_llm_tool(ns.llm_tool)
+    translate = None if ns.translate is None else check_language("--translate", ns.translate)
+    source = None if ns.source is None else check_language("--source", ns.source)
+    builtin = builtin_tool(
+        web_search=ns.web_search,
+        include_domains=include,
+        exclude_domains=exclude,
+        graph_ids=graph_ids,
+        subqueries=ns.subqueries,
+        llm=llm,
+        translate=translate,
+        source=source,
+    )
+    _requires(ns.confirm and not tools, "--confirm", "--tools (it asks before each call)")
+    choice = ns.tool_choice
+    if choice is not None:
+        choice = choice.strip()
+        if not tools and builtin is None:
+            raise UsageError("--tool-choice works only with --tools or a built-in tool")
+        if choice not in _TOOL_CHOICES and choice not in tools:
+            names = f" or one of the --tools names ({', '.join(tools)})" if tools else ""
+            raise UsageError(f"--tool-choice expects auto, none, required{names}, got {choice!r}")
+    schema = ns.schema
+    if schema is not None and not is_reference(schema.strip()):
+        raise UsageError(
+            f"--schema expects the name of a pydantic model class or a JSON-schema dict, "
+            f"got {schema!r}"
+        )
+    return {
+        "tools": tools,
+        "tool_choice": choice,
+        "confirm": ns.confirm,
+        "web_search": ns.web_search,
+        "include_domains": include,
+        "exclude_domains": exclude,
+        "graph_ids": graph_ids,
+        "subqueries": ns.subqueries,
+        "llm_tool": llm,
+        "translate_to": translate,
+        "translate_from": source,
+        "schema": None if schema is None else schema.strip(),
+    }
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -768,7 +969,7 @@ def parse_chat(
     session = ns.session if ns.session is not None else "default"
     if not session.strip():
         raise UsageError(f"--session expects a name, got {session!r}")
-    return ChatOptions(
+    opts = ChatOptions(
         **_common(ns, scan, default_model),
         systems=None if ns.system is None else tuple(ns.system),
         session=session,
@@ -777,4 +978,11 @@ def parse_chat(
         logprobs=ns.logprobs,
         command=command,
         path=path,
+        **_tool_options(ns),
     )
+    if opts.tools and (opts.is_sweep or (opts.n or 1) > 1):
+        what = "a sweep" if opts.is_sweep else "-n above 1"
+        raise UsageError(
+            f"--tools runs one conversation with your functions and cannot be combined with {what}"
+        )
+    return opts
