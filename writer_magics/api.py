@@ -36,6 +36,19 @@ WRITER_DATA_FIELDS = ("graph_data", "llm_data", "web_search_data", "translation_
 # --------------------------------------------------------------------------- requests
 
 
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request to make: where, what, and how long to wait between events."""
+
+    endpoint: Endpoint
+    body: JSON
+    timeout: float | None = None
+
+    @property
+    def model(self) -> str:
+        return str(self.body.get("model", ""))
+
+
 def completion_request(
     *,
     model: str,

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from writer_magics import api
-from writer_magics.execute import Request
+from writer_magics.api import Request
 from writer_magics.options import ChatOptions, CompleteOptions, Options, Params
 
 

@@ -47,8 +47,8 @@ from writer_magics.errors import (
     StreamInterrupted,
     WriterError,
 )
+from writer_magics.settings import DEFAULT_BASE_URL
 
-DEFAULT_BASE_URL = "https://api.writer.com"
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
@@ -162,6 +162,10 @@ class WriterClient:
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
             headers={"User-Agent": f"writer-magics/{__version__}"},
         )
+
+    def check(self) -> None:
+        """Raise the one-line ConfigurationError before anything is shown or sent."""
+        check_settings(self.settings)
 
     async def aclose(self) -> None:
         await self._http.aclose()

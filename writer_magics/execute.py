@@ -11,29 +11,20 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from writer_magics.api import JSON, Accumulator, Endpoint, Event, TextDelta, ToolCallDelta
-from writer_magics.client import WriterClient
+from writer_magics.api import Accumulator, Event, Request, TextDelta, ToolCallDelta
 from writer_magics.display import LiveView, Outcome
 from writer_magics.errors import WriterError
 from writer_magics.result import Result, Status, Timing, build_result
 from writer_magics.runner import LoopThread
 
+if TYPE_CHECKING:  # httpx is imported on the first request, not at %load_ext
+    from writer_magics.client import WriterClient
+
+__all__ = ["Interrupted", "Outcomes", "Request", "execute"]
+
 K = TypeVar("K", bound=Hashable)
-
-
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request to make: where, what, and how long to wait between events."""
-
-    endpoint: Endpoint
-    body: JSON
-    timeout: float | None = None
-
-    @property
-    def model(self) -> str:
-        return str(self.body.get("model", ""))
 
 
 class Interrupted(WriterError):

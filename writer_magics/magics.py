@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from IPython.core.display import Markdown
 from IPython.core.display_functions import display
@@ -18,14 +18,17 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Bool, Enum, Float, Int, Unicode
 
 from writer_magics import api, bodies, commands, options, prompt, settings
-from writer_magics.client import ClientSettings, WriterClient, check_settings
+from writer_magics.api import Request
 from writer_magics.display import ViewKind, open_view
 from writer_magics.errors import REDACTED, redact
-from writer_magics.execute import Outcomes, Request, execute
+from writer_magics.execute import Outcomes, execute
 from writer_magics.history import Conversation, Sessions, Turn
 from writer_magics.options import Params
 from writer_magics.result import Result
 from writer_magics.runner import LoopThread
+
+if TYPE_CHECKING:  # httpx loads with the first request, keeping %load_ext fast
+    from writer_magics.client import WriterClient
 
 
 @magics_class
@@ -143,7 +146,7 @@ class WriterMagics(Magics):
                     )
                 )
             return None
-        check_settings(client.settings)
+        client.check()
         titles = bodies.panel_titles(list(requests), requests)
         view = open_view(
             cast(ViewKind, self.view),
@@ -169,6 +172,8 @@ class WriterMagics(Magics):
 
     def client(self) -> WriterClient:
         """The kernel's one client, with settings read afresh for this request."""
+        from writer_magics.client import ClientSettings, WriterClient
+
         current = ClientSettings(
             base_url=settings.base_url(self.base_url or None),
             api_key=settings.api_key(self.api_key or None),

@@ -12,12 +12,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dotenv import dotenv_values
-
-from writer_magics.client import DEFAULT_BASE_URL
+KEY_VARIABLE = "WRITER_API_KEY"
 
 KEY_VARIABLE = "WRITER_API_KEY"
 BASE_URL_VARIABLE = "WRITER_BASE_URL"
+DEFAULT_BASE_URL = "https://api.writer.com"
 
 
 def dotenv_file(cwd: Path | None = None) -> dict[str, str]:
@@ -25,6 +24,8 @@ def dotenv_file(cwd: Path | None = None) -> dict[str, str]:
     path = (cwd or Path.cwd()) / ".env"
     if not path.is_file():
         return {}
+    from dotenv import dotenv_values  # only when there is a .env to read
+
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
