@@ -1,0 +1,198 @@
+"""``python -m writer_magics demo``: end to end with no key, and its terminal echo.
+
+The end-to-end test runs the README's command in a subprocess (no ``WRITER_API_KEY``),
+reads the terminal line by line with arrival times, and checks that the answers came
+in pieces while the kernel ran, not in one block at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.kernel_env import REPO, markdown_outputs, model_cells
+from writer_magics.demo_stream import LiveAnswer, TerminalEcho, stable_tail
+
+
+def _demo_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WRITER_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def _run_demo(
+    args: list[str], cwd: Path, timeout: float = 90
+) -> tuple[int, list[tuple[float, str]]]:
+    """Run the demo; return its exit code and (arrival time, line) pairs."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "writer_magics", "demo", *args],
+        cwd=cwd,
+        env=_demo_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[tuple[float, str]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append((time.monotonic(), line.rstrip("\n")))
+            if time.monotonic() > deadline:
+                raise TimeoutError("demo ran too long")
+        return process.wait(timeout=30), lines
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.timeout(120)
+def test_demo_without_a_key_streams_answers_and_writes_notebook_and_html(tmp_path: Path) -> None:
+    code, lines = _run_demo(["--tokens-per-second", "80"], cwd=tmp_path)
+    text = "\n".join(line for _, line in lines)
+    assert code == 0, text
+    assert "bundled server at http://127.0.0.1:" in text
+    out_dir = tmp_path / "demo-output"
+    assert str(out_dir) in text  # the folder is named in the output
+
+    nb = nbformat.read(out_dir / "quickstart.ipynb", as_version=4)
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    assert f"[1/{len(code_cells)}] %load_ext writer_magics" in text
+    assert f"[{len(code_cells)}/{len(code_cells)}]" in text  # a progress line per cell
+    answers = [a for cell in model_cells(nb) for a in markdown_outputs(cell)]
+    assert len(answers) >= 5
+    for answer in answers:
+        assert answer in text + "\n", f"answer not shown in full, once: {answer[:60]!r}"
+
+    # Streamed: the first chat answer's lines arrived over time, not in one burst.
+    first_chat = markdown_outputs(next(c for c in nb.cells if c.source.startswith("%%chat")))[0]
+    answer_lines = [line for line in first_chat.splitlines() if line.strip()]
+    times = [t for t, line in lines if line in answer_lines]
+    assert len(times) >= 3
+    assert max(times) - min(times) > 0.4, "the answer arrived all at once"
+
+    html = (out_dir / "quickstart.html").read_text(encoding="utf-8")
+    assert "<li>" in html  # the static Markdown answers are rendered, not escaped
+    assert "retrieval-augmented" in html
+    assert "widget-view" not in html
+
+
+@pytest.mark.timeout(90)
+def test_demo_cell_error_prints_one_line_and_exits_1(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("%load_ext writer_magics"),
+            nbformat.v4.new_code_cell("%%chat --no-such-option\nhi"),
+            nbformat.v4.new_code_cell("print('not reached')"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+    )
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(nb, path)
+    code, lines = _run_demo(["--notebook", str(path), "--out", "out"], cwd=tmp_path)
+    text = "\n".join(line for _, line in lines)
+    assert code == 1, text
+    failures = [line for _, line in lines if line.startswith("✗")]
+    assert len(failures) == 1, text
+    assert "cell 2 failed: UsageError" in failures[0]
+    assert "not reached" not in text
+    assert "Traceback" not in text
+
+
+def test_demo_unknown_notebook_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from writer_magics.__main__ import main
+
+    assert main(["demo", "--notebook", "no-such-notebook"]) == 1
+    assert capsys.readouterr().out.count("\n") == 1
+
+
+def test_notebooks_are_found_from_the_package_in_a_clone() -> None:
+    from writer_magics.demo import find_notebook
+
+    assert find_notebook("quickstart") == REPO / "notebooks" / "quickstart.ipynb"
+
+
+# ------------------------------------------------------------- TerminalEcho, unit level
+
+
+def _comm(kind: str, comm_id: str, state: dict[str, object]) -> dict[str, object]:
+    return {"msg_type": kind, "content": {"comm_id": comm_id, "data": {"state": state}}}
+
+
+def _tail(text: str) -> dict[str, object]:
+    out = {"output_type": "display_data", "data": {"text/markdown": text}, "metadata": {}}
+    return _comm("comm_msg", "tail", {"outputs": [out]})
+
+
+def _display(
+    data: dict[str, object], display_id: str = "", update: bool = False
+) -> dict[str, object]:
+    return {
+        "msg_type": "update_display_data" if update else "display_data",
+        "content": {"data": data, "metadata": {}, "transient": {"display_id": display_id}},
+    }
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.chunks.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _live_widget(echo: TerminalEcho, panels: int = 1) -> None:
+    for _ in range(panels * 2):
+        echo.message(_comm("comm_open", "x", {"_model_name": "OutputModel"}))
+    view = {"application/vnd.jupyter.widget-view+json": {"model_id": "root"}, "text/plain": "VBox"}
+    echo.message(_display(view, "live-1"))
+
+
+def test_echo_prints_each_piece_once_as_it_arrives_then_the_rest() -> None:
+    out = _Out()
+    echo = TerminalEcho(out)  # type: ignore[arg-type]
+    _live_widget(echo)
+    echo.message(_tail("Hello"))
+    echo.message(_tail("Hello wor"))
+    echo.message(_tail("Hello world.\n\n```python\nx = 1\n```"))  # the view closed the fence
+    echo.message(_display({"text/markdown": "Hello world.\n\n"}), captured=True)  # sealed
+    echo.message(_tail("```python\nx = 1\n```"))
+    final = "Hello world.\n\n```python\nx = 1\ny = 2\n```\n\nBye."
+    echo.message(_display({"text/markdown": final, "text/plain": final}, "live-1", update=True))
+    echo.message(_display({"text/plain": "palmyra-x5 · 3 tokens"}))
+    assert out.chunks[:3] == ["Hello", " wor", "ld.\n\n```python\nx = 1"]
+    assert "".join(out.chunks) == final + "\npalmyra-x5 · 3 tokens\n"
+
+
+def test_echo_joins_a_code_block_the_live_view_cut_in_two() -> None:
+    answer = LiveAnswer(sealed=["Intro\n\n```py\na = 1\n```\n", "```py\nb = 2\n"], tail="")
+    assert answer.text() == "Intro\n\n```py\na = 1\nb = 2\n"
+    assert stable_tail("```py\nb = 2\n```") == "```py\nb = 2"
+    assert stable_tail("plain text") == "plain text"
+
+
+def test_echo_shows_several_panels_whole_at_the_end() -> None:
+    out = _Out()
+    echo = TerminalEcho(out)  # type: ignore[arg-type]
+    _live_widget(echo, panels=2)
+    echo.message(_tail("partial answer of one panel"))
+    final = "**t=0.2**\n\nOne.\n\n---\n\n**t=1**\n\nTwo."
+    echo.message(_display({"text/markdown": final}, "live-1", update=True))
+    printed = "".join(out.chunks)
+    assert "partial answer" not in printed
+    assert printed.endswith(final + "\n")
