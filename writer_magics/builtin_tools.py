@@ -253,10 +253,11 @@ def _source_line(source: Source) -> str:
     snippet = _snippet(source.snippet)
     tail = f" — {snippet}" if snippet else ""
     if source.kind == "web" and source.url:
-        label = _escape(source.title) if source.title else _escape(_short_url(source.url))
         if urlsplit(source.url).scheme in ("http", "https"):
+            label = _escape(source.title) if source.title else _escape(_short_url(source.url))
             return f"[{label}]({_link_target(source.url)}){tail}"
-        return f"{label} (`{source.url}`){tail}"
+        title = f"{_escape(source.title)} " if source.title else ""
+        return f"{title}`{source.url.replace('`', '%60')}`{tail}"  # shown, never a link
     page = f", page {source.page}" if source.page is not None else ""
     title = f"{_escape(source.title)}, " if source.title else ""
     return f"{title}file `{source.file_id}`{page}{tail}"
