@@ -54,3 +54,20 @@ def shell(writer_env: ServerHandle) -> Iterator[InteractiveShell]:
     yield sh
     sh.run_line_magic("unload_ext", "writer_magics")
     InteractiveShell.clear_instance()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the prompt log and cache of test runs out of the user's data directory.
+
+    Set for the whole process (kernels started by tests inherit it too).
+    """
+    import os
+
+    saved = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = saved

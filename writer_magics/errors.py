@@ -41,6 +41,13 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
 
 
+def one_line(error: BaseException) -> str:
+    """Any failure as the one line a status bar or a log shows."""
+    if isinstance(error, WriterError):
+        return error.message
+    return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
 class WriterError(Exception):
     """Base class: a runtime failure explained in one sentence."""
 

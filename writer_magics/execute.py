@@ -9,13 +9,14 @@ here, so it is tested against the bundled server directly.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, Callable, Hashable, Mapping
+from collections.abc import AsyncIterable, Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from writer_magics.api import Accumulator, Event, Request, TextDelta, ToolCallDelta
+from writer_magics.concurrency import bounded
 from writer_magics.display import LiveView, Outcome
-from writer_magics.errors import WriterError
+from writer_magics.errors import WriterError, one_line
 from writer_magics.result import Result, Status, Timing, build_result
 from writer_magics.runner import LoopThread
 
@@ -28,7 +29,16 @@ K = TypeVar("K", bound=Hashable)
 
 
 class Interrupted(WriterError):
-    """Ctrl-C or the kernel's stop button while the answer was streaming."""
+    """Ctrl-C or the kernel's stop button while the answer was streaming.
+
+    ``results`` holds the partial answers (already on screen), so callers can log them.
+    """
+
+    results: dict[Any, Result]
+
+    def __init__(self, message: str, results: dict[Any, Result] | None = None) -> None:
+        super().__init__(message)
+        self.results = results or {}
 
 
 @dataclass
@@ -59,13 +69,17 @@ def execute(
     view: LiveView,
     clock: Callable[[], float] = time.monotonic,
     openers: Mapping[K, Callable[[], AsyncIterable[Event]]] | None = None,
+    limit: int | None = None,
+    cached: Collection[K] = (),
 ) -> Outcomes[K]:
     """Stream every request at once into the view; finish the view in all cases.
 
     With one request, panels are its choices (``n``); with several (a sweep), each
     request has its own panel. Ctrl-C cancels every stream (closing its connection),
     keeps the partial text on screen and raises :class:`Interrupted`. ``openers``
-    replaces the HTTP stream of some requests (a cache replay, a concurrency bound).
+    replaces the HTTP stream of some requests (a cache replay); ``limit`` bounds how
+    many stream at once (a request's clock starts when it gets its slot); ``cached``
+    names the requests answered from the cache, marked so on screen and in results.
     """
     keys = list(requests)
     panel_of: Callable[[K, Event], int]
@@ -78,6 +92,12 @@ def execute(
     progress = {key: _Progress(req, start) for key, req in requests.items()}
     streams = {key: _opener(client, req) for key, req in requests.items()}
     streams.update(openers or {})
+    if limit is not None and len(streams) > limit:
+
+        def start_clock(key: K) -> None:
+            progress[key].started = clock()
+
+        streams = bounded(streams, limit, on_start=start_clock)
     status: Status = "failed"
     view.start()
     try:
@@ -96,10 +116,14 @@ def execute(
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"
-        raise Interrupted("Interrupted; the answer so far is kept above.") from None
     finally:
-        results = {key: _result(state, status, clock) for key, state in progress.items()}
-        view.finish(_outcome(results, progress, status))
+        results = {
+            key: _result(state, "cached" if key in cached and status == "done" else status, clock)
+            for key, state in progress.items()
+        }
+        view.finish(_outcome(results, progress, status, all_cached=set(cached) >= set(keys)))
+    if status == "interrupted":
+        raise Interrupted("Interrupted; the answer so far is kept above.", results)
     return Outcomes(
         results=results,
         errors={k: s.error for k, s in progress.items() if s.error is not None},
@@ -115,7 +139,7 @@ def _opener(client: WriterClient, request: Request) -> Callable[[], AsyncIterabl
 
 
 def _result(state: _Progress, status: Status, clock: Callable[[], float]) -> Result:
-    if status == "done" and state.error is not None:
+    if status in ("done", "cached") and state.error is not None:
         status = "failed"
     ended = state.ended if state.ended is not None else clock()
     timing = Timing(
@@ -133,19 +157,19 @@ def _result(state: _Progress, status: Status, clock: Callable[[], float]) -> Res
 
 
 def _outcome(
-    results: Mapping[Any, Result], progress: Mapping[Any, _Progress], status: Status
+    results: Mapping[Any, Result],
+    progress: Mapping[Any, _Progress],
+    status: Status,
+    *,
+    all_cached: bool,
 ) -> Outcome:
-    reasons = [_one_line(s.error) for s in progress.values() if s.error is not None]
+    reasons = [one_line(s.error) for s in progress.values() if s.error is not None]
     if status == "done" and reasons and len(reasons) == len(progress):
         status = "failed"
+    elif status == "done" and all_cached:
+        status = "cached"
     return Outcome(
         results=list(results.values()),
         state=status,
         reason=reasons[0] if reasons else None,
     )
-
-
-def _one_line(error: BaseException) -> str:
-    if isinstance(error, WriterError):
-        return error.message
-    return f"{type(error).__name__}: {error}".splitlines()[0]

@@ -10,22 +10,25 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from IPython.core.display import Markdown
 from IPython.core.display_functions import display
-from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, Unicode
 
 from writer_magics import api, bodies, commands, options, prompt, settings
 from writer_magics.api import Request
-from writer_magics.display import ViewKind, open_view
+from writer_magics.display import ViewKind
 from writer_magics.errors import REDACTED, redact
-from writer_magics.execute import Outcomes, execute
+from writer_magics.execute import Outcomes
 from writer_magics.history import Conversation, Sessions, Turn
 from writer_magics.options import Params
 from writer_magics.result import Result
 from writer_magics.runner import LoopThread
+from writer_magics.sender import Sender, SendSettings
+from writer_magics.sweep import Sweep
 
 if TYPE_CHECKING:  # httpx loads with the first request, keeping %load_ext fast
     from writer_magics.client import WriterClient
@@ -56,11 +59,28 @@ class WriterMagics(Magics):
         "auto",
         help="Live view: ipywidgets in a kernel, plain text in a terminal, or forced.",
     ).tag(config=True)
+    max_concurrency = Int(4, help="How many requests of a sweep run at once.").tag(config=True)
+    cache = Bool(False, help="Answer identical requests from the cache (like --cache).").tag(
+        config=True
+    )
+    cache_path = Unicode("", help="Cache file (default: cache.jsonl in the data dir).").tag(
+        config=True
+    )
+    replay = Unicode(
+        "", help="Replay-only cache file (WRITER_MAGICS_REPLAY wins); no key, no network."
+    ).tag(config=True)
+    log = Bool(True, help="Append every request and answer to the local prompt log.").tag(
+        config=True
+    )
+    log_path = Unicode("", help="Prompt log file (default: log.sqlite3 in the data dir).").tag(
+        config=True
+    )
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)  # type: ignore[no-untyped-call]
         self.sessions = Sessions()
         self.loop = LoopThread()
+        self.sender = Sender(self.loop, self.client)
         self.last_result: Result | None = None
         self._client: WriterClient | None = None
         self._cell_id: str | None = None
@@ -113,6 +133,17 @@ class WriterMagics(Magics):
         self._keep(outcomes, opts.out)
         return None
 
+    @line_magic
+    def writer(self, line: str) -> None:
+        """The prompt log and the cache: ``%writer log [-n N] [--search TEXT] [--export PATH]``,
+        ``%writer cache --export PATH | --import PATH | --clear | --info``."""
+        from writer_magics.admin import run_writer_command
+
+        settings = self._send_settings(use_cache=True)
+        run_writer_command(
+            line, log=self.sender.prompt_log(settings), cache=self.sender.cache(settings)
+        )
+
     # ------------------------------------------------------------------ steps
 
     @property
@@ -131,43 +162,51 @@ class WriterMagics(Magics):
     def _send(
         self, requests: dict[Params, Request], opts: options.Options, session: str | None = None
     ) -> Outcomes[Params] | None:
-        """Show the dry run, or stream every request into one live view.
+        """Show the dry run, or answer every request into one live view.
 
-        The key and URL are checked before the view opens, so a missing key is one
-        line and nothing is sent. A single failed request fails the cell; in a sweep
-        only when every combination failed (the others' panels say what went wrong).
+        A single failed request fails the cell; in a sweep only when every
+        combination failed (the others' panels say what went wrong).
         """
-        client = self.client()
         if opts.dry_run:
+            client = self.client()
             for request in requests.values():
-                display(
-                    dry_run_markdown(
-                        client.url(request.endpoint), request.body, client.settings.api_key
-                    )
-                )
+                url, key = client.url(request.endpoint), client.settings.api_key
+                display(dry_run_markdown(url, request.body, key))
             return None
-        client.check()
-        titles = bodies.panel_titles(list(requests), requests)
-        view = open_view(
-            cast(ViewKind, self.view),
-            bodies.header(opts, session),
-            panels=titles,
-            max_updates_per_second=self.max_updates_per_second,
+        outcomes = self.sender.send(
+            requests,
+            self._send_settings(use_cache=opts.cache),
+            header=bodies.header(opts, session),
+            titles=bodies.panel_titles(list(requests), requests),
             shell=self.shell,
         )
-        outcomes = execute(requests, loop=self.loop, client=client, view=view)
         if outcomes.errors and len(outcomes.errors) == len(requests):
             raise next(iter(outcomes.errors.values()))
         return outcomes
+
+    def _send_settings(self, *, use_cache: bool) -> SendSettings:
+        from writer_magics.cache import replay_path
+
+        replay = replay_path() or _path(self.replay)
+        return SendSettings(
+            view=cast(ViewKind, self.view),
+            max_updates_per_second=self.max_updates_per_second,
+            max_concurrency=self.max_concurrency,
+            use_cache=use_cache or self.cache,
+            cache_path=_path(self.cache_path),
+            replay_path=replay,
+            log=self.log,
+            log_path=_path(self.log_path),
+        )
 
     def _keep(self, outcomes: Outcomes[Params] | None, out: str | None) -> None:
         """Make the answer available: ``-o NAME`` and ``WriterMagics.last_result``."""
         if outcomes is None:
             return
         results = list(outcomes.results.values())
-        kept: Any = results[0] if len(results) == 1 else results
         self.last_result = results[0]
         if out:
+            kept: Any = results[0] if len(results) == 1 else Sweep.from_outcomes(outcomes)
             self.user_ns[out] = kept
 
     def client(self) -> WriterClient:
@@ -208,6 +247,10 @@ class WriterMagics(Magics):
         if trait.name == "api_key" and inst is not None and inst.api_key:
             text = text.replace(repr(inst.api_key), f"'{REDACTED}'")
         return text
+
+
+def _path(value: str) -> Path | None:
+    return Path(value).expanduser() if value else None
 
 
 def _body(cell: str | None, line_prompt: str | None) -> str:
