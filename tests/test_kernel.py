@@ -143,7 +143,7 @@ def test_text_arrives_progressively_and_a_static_answer_stays(
 
 
 def test_interrupt_returns_quickly_and_keeps_the_partial_answer(
-    kernel: tuple[KernelManager, BlockingKernelClient],
+    kernel: tuple[KernelManager, BlockingKernelClient], paced_server: ServerHandle
 ) -> None:
     manager, client = kernel
     interrupted_at: list[float] = []
@@ -166,8 +166,15 @@ def test_interrupt_returns_quickly_and_keeps_the_partial_answer(
     assert final.strip()
     everything = json.dumps([m["content"] for _, m in run.messages], default=str)
     assert "interrupted" in everything.lower()
+    finished = paced_server.wait_for_requests(len(paced_server.requests), timeout=5)
+    (stopped,) = [r for r in finished if "long story" in json.dumps(r.body)]
+    assert stopped.disconnected, "the interrupted HTTP stream should be closed"
     after = execute(client, "%%chat -o b\nShort answer please")
     assert after.reply is not None and after.reply["status"] == "ok"
+    sent = paced_server.requests[-1].body["messages"]
+    users = [m["content"] for m in sent if m["role"] == "user"]
+    assert "A very long story please [[tps:15]]" not in users, "history must be unchanged"
+    assert users[-1] == "Short answer please"
 
 
 def test_dropped_stream_is_one_line_and_keeps_the_text(
