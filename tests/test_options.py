@@ -534,3 +534,18 @@ def test_tool_options_are_chat_only_and_in_the_help() -> None:
     ):
         assert flag in chat_help, flag
     assert "--schema" not in (complete.__doc__ or "")
+
+
+def test_name_options_keep_references_to_objects() -> None:
+    class Answer:
+        pass
+
+    def lookup() -> None:
+        pass
+
+    ns = {"Answer": Answer, "lookup": lookup, "cfg": {"s": {}}, "which": "Answer"}
+    assert pc("--schema {Answer}", **ns).schema == "Answer"
+    assert pc("--schema $Answer", **ns).schema == "Answer"
+    assert pc("--schema {cfg['s']}", **ns).schema == "cfg['s']"
+    assert pc("--schema $which", **ns).schema == "Answer"  # a string variable gives its value
+    assert pc("--tools $lookup --tools {lookup}", **ns).tools == ("lookup",)

@@ -246,6 +246,7 @@ class _Spec:
     example: str = ""
     magics: frozenset[str] = _BOTH
     group: str = "generation"
+    names_object: bool = False  # the value names a Python object: {Answer} means "Answer"
 
     @property
     def long(self) -> str:
@@ -329,6 +330,7 @@ _SPECS: tuple[_Spec, ...] = (
         example="get_weather",
         magics=_CHAT,
         group="tools",
+        names_object=True,
     ),
     _Spec(
         ("--tool-choice",),
@@ -410,6 +412,7 @@ _SPECS: tuple[_Spec, ...] = (
         example="Answer",
         magics=_CHAT,
         group="tools",
+        names_object=True,
     ),
     _Spec(("--no-stream",), "Wait for the whole answer instead of streaming it.", group="output"),
     _Spec(
@@ -653,6 +656,8 @@ def _substitute(value: str, literal: bool, spec: _Spec, user_ns: Mapping[str, An
         raise UsageError(f"{exc} (used in {spec.long})") from None
     if spec.repeat and isinstance(resolved, (list, tuple)):
         return [str(item) for item in resolved]
+    if spec.names_object and not isinstance(resolved, str):
+        return [expr]  # --schema {Answer}: the class itself, not its str()
     return [str(resolved)]
 
 
