@@ -31,6 +31,7 @@ from writer_magics.prompt import PromptError, resolve_reference
 
 __all__ = [
     "StructuredOutputError",
+    "is_model_class",
     "parse",
     "pretty",
     "pretty_markdown",
@@ -38,6 +39,7 @@ __all__ = [
     "response_format",
     "schema_name",
     "schema_of",
+    "validation_problem",
 ]
 
 JSON = dict[str, Any]

@@ -38,11 +38,13 @@ from IPython.core.error import UsageError
 __all__ = [
     "Docstring",
     "ToolSchemaError",
+    "encode_result",
     "error_text",
     "function_tool",
     "parse_docstring",
     "resolve_tools",
     "run_call",
+    "schema_for",
     "tool_definitions",
 ]
 
