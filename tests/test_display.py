@@ -368,7 +368,7 @@ def test_widget_shows_tool_calls_and_sources_and_keeps_them(shell: InteractiveSh
     assert shown == 'calling `get_weather({"city": "Paris"})`'
     md = displays(cap)[-2].data["text/markdown"]
     assert md.startswith("Sunny.") and 'calling `get_weather({"city": "Paris"})`' in md
-    assert "1. https://a.example\n2. https://b.example" in md
+    assert "1. [a.example](https://a.example)\n2. [b.example](https://b.example)" in md
 
 
 def test_interrupted_widget_keeps_partial_text(shell: InteractiveShell) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from writer_magics.api import Accumulator, ChoiceState, Event, TextDelta
+from writer_magics.builtin_tools import sources_markdown
 from writer_magics.result import Choice, Result, Status
 
 
@@ -79,39 +80,15 @@ def _index(call: Any) -> int:
 
 
 def extras_markdown(calls: Sequence[tuple[str, str]], data: dict[str, Any]) -> str:
-    """Tool calls (``calling name(args)``), a refusal, and a numbered list of sources."""
+    """Tool calls (``calling name(args)``), a refusal, and what built-in tools returned."""
     lines = [f"calling `{name or '?'}({arguments})`" for name, arguments in calls]
     refusal = data.get("refusal")
     if isinstance(refusal, str) and refusal:
         lines.append(f"refusal: {refusal}")
-    sources = sources_of(data)
+    sources = sources_markdown(data)
     if sources:
-        lines.append("Sources:\n\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(sources, 1)))
+        lines.append(sources)
     return "\n\n".join(lines)
-
-
-def sources_of(data: dict[str, Any]) -> list[str]:
-    """Source URLs and file ids from Writer's ``web_search_data`` / ``graph_data``."""
-    found: list[str] = []
-    web = data.get("web_search_data")
-    graph = data.get("graph_data")
-    items: list[Any] = []
-    if isinstance(web, dict):
-        items += web.get("sources") or []
-    if isinstance(graph, dict):
-        items += graph.get("sources") or []
-        references = graph.get("references")
-        if isinstance(references, dict):
-            items += (references.get("web") or []) + (references.get("files") or [])
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        url = item.get("url")
-        file_id = item.get("file_id") or item.get("fileId")
-        label = str(url) if url else f"file {file_id}" if file_id else ""
-        if label and label not in found:
-            found.append(label)
-    return found
 
 
 def status_lines(outcome: Outcome, titles: Sequence[str]) -> list[str]:
