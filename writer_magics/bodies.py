@@ -30,8 +30,14 @@ def completion(opts: CompleteOptions, params: Params, prompt: str, *, stream: bo
 
 
 def chat(
-    opts: ChatOptions, params: Params, messages: Sequence[Mapping[str, Any]], *, stream: bool
+    opts: ChatOptions,
+    params: Params,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    stream: bool,
+    extras: Mapping[str, Any] | None = None,
 ) -> Request:
+    """``extras``: ``tools``, ``tool_choice``, ``response_format`` (see features.py)."""
     body = api.chat_request(
         model=params.model,
         messages=messages,
@@ -42,6 +48,7 @@ def chat(
         stop=opts.stop,
         logprobs=opts.logprobs,
         stream=stream,
+        **(extras or {}),
     )
     return Request("chat", body, opts.timeout)
 

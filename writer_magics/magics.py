@@ -13,18 +13,19 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from IPython.core.display import Markdown
+from IPython.core.display import HTML, Markdown
 from IPython.core.display_functions import display
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, Unicode
 
-from writer_magics import api, bodies, commands, options, prompt, settings
+from writer_magics import api, bodies, commands, features, options, prompt, settings
 from writer_magics.api import Request
 from writer_magics.display import ViewKind
-from writer_magics.errors import REDACTED, redact
+from writer_magics.errors import REDACTED, WriterError, redact
 from writer_magics.execute import Outcomes
+from writer_magics.features import ChatFeatures
 from writer_magics.history import Conversation, Sessions, Turn
-from writer_magics.options import Params
+from writer_magics.options import ChatOptions, Params
 from writer_magics.result import Result
 from writer_magics.runner import LoopThread
 from writer_magics.sender import Sender, SendSettings
@@ -60,6 +61,9 @@ class WriterMagics(Magics):
         help="Live view: ipywidgets in a kernel, plain text in a terminal, or forced.",
     ).tag(config=True)
     max_concurrency = Int(4, help="How many requests of a sweep run at once.").tag(config=True)
+    max_tool_rounds = Int(5, help="Requests per %%chat --tools cell before giving up.").tag(
+        config=True
+    )
     cache = Bool(False, help="Answer identical requests from the cache (like --cache).").tag(
         config=True
     )
@@ -116,21 +120,14 @@ class WriterMagics(Magics):
             return commands.run_chat_command(opts, self.sessions)
         self._warn(opts.warnings)
         text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%chat")
+        extras = features.prepare(opts, self.user_ns)
         conversation = Conversation() if opts.new else self.sessions[opts.session]
-        stream = opts.stream and self.stream
-        requests = {
-            p: bodies.chat(
-                opts, p, conversation.messages_for(self._cell_id, text, p.system), stream=stream
-            )
-            for p in opts.params
-        }
-        outcomes = self._send(requests, opts, session=opts.session)
-        if outcomes is not None and not opts.is_sweep and not outcomes.errors:
-            answer = next(iter(outcomes.results.values()))
-            turn = Turn(key="", user=text, assistant=answer.text)
-            conversation.record(self._cell_id, turn, system=opts.params[0].system)
-            self.sessions.replace(opts.session, conversation)
-        self._keep(outcomes, opts.out)
+        requests = self._chat_requests(opts, text, conversation, extras)
+        outcomes, answer, added = self._answer(requests, opts, extras)
+        if answer is not None:
+            answer = self._present(answer, extras, opts.out)
+            self._record(conversation, opts, text, answer, added)
+        self._keep(outcomes, opts.out, answer)
         return None
 
     @line_magic
@@ -184,6 +181,80 @@ class WriterMagics(Magics):
             raise next(iter(outcomes.errors.values()))
         return outcomes
 
+    def _chat_requests(
+        self, opts: ChatOptions, text: str, conversation: Conversation, extras: ChatFeatures
+    ) -> dict[Params, Request]:
+        """One request per parameter set, each carrying the turns before this cell."""
+        return {
+            p: bodies.chat(
+                opts,
+                p,
+                conversation.messages_for(self._cell_id, text, p.system),
+                stream=opts.stream and self.stream,
+                extras=extras.body_fields,
+            )
+            for p in opts.params
+        }
+
+    def _answer(
+        self, requests: dict[Params, Request], opts: ChatOptions, extras: ChatFeatures
+    ) -> tuple[Outcomes[Params] | None, Result | None, list[dict[str, Any]]]:
+        """Send (with tool rounds when functions are offered); the answer of a plain cell."""
+        if extras.functions and not opts.dry_run:
+            answer, added = self._tool_rounds(requests, opts, extras)
+            return None, answer, added
+        outcomes = self._send(requests, opts, session=opts.session)
+        return outcomes, _single(outcomes, opts), []
+
+    def _tool_rounds(
+        self, requests: dict[Params, Request], opts: ChatOptions, extras: ChatFeatures
+    ) -> tuple[Result, list[dict[str, Any]]]:
+        """Answer the model's tool calls with the kernel's functions until it answers."""
+        from writer_magics.toolloop import run_tool_rounds
+
+        ((params, first),) = requests.items()
+
+        def send(request: Request) -> Result:
+            outcomes = self._send({params: request}, opts, session=opts.session)
+            assert outcomes is not None
+            return outcomes.results[params]
+
+        loop = run_tool_rounds(
+            first,
+            extras.functions,
+            send,
+            max_rounds=self.max_tool_rounds,
+            confirm=_ask if opts.confirm else None,
+            on_call=_report_call,
+        )
+        return loop.result, loop.messages
+
+    def _record(
+        self,
+        conversation: Conversation,
+        opts: ChatOptions,
+        text: str,
+        answer: Result,
+        added: list[dict[str, Any]],
+    ) -> None:
+        """Remember a successful turn (a tool exchange with all its messages)."""
+        messages = [{"role": "user", "content": text}, *added] if added else []
+        turn = Turn(key="", user=text, assistant=answer.text, messages=tuple(messages))
+        conversation.record(self._cell_id, turn, system=opts.params[0].system)
+        self.sessions.replace(opts.session, conversation)
+
+    def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
+        """Parse a ``--schema`` answer and draw the logprobs picture under the answer."""
+        picture = features.logprobs_html(answer)
+        if picture is not None:
+            display(HTML(picture))
+        try:
+            return features.parse_answer(answer, extras)
+        except WriterError:
+            if out:  # the raw text is kept on -o too, not only on screen
+                self.user_ns[out] = answer
+            raise
+
     def _send_settings(self, *, use_cache: bool) -> SendSettings:
         from writer_magics.cache import replay_path
 
@@ -199,14 +270,23 @@ class WriterMagics(Magics):
             log_path=_path(self.log_path),
         )
 
-    def _keep(self, outcomes: Outcomes[Params] | None, out: str | None) -> None:
-        """Make the answer available: ``-o NAME`` and ``WriterMagics.last_result``."""
-        if outcomes is None:
+    def _keep(
+        self, outcomes: Outcomes[Params] | None, out: str | None, answer: Result | None = None
+    ) -> None:
+        """Make the answer available: ``-o NAME`` and ``WriterMagics.last_result``.
+
+        One request keeps its Result (``answer`` when the caller refined it); a
+        sweep keeps a :class:`Sweep`.
+        """
+        kept: Any = answer
+        if outcomes is not None and len(outcomes.results) > 1:
+            kept = Sweep.from_outcomes(outcomes)
+        elif kept is None and outcomes is not None:
+            kept = next(iter(outcomes.results.values()))
+        if kept is None:
             return
-        results = list(outcomes.results.values())
-        self.last_result = results[0]
+        self.last_result = kept if isinstance(kept, Result) else kept.results[0]
         if out:
-            kept: Any = results[0] if len(results) == 1 else Sweep.from_outcomes(outcomes)
             self.user_ns[out] = kept
 
     def client(self) -> WriterClient:
@@ -247,6 +327,23 @@ class WriterMagics(Magics):
         if trait.name == "api_key" and inst is not None and inst.api_key:
             text = text.replace(repr(inst.api_key), f"'{REDACTED}'")
         return text
+
+
+def _single(outcomes: Outcomes[Params] | None, opts: options.Options) -> Result | None:
+    """The answer of a plain (not sweep, not dry-run) cell that succeeded."""
+    if outcomes is None or opts.is_sweep or outcomes.errors:
+        return None
+    return next(iter(outcomes.results.values()))
+
+
+def _ask(name: str, arguments: str) -> bool:
+    """``--confirm``: the user approves each call (input works in kernels and terminals)."""
+    return input(f"Run {name}({arguments})? [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _report_call(name: str, arguments: str, content: str, failed: bool) -> None:
+    shown = content if len(content) <= 200 else content[:197] + "..."
+    print(f"{'failed' if failed else 'ran'} {name}({arguments}) -> {shown}")
 
 
 def _path(value: str) -> Path | None:

@@ -61,6 +61,8 @@ class Result:
     raw: Any = None
     timing: Timing = field(default_factory=Timing)
     status: Status = "done"
+    #: ``--schema``: the answer as a model instance or plain data.
+    parsed: Any = None
 
     @property
     def text(self) -> str:

@@ -133,10 +133,24 @@ def sections(outcome: Outcome, titles: Sequence[str]) -> list[Section]:
         labelled = [(_title(titles, i), list(r.choices)) for i, r in enumerate(results)]
     found: list[Section] = []
     for title, choices in labelled:
-        texts = [c.text for c in choices if c.text]
+        texts = [answer_markdown(c.text) for c in choices if c.text]
         extras = [_choice_extras(c) for c in choices]
         found.append(Section(title, "\n\n---\n\n".join(texts), "\n\n".join(filter(None, extras))))
     return found
+
+
+def answer_markdown(text: str) -> str:
+    """The answer as it stays in the notebook: a whole JSON document is shown pretty."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+        from writer_magics.structured import pretty_markdown
+
+        try:
+            json.loads(stripped)
+        except ValueError:
+            return text
+        return pretty_markdown(stripped)
+    return text
 
 
 def _title(titles: Sequence[str], i: int) -> str:
