@@ -237,6 +237,10 @@ def test_out_stores_a_result(shell: InteractiveShell, server: ServerHandle) -> N
     assert answer.usage.total_tokens > 0
     assert answer.finish_reason in ("stop", "length")
     assert answer.request == last_body(server)
+    assert answer.raw["object"] == "chat.completion"
+    assert [c["message"]["content"] for c in answer.raw["choices"]] == [
+        c.text for c in answer.choices
+    ]
     assert API_KEY not in json.dumps(answer.request)
 
 

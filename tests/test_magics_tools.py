@@ -62,6 +62,19 @@ def test_a_function_that_raises_is_reported_to_model_and_user(
     assert "nope" in everything(captured)
 
 
+def test_confirm_asks_before_each_call(
+    shell: InteractiveShell, server: ServerHandle, monkeypatch: Any
+) -> None:
+    run(shell, WEATHER)
+    asked: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda question: asked.append(question) or "n")
+    run(shell, "%%chat --tools get_weather --confirm\nUse get_weather for Oslo")
+    assert asked and "get_weather" in asked[0] and "Oslo" in asked[0]
+    assert shell.user_ns["calls"] == [], "a declined call is not run"
+    tool_message = server.requests[-1].body["messages"][-1]
+    assert tool_message["role"] == "tool" and "declined" in tool_message["content"]
+
+
 def test_round_limit(shell: InteractiveShell, server: ServerHandle) -> None:
     run(shell, WEATHER)
     shell.run_line_magic("config", "WriterMagics.max_tool_rounds = 1")

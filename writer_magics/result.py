@@ -203,10 +203,50 @@ def build_result(
         choices=choices,
         request=request,
         usage=acc.usage,
-        raw=raw,
+        raw=raw if raw is not None else response_json(endpoint, model, choices, acc.usage),
         timing=timing or Timing(),
         status=status,
     )
+
+
+def response_json(
+    endpoint: Endpoint, model: str, choices: tuple[Choice, ...], usage: Usage | None
+) -> JSON:
+    """The response in Writer's non-streaming shape, assembled from what arrived.
+
+    A stream has no single response body; this is the one it adds up to (as the
+    SDK's ``get_final_completion`` builds it), so ``result.raw`` reads the same either way.
+    """
+    if endpoint == "completions":
+        return {
+            "model": model,
+            "choices": [{"text": c.text, "log_probs": None} for c in choices],
+        }
+    body: JSON = {
+        "object": "chat.completion",
+        "model": model,
+        "choices": [
+            {
+                "index": c.index,
+                "finish_reason": c.finish_reason,
+                "logprobs": {"content": list(c.logprobs)} if c.logprobs else None,
+                "message": {
+                    "role": "assistant",
+                    "content": c.text if c.text or not c.tool_calls else None,
+                    "tool_calls": list(c.tool_calls) or None,
+                    **c.data,
+                },
+            }
+            for c in choices
+        ],
+    }
+    if usage is not None:
+        body["usage"] = {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        }
+    return body
 
 
 def _index(call: Any) -> int:
