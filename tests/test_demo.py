@@ -73,9 +73,11 @@ def test_demo_without_a_key_streams_answers_and_writes_notebook_and_html(tmp_pat
         assert answer in text + "\n", f"answer not shown in full, once: {answer[:60]!r}"
 
     # Streamed: the first chat answer's lines arrived over time, not in one burst.
-    first_chat = markdown_outputs(next(c for c in nb.cells if c.source.startswith("%%chat")))[0]
-    answer_lines = [line for line in first_chat.splitlines() if line.strip()]
-    times = [t for t, line in lines if line in answer_lines]
+    chat = next(i for i, c in enumerate(code_cells) if c.source.startswith("%%chat"))
+    start = next(i for i, (_, line) in enumerate(lines) if line.startswith(f"[{chat + 1}/"))
+    end = next(i for i, (_, line) in enumerate(lines) if line.startswith(f"[{chat + 2}/"))
+    answer_lines = [line for line in markdown_outputs(code_cells[chat])[0].splitlines() if line]
+    times = [t for t, line in lines[start:end] if line in answer_lines]
     assert len(times) >= 3
     assert max(times) - min(times) > 0.4, "the answer arrived all at once"
 
