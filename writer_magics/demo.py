@@ -103,7 +103,10 @@ def backend(tokens_per_second: float, out: TextIO) -> Iterator[Backend]:
     key = settings.api_key(None)
     if key:
         url = settings.base_url(None)
-        env[settings.KEY_VARIABLE] = key  # a key from .env must reach the kernel too
+        # The kernel runs in the output folder: a key or URL from this folder's .env
+        # must reach it through the environment.
+        env[settings.KEY_VARIABLE] = key
+        env[settings.BASE_URL_VARIABLE] = url
         print(
             f"WRITER_API_KEY is set: running against the API at {url} (uses your quota).", file=out
         )
