@@ -380,3 +380,24 @@ def test_interrupted_widget_keeps_partial_text(shell: InteractiveShell) -> None:
     final, usage = displays(cap)[-2:]
     assert final.data["text/markdown"] == "half an ans"
     assert "interrupted" in usage.data["text/plain"]
+
+
+def test_slow_long_list_never_goes_quiet(shell: InteractiveShell) -> None:
+    """A list has no blank lines, so it stays one unfinished block; at 30 tokens/s the
+    byte budget alone would hold updates back for seconds. New text must still show."""
+    clock = FakeClock()
+    text = "Here are the steps:\n" + "\n".join(
+        f"- step {i}: check the tide tables and the wind" for i in range(40)
+    )
+    shown_at: list[float] = []
+    with capture_output():
+        view = WidgetView("palmyra-x5", clock=clock, parent_id=lambda: "cell-msg-1")
+        view.start()
+        view.live[0].tail.observe(lambda _change: shown_at.append(clock.now), names="outputs")
+        for i in range(0, len(text), 5):  # about 150 bytes a second
+            view.add(TextDelta(text[i : i + 5]))
+            clock.now += 0.033
+        view.finish(Outcome([result(text)]))
+    gaps = [later - earlier for earlier, later in zip(shown_at, shown_at[1:])]
+    assert len(shown_at) >= 2 * clock.now * 0.9
+    assert max(gaps) <= 0.6

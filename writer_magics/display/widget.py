@@ -36,6 +36,9 @@ SEAL_AFTER = 256
 TAIL_LIMIT = 512
 #: The status line changes every tick; sending it at most this often keeps it cheap.
 STATUS_INTERVAL = 0.5
+#: However tight the byte budget, new text is never held back longer than this: a
+#: slow stream with a long unfinished block must still read as live.
+MAX_QUIET = 0.5
 
 JSONDict = dict[str, Any]
 
@@ -103,7 +106,8 @@ class _LivePanel:
             return  # nothing new to show: do not use up this tick
         budget = self.view.budget
         first = self.throttle.last is None
-        if not (force or first or budget.allows(cost, self.view.produced())):
+        quiet = not first and now - (self.throttle.last or now) >= MAX_QUIET
+        if not (force or first or quiet or budget.allows(cost, self.view.produced())):
             return
         if sealing:
             self.view.append_sealed(self.sealed, seal)
