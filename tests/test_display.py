@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -398,6 +399,6 @@ def test_slow_long_list_never_goes_quiet(shell: InteractiveShell) -> None:
             view.add(TextDelta(text[i : i + 5]))
             clock.now += 0.033
         view.finish(Outcome([result(text)]))
-    gaps = [later - earlier for earlier, later in zip(shown_at, shown_at[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(shown_at)]
     assert len(shown_at) >= 2 * clock.now * 0.9
     assert max(gaps) <= 0.6
