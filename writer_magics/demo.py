@@ -265,7 +265,7 @@ def copy_notebooks(out_dir: Path) -> list[Path]:
 def lab(args: argparse.Namespace, out: TextIO) -> int:
     """JupyterLab on copies of the notebooks, with the server running and the env set."""
     if importlib.util.find_spec("jupyterlab") is None:
-        print("JupyterLab is not installed: python -m pip install jupyterlab", file=out)
+        print("JupyterLab is not installed: python -m pip install 'writer-magics[demo]'", file=out)
         return 1
     out_dir = Path(args.out).resolve()
     copy_notebooks(out_dir)
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     except ImportError as exc:
         print(
             f"error: the demo needs {exc.name or 'a package'}: "
-            "python -m pip install ipykernel nbclient nbconvert",
+            "python -m pip install 'writer-magics[demo]' (or -e '.[demo]' in a clone)",
             file=stream,
         )
         return 1
