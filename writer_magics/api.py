@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal, TypeAlias
 
 from writer_magics.errors import MalformedEventError, ServerSentError
@@ -18,15 +19,18 @@ from writer_magics.errors import MalformedEventError, ServerSentError
 Endpoint: TypeAlias = Literal["completions", "chat"]
 JSON: TypeAlias = dict[str, Any]
 
-#: Models removed on 2026-07-13; each maps to its replacement.
-REMOVED_MODELS: Mapping[str, str] = {
-    "palmyra-x-003-instruct": "palmyra-x5",
-    "palmyra-vision": "palmyra-x5",
-    "palmyra-med": "palmyra-x5",
-    "palmyra-fin": "palmyra-x5",
-    "palmyra-creative": "palmyra-x5",
-}
 DEFAULT_MODEL = "palmyra-x5"
+#: Models Writer removed, with the day; every one is replaced by palmyra-x5.
+REMOVED_MODELS: Mapping[str, date] = {
+    name: date(2026, 7, 13)
+    for name in (
+        "palmyra-x-003-instruct",
+        "palmyra-vision",
+        "palmyra-med",
+        "palmyra-fin",
+        "palmyra-creative",
+    )
+}
 PATHS: Mapping[Endpoint, str] = {"completions": "/v1/completions", "chat": "/v1/chat"}
 
 #: Message fields Writer returns on a chat message that carry tool output, kept as data.
@@ -130,12 +134,14 @@ def _drop_unset(body: JSON) -> JSON:
     return {k: v for k, v in body.items() if v is not None}
 
 
-def removed_model_warning(model: str) -> str | None:
-    """The migration hint for a model Writer removed, or None for a current one."""
-    replacement = REMOVED_MODELS.get(model)
-    if replacement is None:
+def removed_model_warning(model: str, today: date | None = None) -> str | None:
+    """The migration hint for a removed (or soon removed) model; None for a current one."""
+    removed = REMOVED_MODELS.get(model.lower())
+    if removed is None:
         return None
-    return f"{model} was removed on 2026-07-13; use {replacement} instead (-m {replacement})."
+    when = "was removed" if (today or date.today()) >= removed else "will be removed"
+    extra = " with image content parts" if model.lower() == "palmyra-vision" else ""
+    return f"{model} {when} on {removed.isoformat()}; use {DEFAULT_MODEL}{extra} instead."
 
 
 # --------------------------------------------------------------------------- events

@@ -33,13 +33,13 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
 from IPython.core import magic_arguments as _ma
 from IPython.core.error import UsageError
 
+from writer_magics import api
 from writer_magics.builtin_tools import builtin_tool, check_language, parse_llm_tool
 from writer_magics.prompt import (
     REFERENCE_PATTERN,
@@ -71,17 +71,8 @@ _argument = cast(Callable[..., _Decorator], _ma.argument)
 _argument_group = cast(Callable[..., _Decorator], _ma.argument_group)
 _kwds = cast(Callable[..., _Decorator], _ma.kwds)
 
-REMOVED_MODELS: Mapping[str, date] = {
-    name: date(2026, 7, 13)
-    for name in (
-        "palmyra-x-003-instruct",
-        "palmyra-vision",
-        "palmyra-med",
-        "palmyra-fin",
-        "palmyra-creative",
-    )
-}
-REPLACEMENT_MODEL = "palmyra-x5"
+REMOVED_MODELS = api.REMOVED_MODELS
+REPLACEMENT_MODEL = api.DEFAULT_MODEL
 INT32_MAX = 2**31 - 1
 
 
@@ -220,14 +211,7 @@ def combinations(opts: Options) -> list[Params]:
     ]
 
 
-def removal_warning(model: str, today: date | None = None) -> str | None:
-    """The warning for a removed (or soon removed) model, or None for other models."""
-    removed = REMOVED_MODELS.get(model.lower())
-    if removed is None:
-        return None
-    when = "was removed" if (today or date.today()) >= removed else "will be removed"
-    extra = " with image content parts" if model.lower() == "palmyra-vision" else ""
-    return f"{model} {when} on {removed.isoformat()}; use {REPLACEMENT_MODEL}{extra} instead."
+removal_warning = api.removed_model_warning
 
 
 # --------------------------------------------------------------------------- the table
