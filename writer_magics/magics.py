@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from IPython.core.display import HTML, Markdown
 from IPython.core.display_functions import display
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bool, Enum, Float, Int, Unicode
+from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
 
 from writer_magics import api, bodies, commands, features, options, prompt, settings
 from writer_magics.api import Request
@@ -79,6 +79,23 @@ class WriterMagics(Magics):
     log_path = Unicode("", help="Prompt log file (default: log.sqlite3 in the data dir).").tag(
         config=True
     )
+
+    @validate(
+        "connect_timeout",
+        "read_timeout",
+        "max_updates_per_second",
+        "max_concurrency",
+        "max_tool_rounds",
+        "max_retries",
+    )
+    def _positive(self, proposal: Any) -> Any:
+        """Bad settings are refused when set, not when a request fails later."""
+        value, name = proposal["value"], proposal["trait"].name
+        if name == "max_retries" and value < 0:
+            raise TraitError(f"WriterMagics.max_retries must be 0 or more, not {value!r}")
+        if name != "max_retries" and value <= 0:
+            raise TraitError(f"WriterMagics.{name} must be positive, not {value!r}")
+        return value
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)  # type: ignore[no-untyped-call]
