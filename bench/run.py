@@ -1,0 +1,273 @@
+"""Run every benchmark and print one Markdown table: ``python bench/run.py [--quick]``.
+
+Every number is a ratio against a baseline measured in the same run on the same
+machine (absolute times on shared machines mean little). Results, with the date and
+the machine, go to ``bench/results.json``; ``BENCHMARKS.md`` explains the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import kernel, load, throughput
+from bench.common import BENCH, fixture_server, median, run_child
+
+#: Where ``python -m venv /tmp/jai && /tmp/jai/bin/pip install jupyter-ai-magics ipython`` puts it.
+DEFAULT_JAI_PYTHON = os.environ.get("BENCH_JAI_PYTHON", "/tmp/jai/bin/python")
+
+
+def machine() -> dict[str, Any]:
+    """What this ran on: CPU model, cores, memory, Python, load average at the start."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024**2, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_at_start": os.getloadavg()[0],
+    }
+
+
+def has_jupyter_ai(python: str) -> bool:
+    if not Path(python).exists():
+        return False
+    done = subprocess.run([python, "-c", "import jupyter_ai_magics"], capture_output=True)
+    return done.returncode == 0
+
+
+def run_all(quick: bool, jai_python: str) -> dict[str, Any]:
+    """Every measurement; ``quick`` does one run of each with smaller streams."""
+    runs = 1 if quick else 3
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "quick": quick,
+        "machine": machine(),
+    }
+    started = time.monotonic()
+
+    def step(name: str) -> None:
+        print(f"[{time.monotonic() - started:5.0f} s] {name}", file=sys.stderr, flush=True)
+
+    step("extension load")
+    results["load"] = {
+        "writer_magics": load.compare(sys.executable, "writer_magics", 3 if quick else 7)
+    }
+    if has_jupyter_ai(jai_python):
+        step("extension load: jupyter_ai_magics")
+        results["load"]["jupyter_ai_magics"] = load.compare(
+            jai_python, "jupyter_ai_magics", 3 if quick else 7
+        )
+    else:
+        results["load"]["jupyter_ai_magics"] = {
+            "skipped": f"no python with jupyter_ai_magics at {jai_python} (see BENCHMARKS.md)"
+        }
+
+    chunks = 10_000 if quick else 50_000
+    with fixture_server() as fixture:
+        step(f"throughput: {chunks} chunks x {runs} runs x bare/sdk/magics")
+        results["throughput"] = throughput.measure(fixture, chunks, runs)
+        step("kernel: throughput, wire bytes, first token, memory")
+        results["kernel"] = kernel.measure(
+            fixture, chunks=chunks, runs=runs, ttft_runs=5 if quick else 10
+        )
+    step("sweep")
+    sweep = run_child(["bench/sweep.py", str(runs)])
+    sweep["ratio"] = median(sweep["sweep"]) / median(sweep["single"])
+    sweep["ratio_at_default"] = sweep["sweep_at_default"] / median(sweep["single"])
+    results["sweep"] = sweep
+    results["seconds"] = time.monotonic() - started
+    step("done")
+    return results
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def table(r: dict[str, Any]) -> str:
+    """The Markdown table: measure, baseline, ours, ratio, goal, met or missed."""
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    ours = r["load"]["writer_magics"]
+    ms = "{:.0f} ms ({:.0f} ms of it the load line)".format
+    rows.append(
+        (
+            "1. Start a shell + `%load_ext writer_magics`",
+            f"{ours['baseline_s'] * 1000:.0f} ms without it",
+            ms(ours["with_extension_s"] * 1000, ours["load_ext_line_s"] * 1000),
+            f"{ours['ratio']:.2f}x",
+            "adds < 50 ms",
+            _mark(ours["load_ext_line_s"] < 0.050),
+        )
+    )
+    jai = r["load"]["jupyter_ai_magics"]
+    if "skipped" in jai:
+        rows.append(
+            ("1. ... `%load_ext jupyter_ai_magics`", "-", "skipped", "-", "~800 ms", jai["skipped"])
+        )
+    else:
+        rows.append(
+            (
+                "1. ... `%load_ext jupyter_ai_magics` (own venv)",
+                f"{jai['baseline_s'] * 1000:.0f} ms without it",
+                ms(jai["with_extension_s"] * 1000, jai["load_ext_line_s"] * 1000),
+                f"{jai['ratio']:.2f}x",
+                "reference: adds ~800 ms",
+                f"adds {jai['load_ext_line_s'] * 1000:.0f} ms",
+            )
+        )
+    t = r["throughput"]
+    a, b, c = t["bare"]["cpu_s"], t["sdk"]["cpu_s"], t["magics"]["cpu_s"]
+    kc = r["kernel"]["throughput"]["cpu_s"]
+    n = f"{t['chunks']:,}"
+    rows += [
+        (
+            f"2. CPU for {n} chunks: (c) `%%chat` in a shell / (a) bare httpx-sse",
+            f"{a:.2f} s",
+            f"{c:.2f} s",
+            f"{c / a:.2f}x",
+            "< 1.5x",
+            _mark(c / a < 1.5),
+        ),
+        (
+            "2. ... (c) `%%chat` in a shell / (b) writer-sdk",
+            f"{b:.2f} s",
+            f"{c:.2f} s",
+            f"{c / b:.2f}x",
+            "< 1x",
+            _mark(c < b),
+        ),
+        (
+            "2. ... `%%chat` in a kernel (kernel CPU) / (a) bare",
+            f"{a:.2f} s",
+            f"{kc:.2f} s",
+            f"{kc / a:.2f}x",
+            "< 1.5x",
+            _mark(kc / a < 1.5),
+        ),
+        (
+            "2. ... `%%chat` in a kernel / (b) writer-sdk",
+            f"{b:.2f} s",
+            f"{kc:.2f} s",
+            f"{kc / b:.2f}x",
+            "< 1x",
+            _mark(kc < b),
+        ),
+    ]
+    for w in r["kernel"]["wire"]:
+        size = f"{w['answer_bytes'] // 1000} KB at {w['tokens_per_second']:,} tok/s"
+        rows.append(
+            (
+                f"3. iopub bytes / answer bytes, {size}",
+                f"{w['answer_bytes']:,} B answer",
+                f"{w['ratio'] * w['answer_bytes'] / 1000:.0f} KB iopub",
+                f"{w['ratio']:.1f}x",
+                "<= 3x",
+                _mark(w["ratio"] <= 3),
+            )
+        )
+        rows.append(
+            (
+                f"3. visible updates/s, {size}",
+                "-",
+                f"{w['updates_per_s']:.1f}/s (longest gap {w['longest_gap_s']:.1f} s)",
+                "-",
+                ">= 5/s",
+                _mark(w["updates_per_s"] >= 5),
+            )
+        )
+    f = r["kernel"]["first_token"]
+    rows.append(
+        (
+            "4. First chunk sent -> first iopub message showing it",
+            f"{f['bare_client_s'] * 1000:.1f} ms (bare client receives it)",
+            f"{f['ours_s'] * 1000:.1f} ms",
+            f"{f['ours_s'] / f['bare_client_s']:.1f}x",
+            "< 20 ms",
+            _mark(f["ours_s"] < 0.020),
+        )
+    )
+    s = r["sweep"]
+    rows.append(
+        (
+            "5. Sweep of 8 x 1 s latency (max_concurrency 8) / one request",
+            f"{median(s['single']):.2f} s",
+            f"{median(s['sweep']):.2f} s",
+            f"{s['ratio']:.2f}x",
+            "< 1.3x",
+            _mark(s["ratio"] < 1.3),
+        )
+    )
+    rows.append(
+        (
+            f"5. ... same sweep at the default max_concurrency ({s['default_limit']})",
+            f"{median(s['single']):.2f} s",
+            f"{s['sweep_at_default']:.2f} s",
+            f"{s['ratio_at_default']:.2f}x",
+            "(info)",
+            "-",
+        )
+    )
+    m = r["kernel"]["memory"]
+    rows.append(
+        (
+            "6. Kernel peak RSS growth / answer, 1 MB answer",
+            f"{m['answer_bytes'] / 1e6:.2f} MB answer",
+            f"{(m['peak_rss'] - m['rss_before']) / 1e6:.1f} MB",
+            f"{m['growth_ratio']:.1f}x",
+            "< 10x",
+            _mark(m["growth_ratio"] < 10),
+        )
+    )
+    head = ("Measure", "Baseline", "Ours", "Ratio", "Goal", "Result")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one run each, smaller streams")
+    parser.add_argument(
+        "--jai-python",
+        default=DEFAULT_JAI_PYTHON,
+        help="a python with jupyter-ai-magics installed (skipped when absent)",
+    )
+    parser.add_argument(
+        "--table-only", action="store_true", help="print the table of bench/results.json"
+    )
+    args = parser.parse_args()
+    out = BENCH / "results.json"
+    if args.table_only:
+        print(table(json.loads(out.read_text())))
+        return
+    results = run_all(args.quick, args.jai_python)
+    results["table"] = table(results)
+    if not args.quick:
+        out.write_text(json.dumps(results, indent=2) + "\n")
+    m = results["machine"]
+    print(f"\n{results['date']} | {m['cpu']}, {m['cores']} cores | Python {m['python']}\n")
+    print(results["table"])
+
+
+if __name__ == "__main__":
+    main()
