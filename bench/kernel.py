@@ -276,10 +276,9 @@ def measure(fixture: Fixture, *, chunks: int, runs: int, ttft_runs: int) -> dict
 
         k.run("import gc; gc.collect()")
         before = k.memory("VmRSS")
-        exact = k.reset_peak()
-        peak_seen = before
+        exact = k.reset_peak()  # else VmHWM may predate the cell: then use RSS after it
         cell, served = chat(k, fixture, f"[[bytes:{MEMORY_BYTES}]]")
-        peak = k.memory("VmHWM") if exact else max(peak_seen, k.memory("VmRSS"))
+        peak = k.memory("VmHWM") if exact else k.memory("VmRSS")
         out["memory"] = {
             "answer_bytes": served["answer_bytes"],
             "chunks": served["chunks"],

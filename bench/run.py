@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import kernel, load, throughput
-from bench.common import BENCH, fixture_server, median, run_child
+from bench.common import BENCH, ROOT, fixture_server, median, run_child
 
 #: Where ``python -m venv /tmp/jai && /tmp/jai/bin/pip install jupyter-ai-magics ipython`` puts it.
 DEFAULT_JAI_PYTHON = os.environ.get("BENCH_JAI_PYTHON", "/tmp/jai/bin/python")
@@ -244,6 +244,28 @@ def table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def write_benchmarks_md(results: dict[str, Any]) -> None:
+    """Replace the results block of BENCHMARKS.md with this run's date, machine and table."""
+    path = ROOT / "BENCHMARKS.md"
+    if not path.exists():
+        return
+    text = path.read_text()
+    if START not in text or END not in text:
+        return
+    m = results["machine"]
+    block = (
+        f"{START}\n"
+        f"Run {results['date']} on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
+        f"{m['os']}, Python {m['python']} (load average {m['load_average_at_start']:.2f} "
+        f"at the start; {results['seconds']:.0f} s in all).\n\n{results['table']}\n{END}"
+    )
+    head, rest = text.split(START, 1)
+    path.write_text(head + block + rest.split(END, 1)[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one run each, smaller streams")
@@ -264,6 +286,7 @@ def main() -> None:
     results["table"] = table(results)
     if not args.quick:
         out.write_text(json.dumps(results, indent=2) + "\n")
+        write_benchmarks_md(results)
     m = results["machine"]
     print(f"\n{results['date']} | {m['cpu']}, {m['cores']} cores | Python {m['python']}\n")
     print(results["table"])
