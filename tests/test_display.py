@@ -402,3 +402,27 @@ def test_slow_long_list_never_goes_quiet(shell: InteractiveShell) -> None:
     gaps = [later - earlier for earlier, later in itertools.pairwise(shown_at)]
     assert len(shown_at) >= 2 * clock.now * 0.9
     assert max(gaps) <= 0.6
+
+
+def test_markdown_view_renders_at_most_once_per_tick(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the byte budget says no, the view must not re-render on every event
+    (that made long answers quadratic)."""
+    clock = FakeClock()
+    renders = 0
+    original = MarkdownView._bundle
+
+    def counting(self: MarkdownView) -> dict[str, Any]:
+        nonlocal renders
+        renders += 1
+        return original(self)
+
+    monkeypatch.setattr(MarkdownView, "_bundle", counting)
+    with capture_output():
+        view = MarkdownView("palmyra-x5", clock=clock)
+        view.start()
+        for _ in range(5000):
+            view.add(TextDelta("word "))
+            clock.now += 0.001
+    assert renders <= 5 * 10 + 5  # 5 simulated seconds at 10 ticks a second

@@ -336,7 +336,7 @@ def _message_events(message: Mapping[str, Any], index: int) -> Iterator[Event]:
         )
     for name in WRITER_DATA_FIELDS:
         value = message.get(name)
-        if _has_content(value):
+        if value is not None and _has_content(value):
             yield DataDelta(name, value, index)
 
 

@@ -200,6 +200,7 @@ class MarkdownView:
         cost = json_size(bundle)
         produced = sum(json_size(s.text) for s in self.panels.states)
         if not force and self.throttle.last is not None and not self.budget.allows(cost, produced):
+            self.throttle.mark()  # decided for this tick: do not rebuild on every event
             return
         update_display(bundle, raw=True, display_id=self.display_id)
         self.throttle.mark()

@@ -79,6 +79,7 @@ class _LivePanel:
         self.resent = 0  # bytes of finished blocks re-sent in the tail since the last seal
         self.shown: tuple[JSONDict, ...] = ()
         self.status_at: float | None = None
+        self.sent_at: float | None = None  # when the frontend last got anything new
         self.ended = False
 
     def tick(self, force: bool = False) -> None:
@@ -105,9 +106,10 @@ class _LivePanel:
         if cost == 0:
             return  # nothing new to show: do not use up this tick
         budget = self.view.budget
-        first = self.throttle.last is None
-        quiet = not first and now - (self.throttle.last or now) >= MAX_QUIET
+        first = self.sent_at is None
+        quiet = not first and now - (self.sent_at or now) >= MAX_QUIET
         if not (force or first or quiet or budget.allows(cost, self.view.produced())):
+            self.throttle.mark()  # decided for this tick: do not rescan on every event
             return
         if sealing:
             self.view.append_sealed(self.sealed, seal)
@@ -124,6 +126,7 @@ class _LivePanel:
             self.status.value = status
             self.status_at = now
         self.throttle.mark()
+        self.sent_at = now
         budget.spend(cost)
 
     def end(self, result: Result) -> None:
@@ -229,7 +232,9 @@ class WidgetView:
         parent = self.parent_id()
         if parent is not None:
             return json_size({"text/markdown": md}) + json_size({"msg_id": parent}) + 13
-        return json_size({"outputs": (*panel.sealed.outputs, _markdown_output(md))})
+        # No kernel, no wire: count the new output only (re-measuring every sealed
+        # output on each tick made long answers quadratic).
+        return json_size(_markdown_output(md))
 
     def append_sealed(self, sealed: widgets.Output, md: str) -> None:
         """Add finished Markdown to a sealed Output, sending only the new part if we can."""
