@@ -18,21 +18,23 @@ from IPython.core.display_functions import display
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
 
-from writer_magics import api, bodies, commands, features, options, prompt, settings
+from writer_magics import api, bodies, options, prompt, settings
 from writer_magics.api import Request
-from writer_magics.display import ViewKind
 from writer_magics.errors import REDACTED, WriterError, redact
-from writer_magics.execute import Outcomes
-from writer_magics.features import ChatFeatures
 from writer_magics.history import Conversation, Sessions, Turn
 from writer_magics.options import ChatOptions, Params
-from writer_magics.result import Result
 from writer_magics.runner import LoopThread
-from writer_magics.sender import Sender, SendSettings
-from writer_magics.sweep import Sweep
 
-if TYPE_CHECKING:  # httpx loads with the first request, keeping %load_ext fast
+# The rest (display, execute, sender, features...) loads with the first cell, keeping
+# %load_ext fast: see bench/load.py.
+
+if TYPE_CHECKING:
     from writer_magics.client import WriterClient
+    from writer_magics.display import ViewKind
+    from writer_magics.execute import Outcomes
+    from writer_magics.features import ChatFeatures
+    from writer_magics.result import Result
+    from writer_magics.sender import Sender, SendSettings
 
 
 @magics_class
@@ -101,7 +103,7 @@ class WriterMagics(Magics):
         super().__init__(shell=shell, **kwargs)  # type: ignore[no-untyped-call]
         self.sessions = Sessions()
         self.loop = LoopThread()
-        self.sender = Sender(self.loop, self.client)
+        self._sender: Sender | None = None
         self.last_result: Result | None = None
         self._client: WriterClient | None = None
         self._cell_id: str | None = None
@@ -134,9 +136,13 @@ class WriterMagics(Magics):
             self.chat, line, self.user_ns, default_model=self.model, cell=cell is not None
         )
         if opts.command is not None:
-            return commands.run_chat_command(opts, self.sessions)
+            from writer_magics.commands import run_chat_command
+
+            return run_chat_command(opts, self.sessions)
         self._warn(opts.warnings)
         text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%chat")
+        from writer_magics import features
+
         extras = features.prepare(opts, self.user_ns)
         conversation = Conversation() if opts.new else self.sessions[opts.session]
         requests = self._chat_requests(opts, text, conversation, extras)
@@ -262,6 +268,8 @@ class WriterMagics(Magics):
 
     def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
         """Parse a ``--schema`` answer and draw the logprobs picture under the answer."""
+        from writer_magics import features
+
         picture = features.logprobs_html(answer)
         if picture is not None:
             display(HTML(picture))
@@ -272,12 +280,22 @@ class WriterMagics(Magics):
                 self.user_ns[out] = answer
             raise
 
+    @property
+    def sender(self) -> Sender:
+        """Sends requests and owns the cache and log files (made on first use)."""
+        if self._sender is None:
+            from writer_magics.sender import Sender
+
+            self._sender = Sender(self.loop, self.client)
+        return self._sender
+
     def _send_settings(self, *, use_cache: bool) -> SendSettings:
         from writer_magics.cache import replay_path
+        from writer_magics.sender import SendSettings
 
         replay = replay_path() or _path(self.replay)
         return SendSettings(
-            view=cast(ViewKind, self.view),
+            view=cast("ViewKind", self.view),
             max_updates_per_second=self.max_updates_per_second,
             max_concurrency=self.max_concurrency,
             use_cache=use_cache or self.cache,
@@ -295,6 +313,9 @@ class WriterMagics(Magics):
         One request keeps its Result (``answer`` when the caller refined it); a
         sweep keeps a :class:`Sweep`.
         """
+        from writer_magics.result import Result
+        from writer_magics.sweep import Sweep
+
         kept: Any = answer
         if outcomes is not None and len(outcomes.results) > 1:
             kept = Sweep.from_outcomes(outcomes)
