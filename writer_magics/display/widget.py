@@ -38,7 +38,7 @@ TAIL_LIMIT = 512
 STATUS_INTERVAL = 0.5
 #: However tight the byte budget, new text is never held back longer than this: a
 #: slow stream with a long unfinished block must still read as live.
-MAX_QUIET = 0.2
+MAX_QUIET = 0.15
 
 JSONDict = dict[str, Any]
 
