@@ -35,6 +35,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from IPython.core.error import UsageError
 
+from writer_magics.structured import is_model_class
+
 __all__ = [
     "Docstring",
     "ToolSchemaError",
@@ -361,7 +363,7 @@ def schema_for(tp: Any, where: str, defs: dict[str, JSON]) -> JSON:
         return schema
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return _enum_schema([m.value for m in tp], where)
-    if _is_pydantic_model(tp):
+    if is_model_class(tp):
         schema = dict(tp.model_json_schema())
         defs.update(schema.pop("$defs", None) or {})
         return schema
@@ -393,19 +395,6 @@ def _enum_schema(values: list[Any], where: str) -> JSON:
 
 def _name(tp: Any) -> str:
     return str(getattr(tp, "__name__", None) or tp).replace("typing.", "")
-
-
-def _pydantic_base() -> type | None:
-    try:
-        from pydantic import BaseModel
-    except ImportError:  # pydantic is optional
-        return None
-    return BaseModel
-
-
-def _is_pydantic_model(tp: Any) -> bool:
-    base = _pydantic_base()
-    return base is not None and isinstance(tp, type) and issubclass(tp, base)
 
 
 # --------------------------------------------------------------------------- calling
@@ -479,7 +468,7 @@ def _convert(tp: Any, value: Any) -> Any:
         return _convert(options[0], value) if len(options) == 1 else value
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return tp(value)
-    if _is_pydantic_model(tp) and isinstance(value, dict):
+    if is_model_class(tp) and isinstance(value, dict):
         return tp.model_validate(value)
     if isinstance(value, list):
         if origin is tuple or tp is tuple:
@@ -511,7 +500,7 @@ def encode_result(value: Any) -> str:
 
 def _jsonable(obj: Any) -> Any:
     dump = getattr(obj, "model_dump", None)
-    if callable(dump) and _is_pydantic_model(type(obj)):
+    if callable(dump) and is_model_class(type(obj)):
         return dump(mode="json")
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
