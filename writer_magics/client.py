@@ -27,6 +27,7 @@ from writer_magics.api import (
     ChoiceFinished,
     Endpoint,
     Event,
+    Request,
     StreamEnd,
     decode_response,
     decode_sse_data,
@@ -169,6 +170,10 @@ class WriterClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def opener(self, request: Request) -> Callable[[], AsyncIterator[Event]]:
+        """A function that starts this request's event stream (for the runner)."""
+        return lambda: self.events(request.endpoint, request.body, timeout=request.timeout)
 
     def url(self, endpoint: Endpoint) -> str:
         return self.settings.base_url.rstrip("/") + PATHS[endpoint]

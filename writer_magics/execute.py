@@ -90,7 +90,9 @@ def execute(
         panel_of = lambda key, _event: positions[key]  # noqa: E731
     start = clock()
     progress = {key: _Progress(req, start) for key, req in requests.items()}
-    streams = {key: _opener(client, req) for key, req in requests.items()}
+    streams: dict[K, Callable[[], AsyncIterable[Event]]] = {
+        key: client.opener(req) for key, req in requests.items()
+    }
     streams.update(openers or {})
     if limit is not None and len(streams) > limit:
 
@@ -132,10 +134,6 @@ def execute(
 
 def _choice_panel(_key: Any, event: Event) -> int:
     return int(getattr(event, "choice", 0))
-
-
-def _opener(client: WriterClient, request: Request) -> Callable[[], AsyncIterable[Event]]:
-    return lambda: client.events(request.endpoint, request.body, timeout=request.timeout)
 
 
 def _result(state: _Progress, status: Status, clock: Callable[[], float]) -> Result:

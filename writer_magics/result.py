@@ -140,20 +140,18 @@ class Result:
                 }
                 for c in self.choices
             ],
-            "usage": _usage(self),
+            "usage": None if self.usage is None else usage_json(self.usage),
             "request": self.request,
             "timing": {"first_token": self.timing.first_token, "total": self.timing.total},
         }
 
 
-def _usage(result: Result) -> JSON | None:
-    if result.usage is None:
-        return None
-    u = result.usage
+def usage_json(usage: Usage) -> JSON:
+    """Usage in Writer's field names."""
     return {
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.total_tokens,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
     }
 
 
@@ -241,11 +239,7 @@ def response_json(
         ],
     }
     if usage is not None:
-        body["usage"] = {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens,
-        }
+        body["usage"] = usage_json(usage)
     return body
 
 

@@ -113,7 +113,7 @@ class Sender:
         if store is not None and not replaying:
             for key in missing:
                 sinks[key] = []
-                openers[key] = recording(_opener(client, requests[key]), sinks[key])
+                openers[key] = recording(client.opener(requests[key]), sinks[key])
         if hits:
             header += " · cached" if len(hits) == len(requests) else f" · {len(hits)} cached"
         view = open_view(
@@ -191,7 +191,3 @@ def _lookup(store: ResponseCache | None, request: Request, replaying: bool) -> A
             raise
         print(f"Warning: the cache was not read: {exc.message}", file=sys.stderr)
         return None
-
-
-def _opener(client: WriterClient, request: Request) -> Callable[[], AsyncIterable[Event]]:
-    return lambda: client.events(request.endpoint, request.body, timeout=request.timeout)

@@ -26,6 +26,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from writer_magics.api import JSON
 from writer_magics.errors import WriterError
 from writer_magics.prompt import PromptError, resolve_reference
 
@@ -42,7 +43,6 @@ __all__ = [
     "validation_problem",
 ]
 
-JSON = dict[str, Any]
 _NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
 _FENCE = re.compile(r"\A\s*```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)\n?```\s*\Z", re.DOTALL)
 

@@ -35,6 +35,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from IPython.core.error import UsageError
 
+from writer_magics.api import JSON
 from writer_magics.structured import is_model_class
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "tool_definitions",
 ]
 
-JSON = dict[str, Any]
 #: Tool (function) names Writer accepts.
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
