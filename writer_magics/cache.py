@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from writer_magics.api import (
     UsageReport,
 )
 from writer_magics.errors import ReplayMissError, WriterError
+from writer_magics.files import write_atomically
 
 FORMAT = "writer-magics-cache"
 VERSION = 1
@@ -481,16 +481,7 @@ def _same(old: CachedAnswer | None, new: CachedAnswer) -> bool:
 
 def _write_atomically(target: Path, text: str) -> None:
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(text)
-            os.replace(temp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        write_atomically(target, text, parents=True)
     except OSError as exc:
         raise CacheError(f"Cannot write {target}: {exc.strerror or exc}") from None
 

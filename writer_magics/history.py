@@ -24,18 +24,18 @@ with a format version (:func:`save`, :func:`load`).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
+
+from writer_magics.files import write_atomically
 
 __all__ = [
     "FORMAT_NAME",
@@ -348,20 +348,9 @@ def save(
         "sessions": {n: conv.to_json() for n, conv in data.items()},
     }
     text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
-    directory = target.parent
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+        write_atomically(target, text)
     except OSError as exc:
-        raise HistoryFileError(f"cannot write {target}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise HistoryFileError(f"cannot write {target}: {exc.strerror or exc}") from None
     return target
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from writer_magics.api import JSON
 from writer_magics.errors import WriterError, redact
+from writer_magics.files import write_atomically
 from writer_magics.result import Result
 
 SCHEMA_VERSION = 1
@@ -192,8 +193,7 @@ class PromptLog:
         entries = list(self._read(f"SELECT {_COLUMNS} FROM entries ORDER BY id", []))
         text = "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in entries)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            write_atomically(target, text, parents=True)
         except OSError as exc:
             raise PromptLogError(f"Cannot write {target}: {exc.strerror or exc}") from None
         return len(entries)
