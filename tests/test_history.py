@@ -144,13 +144,19 @@ def test_markdown_marks_interrupted_answers() -> None:
     assert "*No turns yet.*" in Conversation().to_markdown()
 
 
-def test_sessions_created_on_demand_and_counted() -> None:
+def test_sessions_exist_only_once_something_is_stored() -> None:
     sessions = Sessions()
     assert "ideas" not in sessions
-    sessions["ideas"].record("c1", turn("Q", "A"))
-    sessions["default"]
+    with pytest.raises(KeyError):
+        sessions["ideas"]
+    detached = sessions.conversation("ideas")  # looking does not create it
+    assert len(detached) == 0 and "ideas" not in sessions and len(sessions) == 0
+    detached.record("c1", turn("Q", "A"))
+    sessions.replace("ideas", detached)
+    sessions.new("default")
     assert sessions.names() == ["ideas", "default"]
     assert sessions.counts() == {"ideas": 1, "default": 0}
+    assert sessions.conversation("default") is sessions["default"]  # empty but stored
     fresh = sessions.new("ideas")
     assert len(fresh) == 0 and sessions["ideas"] is fresh
     assert "| `ideas` | 0 |" in sessions.to_markdown()
@@ -158,7 +164,8 @@ def test_sessions_created_on_demand_and_counted() -> None:
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     sessions = Sessions()
-    sessions["default"].record("c1", turn("Q1", "A1 ünïcode", partial=True), system="S")
+    sessions.new("default").record("c1", turn("Q1", "A1 ü", partial=True), system="S")
+    sessions.replace("other", Conversation())
     sessions["other"].record(None, turn("Q2", "A2"))
     path = sessions.save(tmp_path / "all.json")
     document = json.loads(path.read_text(encoding="utf-8"))
@@ -179,7 +186,7 @@ def test_load_replaces_target_session(tmp_path: Path) -> None:
     conv.record("c1", turn("Saved", "Yes"))
     path = save(tmp_path / "one.json", conv, name="work")
     sessions = Sessions()
-    sessions["mine"].record("x", turn("Old", "Old"))
+    sessions.new("mine").record("x", turn("Old", "Old"))
     sessions.load(path, "mine")  # the only session in the file goes to the target name
     assert [t.user for t in sessions["mine"].turns] == ["Saved"]
 
@@ -187,7 +194,7 @@ def test_load_replaces_target_session(tmp_path: Path) -> None:
 def test_load_needs_a_choice_between_several_sessions(tmp_path: Path) -> None:
     path = save(tmp_path / "two.json", {"a": Conversation(), "b": Conversation()})
     sessions = Sessions()
-    with pytest.raises(HistoryFileError, match="holds sessions a, b; choose one with --session"):
+    with pytest.raises(HistoryFileError, match="holds sessions 'a', 'b'; choose one with --session"):
         sessions.load(path, "default")
     assert "default" not in sessions
     sessions.load(path, "b")
@@ -201,7 +208,7 @@ def test_load_needs_a_choice_between_several_sessions(tmp_path: Path) -> None:
         ('{"format": "other"}', "is not a writer-magics history file"),
         (
             '{"format": "writer-magics-history", "version": 99, "sessions": {}}',
-            "has format version 99; this writer-magics reads version 1",
+            "has format version 99; this writer-magics reads versions 1, 2",
         ),
         ('{"format": "writer-magics-history", "version": 1, "sessions": {}}', "holds no sessions"),
         (
@@ -219,8 +226,9 @@ def test_load_needs_a_choice_between_several_sessions(tmp_path: Path) -> None:
         (
             '{"format": "writer-magics-history", "version": 1, "sessions": {"default": '
             '{"system": null, "turns": [{"key": "c1", "user": "q", "assistant": "a"}, '
+            '{"key": "c2", "user": "q", "assistant": "a"}, '
             '{"key": "c1", "user": "q", "assistant": "a"}]}}}',
-            "sessions['default'].turns[1].key 'c1' is used twice",
+            "sessions['default'].turns[2].key 'c1' is used twice, apart",
         ),
         (
             '{"format": "writer-magics-history", "version": 1, "sessions": {"default": '
@@ -234,7 +242,7 @@ def test_bad_files_leave_state_untouched(tmp_path: Path, content: str, reason: s
     path = tmp_path / "bad.json"
     path.write_text(content, encoding="utf-8")
     sessions = Sessions()
-    sessions["default"].record("c1", turn("keep", "me"))
+    sessions.new("default").record("c1", turn("keep", "me"))
     with pytest.raises(HistoryFileError) as info:
         sessions.load(path, "default")
     assert reason in str(info.value)

@@ -73,17 +73,33 @@ def label(
     return " · ".join(parts)
 
 
-def header(opts: Options, session: str | None = None) -> str:
-    """The live view's first line: what is being asked, in a few words."""
+def header(opts: Options, session: str | None = None, system: str | None = None) -> str:
+    """The live view's first line: what is being asked, in a few words.
+
+    ``system`` is the system prompt the request carries (from ``-s`` or the session),
+    shown shortened so it is never invisible; a sweep of system prompts shows each
+    one in its panel title instead.
+    """
     params = opts.params
-    text = f"sweep of {len(params)} requests" if len(params) > 1 else label(params[0])
+    if len(params) > 1:
+        text = f"sweep of {len(params)} requests"
+    else:
+        text = label(params[0], ("model", "temperature", "top_p", "max_tokens"))
     if session is not None:
         text += f" · session {session}"
+    if system:
+        text += f' · system "{shorten(system, 40)}"'
     if isinstance(opts, ChatOptions) and opts.n and opts.n > 1:
         text += f" · n={opts.n}"
     if opts.stop:
         text += f" · stop={list(opts.stop)}"
     return text
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` on one line (whitespace runs become one space), at most ``width`` chars."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
 
 
 def panel_titles(keys: Sequence[Params], requests: Mapping[Params, Request]) -> list[str] | int:

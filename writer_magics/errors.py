@@ -7,6 +7,7 @@ sent. What is left is what happens on the way to Writer and back::
     ├── ConfigurationError           no API key, http:// to a remote host, bad base URL
     ├── APIStatusError               the server answered with an HTTP error status
     │   ├── BadRequestError          400/413/422: Writer's own errors[].description
+    │   │   └── ContextLengthError   the conversation is too long for the model (%%chat)
     │   ├── AuthenticationError      401/403: the key is wrong or lacks access
     │   ├── NotFoundError            404: unknown model (suggests palmyra-x5) or URL
     │   ├── RateLimitError           429 after the retries ran out
@@ -96,6 +97,11 @@ class APIStatusError(WriterError):
 
 class BadRequestError(APIStatusError):
     pass
+
+
+class ContextLengthError(BadRequestError):
+    """The request (history + prompt) is longer than the model accepts; the message says
+    what the session holds and how to trim it (``--undo``, ``--history N``, ``--new``)."""
 
 
 class AuthenticationError(APIStatusError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -20,8 +21,8 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
 
 from writer_magics import api, bodies, options, prompt, settings
 from writer_magics.api import Request
-from writer_magics.errors import REDACTED, WriterError, redact
-from writer_magics.history import Conversation, Sessions, Turn
+from writer_magics.errors import REDACTED, APIStatusError, WriterError, redact
+from writer_magics.history import Call, Conversation, Sessions, Turn
 from writer_magics.options import ChatOptions, Params
 from writer_magics.runner import LoopThread
 
@@ -107,6 +108,9 @@ class WriterMagics(Magics):
         self.last_result: Result | None = None
         self._client: WriterClient | None = None
         self._cell_id: str | None = None
+        #: Counts cell executions (``pre_run_cell``), so that calls within one execution
+        #: of a cell can be told from a re-run of it.
+        self._execution = 0
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
 
@@ -124,7 +128,8 @@ class WriterMagics(Magics):
         text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%complete")
         stream = opts.stream and self.stream
         requests = {p: bodies.completion(opts, p, text, stream=stream) for p in opts.params}
-        outcomes = self._send(requests, opts)
+        with self._keeping_partial(opts.out):
+            outcomes = self._send(requests, opts)
         self._keep(outcomes, opts.out)
 
     @options.chat_arguments
@@ -138,18 +143,21 @@ class WriterMagics(Magics):
         if opts.command is not None:
             from writer_magics.commands import run_chat_command
 
-            return run_chat_command(opts, self.sessions)
+            return run_chat_command(opts, self.sessions, secrets=self._secrets())
         self._warn(opts.warnings)
         text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%chat")
         from writer_magics import features
 
         extras = features.prepare(opts, self.user_ns)
-        conversation = Conversation() if opts.new else self.sessions[opts.session]
-        requests = self._chat_requests(opts, text, conversation, extras)
-        outcomes, answer, added = self._answer(requests, opts, extras)
+        # Not stored until an answer is recorded: a failed cell creates no session.
+        conversation = Conversation() if opts.new else self.sessions.conversation(opts.session)
+        call = Call(self._cell_id, self._execution)
+        requests = self._chat_requests(opts, text, conversation, extras, call)
+        with self._keeping_partial(opts.out), self._explaining_length(opts, conversation, call):
+            outcomes, answer, added = self._answer(requests, opts, extras)
         if answer is not None:
             answer = self._present(answer, extras, opts.out)
-            self._record(conversation, opts, text, answer, added)
+            self._record(conversation, call, opts, text, answer, added)
         self._keep(outcomes, opts.out, answer)
         return None
 
@@ -173,7 +181,46 @@ class WriterMagics(Magics):
         return namespace
 
     def _remember_cell(self, info: Any) -> None:
-        self._cell_id = getattr(info, "cell_id", None)
+        self._cell_id = getattr(info, "cell_id", None) or None
+        self._execution += 1
+
+    def _secrets(self) -> list[str | None]:
+        """The API key as configured now (raw and stripped), for redacting saved files."""
+        found: list[str | None] = [self.api_key]
+        with contextlib.suppress(WriterError, ValueError, OSError):
+            found.append(settings.api_key(self.api_key or None))
+        return [*found, *(k.strip() for k in found if k)]
+
+    @contextlib.contextmanager
+    def _keeping_partial(self, out: str | None) -> Iterator[None]:
+        """An interrupted answer: ``-o NAME`` and ``last_result`` get the partial Result
+        (``result.interrupted``); the history is left as it was (nothing is recorded)."""
+        from writer_magics.execute import Interrupted, Outcomes
+
+        try:
+            yield
+        except Interrupted as interrupted:
+            if interrupted.results:
+                self._keep(Outcomes(results=dict(interrupted.results), errors={}), out)
+            raise
+
+    @contextlib.contextmanager
+    def _explaining_length(
+        self, opts: ChatOptions, conversation: Conversation, call: Call
+    ) -> Iterator[None]:
+        """A request refused as too long for the model says what the history holds
+        and how to trim it (see :func:`history.context_length_error`)."""
+        from writer_magics.history import context_length_error
+
+        try:
+            yield
+        except APIStatusError as error:
+            better = context_length_error(
+                error, conversation, call, session=opts.session, history=opts.history
+            )
+            if better is None:
+                raise
+            raise better from None
 
     def _warn(self, warnings: tuple[str, ...]) -> None:
         for warning in warnings:
@@ -196,7 +243,7 @@ class WriterMagics(Magics):
         outcomes = self.sender.send(
             requests,
             self._send_settings(use_cache=opts.cache),
-            header=bodies.header(opts, session),
+            header=bodies.header(opts, session, _common_system(requests)),
             titles=bodies.panel_titles(list(requests), requests),
             shell=self.shell,
         )
@@ -205,14 +252,19 @@ class WriterMagics(Magics):
         return outcomes
 
     def _chat_requests(
-        self, opts: ChatOptions, text: str, conversation: Conversation, extras: ChatFeatures
+        self,
+        opts: ChatOptions,
+        text: str,
+        conversation: Conversation,
+        extras: ChatFeatures,
+        call: Call,
     ) -> dict[Params, Request]:
-        """One request per parameter set, each carrying the turns before this cell."""
+        """One request per parameter set, each carrying the turns before this call."""
         return {
             p: bodies.chat(
                 opts,
                 p,
-                conversation.messages_for(self._cell_id, text, p.system),
+                conversation.messages_for(call, text, p.system, history=opts.history),
                 stream=opts.stream and self.stream,
                 extras=extras.body_fields,
             )
@@ -255,6 +307,7 @@ class WriterMagics(Magics):
     def _record(
         self,
         conversation: Conversation,
+        call: Call,
         opts: ChatOptions,
         text: str,
         answer: Result,
@@ -263,7 +316,7 @@ class WriterMagics(Magics):
         """Remember a successful turn (a tool exchange with all its messages)."""
         messages = [{"role": "user", "content": text}, *added] if added else []
         turn = Turn(key="", user=text, assistant=answer.text, messages=tuple(messages))
-        conversation.record(self._cell_id, turn, system=opts.params[0].system)
+        conversation.record(call, turn, system=opts.params[0].system)
         self.sessions.replace(opts.session, conversation)
 
     def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
@@ -365,6 +418,17 @@ class WriterMagics(Magics):
         if trait.name == "api_key" and inst is not None and inst.api_key:
             text = text.replace(repr(inst.api_key), f"'{REDACTED}'")
         return text
+
+
+def _common_system(requests: dict[Params, Request]) -> str | None:
+    """The system prompt every request carries, if they share one (the view's header)."""
+    found: set[str | None] = set()
+    for request in requests.values():
+        messages = request.body.get("messages") or [{}]
+        first = messages[0] if isinstance(messages[0], dict) else {}
+        content = first.get("content") if first.get("role") == "system" else None
+        found.add(content if isinstance(content, str) else None)
+    return found.pop() if len(found) == 1 else None
 
 
 def _single(outcomes: Outcomes[Params] | None, opts: options.Options) -> Result | None:

@@ -151,6 +151,8 @@ class ChatOptions(Options):
     """Given ``-s`` values; "" means "no system prompt" (and clears the stored one)."""
     session: str = "default"
     new: bool = False
+    history: int | None = None
+    """``--history N``: send only the last N earlier turns (None: all of them)."""
     n: int | None = None
     logprobs: bool = False
     command: ChatCommand | None = None
@@ -424,6 +426,14 @@ _SPECS: tuple[_Spec, ...] = (
         group="session",
     ),
     _Spec(("--new",), "Start the session afresh before this cell.", magics=_CHAT, group="session"),
+    _Spec(
+        ("--history",),
+        "Send only the last N turns of the session (0: none); the rest stay stored.",
+        "N",
+        example="4",
+        magics=_CHAT,
+        group="session",
+    ),
     _Spec(("--show",), "Show the session as Markdown.", magics=_CHAT, group="command"),
     _Spec(
         ("--reset",),
@@ -963,6 +973,7 @@ def parse_chat(
         systems=None if ns.system is None else tuple(ns.system),
         session=session,
         new=ns.new,
+        history=None if ns.history is None else _int("--history", ns.history, 0, INT32_MAX),
         n=None if ns.n is None else _int("--n", ns.n),
         logprobs=ns.logprobs,
         command=command,

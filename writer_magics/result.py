@@ -69,6 +69,11 @@ class Result:
         return self.choices[0].text if self.choices else ""
 
     @property
+    def interrupted(self) -> bool:
+        """True when Ctrl-C (or the stop button) cut the answer short: the text is partial."""
+        return self.status == "interrupted"
+
+    @property
     def finish_reason(self) -> str | None:
         return self.choices[0].finish_reason if self.choices else None
 

@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="pace streamed tokens (default: as fast as possible)",
     )
+    parser.add_argument(
+        "--context-limit",
+        type=int,
+        default=None,
+        help="context window of every model in tokens (default: per model, e.g. 1M for X5)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print one line per request")
     return parser
 
@@ -40,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.latency < 0 or (args.tokens_per_second is not None and args.tokens_per_second <= 0):
         build_parser().error("--latency must be >= 0 and --tokens-per-second > 0")
+    if args.context_limit is not None and args.context_limit < 1:
+        build_parser().error("--context-limit must be at least 1")
     try:
         serve_forever(
             host=args.host,
@@ -48,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             latency=args.latency,
             tokens_per_second=args.tokens_per_second,
             verbose=args.verbose,
+            context_limit=args.context_limit,
         )
     except OSError as error:
         print(f"error: cannot serve on {args.host}:{args.port}: {error}")

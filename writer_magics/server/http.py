@@ -23,6 +23,7 @@ from typing import Any
 
 from . import faults, protocol, service
 from .log import ReceivedRequest, RequestLog
+from .tokens import count_prompt_tokens, count_tokens
 
 #: How often waits re-check the stop event and the client socket (seconds).
 POLL_INTERVAL = 0.05
@@ -60,6 +61,8 @@ class ServerConfig:
     latency: float = 0.0
     tokens_per_second: float | None = None
     verbose: bool = False
+    #: Context window for every model, in the server's tokens (None: per model).
+    context_limit: int | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -335,6 +338,11 @@ class _Handler(BaseHTTPRequestHandler):
         stream_faults = {f.kind: f for f in active}
         if path == "/v1/chat":
             chat = protocol.parse_chat(clean)
+            protocol.check_context(
+                chat.params.model,
+                count_prompt_tokens(chat.messages),
+                self.srv.config.context_limit,
+            )
             reply = service.chat_reply(chat, clean)
             if chat.params.stream:
                 self._stream(reply.events(), tps, stream_faults)
@@ -343,6 +351,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._respond(reply.body(), tokens, tps, stream_faults)
         else:
             completion = protocol.parse_completion(clean)
+            protocol.check_context(
+                completion.params.model,
+                count_tokens(completion.prompt),
+                self.srv.config.context_limit,
+            )
             cut = service.completion_reply(completion, clean)
             if completion.params.stream:
                 self._stream(service.completion_events(cut), tps, stream_faults)
@@ -498,8 +511,9 @@ def _make_server(
     latency: float,
     tokens_per_second: float | None,
     verbose: bool = False,
+    context_limit: int | None = None,
 ) -> _Server:
-    config = ServerConfig(api_key, latency, tokens_per_second, verbose)
+    config = ServerConfig(api_key, latency, tokens_per_second, verbose, context_limit)
     return _Server((host, port), config)
 
 
@@ -509,9 +523,16 @@ def start_server(
     api_key: str | None = None,
     latency: float = 0.0,
     tokens_per_second: float | None = None,
+    context_limit: int | None = None,
 ) -> ServerHandle:
-    """Start the server in a daemon thread (port 0 picks a free port)."""
-    server = _make_server(host, port, api_key, latency, tokens_per_second)
+    """Start the server in a daemon thread (port 0 picks a free port).
+
+    ``context_limit`` makes every model's context window that many tokens, so a test
+    can reach "the conversation is too long" in a few turns.
+    """
+    server = _make_server(
+        host, port, api_key, latency, tokens_per_second, context_limit=context_limit
+    )
     thread = threading.Thread(
         target=server.serve_forever,
         kwargs={"poll_interval": 0.05},
@@ -529,9 +550,10 @@ def serve_forever(
     latency: float = 0.0,
     tokens_per_second: float | None = None,
     verbose: bool = False,
+    context_limit: int | None = None,
 ) -> None:
     """Serve in the foreground until Ctrl-C (for the CLI)."""
-    server = _make_server(host, port, api_key, latency, tokens_per_second, verbose)
+    server = _make_server(host, port, api_key, latency, tokens_per_second, verbose, context_limit)
     handle = ServerHandle(server, None)
     print(f"Writer-compatible server on {handle.url}", flush=True)
     try:

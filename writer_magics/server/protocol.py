@@ -42,6 +42,8 @@ DEFAULT_CHAT_MAX_TOKENS = 1024
 DEFAULT_COMPLETION_MAX_TOKENS = 100
 MAX_N = 5
 MAX_BEST_OF = 10
+#: Context windows in the server's tokens (Writer docs: X5 1M; Bedrock's card: X4 128K).
+CONTEXT_WINDOWS = {"palmyra-x5": 1_000_000, "palmyra-x4": 128_000}
 
 
 class ApiError(Exception):
@@ -431,6 +433,21 @@ def parse_completion(raw: Any) -> CompletionRequest:
     best_of = _integer(body, "best_of", 1, 1, MAX_BEST_OF)
     assert best_of is not None
     return CompletionRequest(params=params, prompt=prompt, best_of=best_of)
+
+
+def check_context(model: str, prompt_tokens: int, limit: int | None = None) -> None:
+    """Refuse a prompt longer than the model's context window (``limit`` overrides it).
+
+    Writer documents no wording for this failure; the reply is a 400 ``BadRequest``
+    in Writer's error shape, with a description that names both numbers.
+    """
+    window = limit if limit is not None else CONTEXT_WINDOWS.get(model)
+    if window is not None and prompt_tokens > window:
+        raise bad_request(
+            f"The prompt is {prompt_tokens} tokens, more than the {window}-token context "
+            f"window of {model}. Shorten the messages.",
+            "error.validation.context_length_exceeded",
+        )
 
 
 # --------------------------------------------------------------------------- response shapes
