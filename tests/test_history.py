@@ -11,6 +11,7 @@ from IPython.core.error import UsageError
 
 from writer_magics.history import (
     FORMAT_VERSION,
+    Call,
     Conversation,
     HistoryFileError,
     Sessions,
@@ -194,7 +195,7 @@ def test_load_replaces_target_session(tmp_path: Path) -> None:
 def test_load_needs_a_choice_between_several_sessions(tmp_path: Path) -> None:
     path = save(tmp_path / "two.json", {"a": Conversation(), "b": Conversation()})
     sessions = Sessions()
-    with pytest.raises(HistoryFileError, match="holds sessions 'a', 'b'; choose one with --session"):
+    with pytest.raises(HistoryFileError, match="holds sessions 'a', 'b'; choose one with --sess"):
         sessions.load(path, "default")
     assert "default" not in sessions
     sessions.load(path, "b")
@@ -277,3 +278,246 @@ def test_history_file_error_renders_one_line() -> None:
     assert HistoryFileError("x.json is not valid JSON")._render_traceback_() == [
         "UsageError: x.json is not valid JSON"
     ]
+
+
+# ---------------------------------------------------------------- groups (issue 11 §4)
+
+
+def users(conv: Conversation, call: Call | str | None, text: str = "next") -> list[str]:
+    return [m["content"] for m in conv.messages_for(call, text) if m["role"] == "user"]
+
+
+def test_calls_of_one_execution_append_in_order_and_carry_each_other() -> None:
+    conv = Conversation()
+    first, second = Call("cell-a", run=1), Call("cell-a", run=1)
+    assert users(conv, first, "Q1") == ["Q1"]
+    conv.record(first, turn("Q1", "A1"))
+    assert users(conv, second, "Q2") == ["Q1", "Q2"]  # carries the first call's turn
+    conv.record(second, turn("Q2", "A2"))
+    assert [(t.key, t.user) for t in conv.turns] == [("cell-a", "Q1"), ("cell-a", "Q2")]
+
+
+def test_rerun_replaces_the_whole_group_in_place() -> None:
+    conv = Conversation()
+    conv.record(Call("a", 1), turn("A", "a"))
+    conv.record(Call("b", 2), turn("B1", "b1"))
+    conv.record(Call("b", 2), turn("B2", "b2"))
+    conv.record(Call("b", 2), turn("B3", "b3"))
+    conv.record(Call("c", 3), turn("C", "c"))
+    # re-run of b (execution 4): its first call sees only what came before b ...
+    assert users(conv, Call("b", 4), "B1'") == ["A", "B1'"]
+    conv.record(Call("b", 4), turn("B1'", "b1'"))
+    # ... its second call also sees the first call of the same execution, not c
+    assert users(conv, Call("b", 4), "B2'") == ["A", "B1'", "B2'"]
+    conv.record(Call("b", 4), turn("B2'", "b2'"))
+    assert [t.user for t in conv.turns] == ["A", "B1'", "B2'", "C"]
+    # a later cell carries everything, in first-run order
+    assert users(conv, Call("d", 5), "D") == ["A", "B1'", "B2'", "C", "D"]
+
+
+def test_a_bare_cell_id_is_a_new_execution_each_time() -> None:
+    conv = Conversation()
+    conv.record("a", turn("One", "1"))
+    conv.record("a", turn("One again", "1"))
+    assert [t.user for t in conv.turns] == ["One again"]
+
+
+def test_terminal_calls_without_ids_always_append() -> None:
+    conv = Conversation()
+    for question in ("Q1", "Q2", "Q3"):
+        conv.record(Call(None, run=7), turn(question, "A"))
+    assert [t.key for t in conv.turns] == ["auto-1", "auto-2", "auto-3"]
+    assert users(conv, Call(None, run=7)) == ["Q1", "Q2", "Q3", "next"]
+
+
+def test_history_n_sends_only_the_last_turns_and_keeps_all() -> None:
+    conv = Conversation(system="S")
+    for i in range(5):
+        conv.record(Call(f"c{i}", i), turn(f"Q{i}", f"A{i}"))
+    sent = conv.messages_for(Call("new", 9), "Now", history=2)
+    assert contents(sent) == [
+        ("system", "S"),
+        ("user", "Q3"),
+        ("assistant", "A3"),
+        ("user", "Q4"),
+        ("assistant", "A4"),
+        ("user", "Now"),
+    ]
+    assert contents(conv.messages_for(Call("new", 9), "Now", history=0)) == [
+        ("system", "S"),
+        ("user", "Now"),
+    ]
+    assert len(conv) == 5
+
+
+# ---------------------------------------------------------------- system prompt owned by its cell
+
+
+def test_system_prompt_belongs_to_the_cell_that_set_it() -> None:
+    conv = Conversation()
+    conv.record(Call("a", 1), turn("Hi", "Hello"), system="Be terse")
+    assert conv.system_for(Call("b", 2)) == "Be terse"
+    conv.record(Call("b", 2), turn("More", "Sure"))
+    # re-running a without -s: the request carries no system prompt, and it is removed
+    assert conv.messages_for(Call("a", 3), "Hi")[0] == {"role": "user", "content": "Hi"}
+    conv.record(Call("a", 3), turn("Hi", "Hello"))
+    assert conv.system is None and conv.system_key is None
+    # a system prompt set by b is not touched by re-running a
+    conv.record(Call("b", 4), turn("More", "Sure"), system="Be kind")
+    conv.record(Call("a", 5), turn("Hi", "Hello"))
+    assert (conv.system, conv.system_key) == ("Be kind", "b")
+    # within one execution, a later call without -s keeps it
+    conv.record(Call("b", 6), turn("More", "Sure"), system="Be brief")
+    assert conv.system_for(Call("b", 6)) == "Be brief"
+
+
+def test_undoing_the_owners_last_turn_removes_its_system_prompt() -> None:
+    conv = Conversation()
+    conv.record(Call("a", 1), turn("Q1", "A1"))
+    conv.record(Call("b", 2), turn("Q2", "A2"), system="Pirate")
+    conv.undo()
+    assert conv.system is None
+    conv.record(Call("c", 3), turn("Q3", "A3"), system="Poet")
+    conv.record(Call("c", 3), turn("Q4", "A4"))
+    conv.undo()  # c still has a turn: its system prompt stays
+    assert conv.system == "Poet"
+
+
+def test_groups_and_system_owner_survive_save_and_load(tmp_path: Path) -> None:
+    conv = Conversation()
+    conv.record(Call("a", 1), turn("Q1", "A1"), system="S")
+    conv.record(Call("a", 1), turn("Q2", "A2"))
+    conv.record(Call("b", 2), turn("Q3", "A3"))
+    loaded = load(save(tmp_path / "g.json", conv))["default"]
+    assert [t.key for t in loaded.turns] == ["a", "a", "b"]
+    assert (loaded.system, loaded.system_key) == ("S", "a")
+    loaded.record(Call("a", 10), turn("Q1 again", "A"))  # a re-run after a load
+    assert [t.user for t in loaded.turns] == ["Q1 again", "Q3"]
+    assert loaded.system is None
+
+
+def test_format_1_files_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "v1.json"
+    path.write_text(
+        json.dumps(
+            {
+                "format": "writer-magics-history",
+                "version": 1,
+                "sessions": {
+                    "default": {
+                        "system": "Old",
+                        "turns": [{"key": "c1", "user": "q", "assistant": "a"}],
+                    }
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
+    conv = load(path)["default"]
+    assert (conv.system, conv.system_key, [t.user for t in conv.turns]) == ("Old", None, ["q"])
+
+
+# ---------------------------------------------------------------- damaged files (issue 12 §4)
+
+
+def _history_document(messages: Any) -> str:
+    return json.dumps(
+        {
+            "format": "writer-magics-history",
+            "version": 2,
+            "sessions": {
+                "default": {
+                    "system": None,
+                    "turns": [{"key": "c1", "user": "q", "assistant": "a", "messages": messages}],
+                }
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"format": "writer-magics-history", "ver\xff\xfesion": 1}\n', "is not UTF-8 text (byte"),
+        (b"[" * 100_000 + b"]" * 100_000, "nests JSON deeper than 64 levels"),
+        (
+            _history_document([{"role": "user", "content": "x", "extra": [[[[[[[[]]]]]]]]}])
+            .replace("[[[[[[[[]]]]]]]]", "[" * 80 + "]" * 80)
+            .encode(),
+            "nests JSON deeper than 64 levels",
+        ),
+        (
+            _history_document([{"role": "user", "content": ["not a part"]}]).encode(),
+            "messages[0].content[0] must be an object",
+        ),
+        (
+            _history_document(
+                [{"role": "assistant", "content": None, "tool_calls": [{"id": "x"}]}]
+            ).encode(),
+            "messages[0].tool_calls[0].function must be an object",
+        ),
+        (b'{"format": "writer-magics-history", "version": true, "sessions": {}}', "version True"),
+        (b'{"format": "writer-magics-history", "version": 1, "sessions": []}', "holds no sessions"),
+        (b"1" * 5000, "cannot be read as JSON"),
+    ],
+)
+def test_damaged_files_are_one_line_and_change_nothing(
+    tmp_path: Path, raw: bytes, reason: str
+) -> None:
+    path = tmp_path / "damaged.json"
+    path.write_bytes(raw)
+    sessions = Sessions()
+    sessions.new("default").record("c1", turn("keep", "me"))
+    with pytest.raises(HistoryFileError) as info:
+        sessions.load(path, "default")
+    message = str(info.value)
+    assert reason in message and str(path) in message
+    assert "\n" not in message and len(message) < 300
+    assert [t.user for t in sessions["default"].turns] == ["keep"]
+
+
+def test_save_redacts_the_key_in_every_string(tmp_path: Path) -> None:
+    key = "sk-live-0123456789abcdef"
+    conv = Conversation()
+    tool_turn = (
+        {"role": "user", "content": f"my key is {key}"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "1",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": json.dumps({"k": key})},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "1", "content": f"echo {key}"},
+        {"role": "assistant", "content": f"Your key {key} is safe. Bearer abc.def"},
+    )
+    conv.record("c1", turn(f"my key is {key}", f"Your key {key}", messages=tool_turn))
+    conv.system = f"never say {key}"
+    path = save(tmp_path / "h.json", conv, secrets=[key])
+    text = path.read_text(encoding="utf-8")
+    assert key not in text and "abc.def" not in text
+    assert text.count("[REDACTED]") >= 6
+    assert conv.turns[0].user == f"my key is {key}"  # memory is untouched
+
+
+def test_session_names_never_break_the_sessions_table() -> None:
+    sessions = Sessions()
+    names = ["a|b", "tick`s", "``x``", "two\nlines", "tab\there", " padded ", "$5 & <b>"]
+    for name in names:
+        sessions.new(name)
+    table = sessions.to_markdown().splitlines()
+    assert len(table) == 2 + len(names)  # one line per session, none split by a newline
+    for row in table[2:]:
+        unescaped_pipes = row.replace("\\|", "").count("|")
+        assert unescaped_pipes == 3, row  # | name | count |
+    assert "`` tick`s ``" not in table[3] and "``tick`s``" in table[3]
+    assert "```` ``x`` ````" in table[4] or "``` ``x`` ```" in table[4]
+    assert "two\\nlines" in table[5] and "tab\\there" in table[6]
+    assert "a\\|b" in table[2]
+    assert Conversation().to_markdown("a|b\nc").splitlines()[0] == (
+        "### Chat session `a|b\\nc` (0 turns)"
+    )

@@ -88,7 +88,7 @@ def header(opts: Options, session: str | None = None, system: str | None = None)
     if session is not None:
         text += f" · session {session}"
     if system:
-        text += f' · system "{shorten(system, 40)}"'
+        text += f" · system “{shorten(system, 40)}”"
     if isinstance(opts, ChatOptions) and opts.n and opts.n > 1:
         text += f" · n={opts.n}"
     if opts.stop:

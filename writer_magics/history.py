@@ -446,20 +446,17 @@ def context_length_error(
     if history is not None:
         earlier = earlier[len(earlier) - history :] if history else []
     said = error.message.rstrip(". ")
-    held = _count(len(conversation), "turn")
+    held = f"{_count(len(conversation), 'turn')} of session {session!r}"
     if not earlier:
-        advice = (
-            f"session {session!r} holds {held} and this request carried none of them, "
-            "so the prompt itself is too long: shorten it"
-        )
-    else:
-        advice = (
-            f"session {session!r} holds {held} and this request carried "
-            f"{len(earlier)} of them (about {conversation.estimate_tokens(earlier):,} tokens); "
-            "trim them with %chat --undo (drops the last turn), --history N "
-            "(sends only the last N turns) or --new (starts afresh)"
-        )
-    return ContextLengthError(f"{said}: {advice}.", status=error.status)
+        advice = f"The request carried none of the {held}, so the prompt itself is too long"
+        return ContextLengthError(f"{said}. {advice}: shorten it.", status=error.status)
+    tokens = conversation.estimate_tokens(earlier)
+    return ContextLengthError(
+        f"{said}. The request carried {len(earlier)} of the {held} "
+        f"(about {tokens:,} tokens, estimated); trim them with %chat --undo (drops the last "
+        "turn), --history N (sends only the last N turns) or --new (starts afresh).",
+        status=error.status,
+    )
 
 
 def _count(number: int, noun: str) -> str:
