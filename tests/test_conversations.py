@@ -294,6 +294,7 @@ def _turns_now(shell: InteractiveShell) -> list[str]:
             "system must be a string or null",
         ),
     ],
+    ids=["bad-utf8", "deeply-nested", "wrong-shape"],
 )
 def test_loading_a_damaged_file_is_one_line_and_keeps_memory(
     shell: InteractiveShell, server: ServerHandle, tmp_path: Path, raw: bytes, reason: str

@@ -460,6 +460,16 @@ def _history_document(messages: Any) -> str:
         (b'{"format": "writer-magics-history", "version": 1, "sessions": []}', "holds no sessions"),
         (b"1" * 5000, "cannot be read as JSON"),
     ],
+    ids=[
+        "bad-utf8",
+        "deep-line",
+        "deep-message",
+        "content-part",
+        "tool-call",
+        "bool-version",
+        "sessions-list",
+        "huge-number",
+    ],
 )
 def test_damaged_files_are_one_line_and_change_nothing(
     tmp_path: Path, raw: bytes, reason: str
