@@ -350,3 +350,27 @@ def test_a_failed_save_leaves_the_old_file(
     assert len(magics(shell).sessions["default"]) == 2
     assert not failed(run(shell, f"%chat --save {path}"))  # and the next save works
     assert json.loads(path.read_text())["sessions"]["default"]["turns"][1]["key"] == "b"
+
+
+def test_the_header_names_an_odd_session_on_one_line(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    shell.user_ns["odd"] = "two\nlines"
+    captured = run(shell, "%chat --session {odd} Hi", cell_id="a")
+    first = str(captured.outputs[0].data["text/markdown"]).lstrip().splitlines()[0]
+    assert first == "<small>palmyra-x5 · session two\\nlines</small>"
+
+
+def test_the_bundled_server_refuses_a_prompt_over_its_context_window() -> None:
+    import httpx
+
+    with start_server(context_limit=10) as handle:
+        body = {"model": "palmyra-x4", "messages": [{"role": "user", "content": "word " * 20}]}
+        response = httpx.post(f"{handle.url}/v1/chat", json=body, timeout=10)
+        assert response.status_code == 400
+        error = response.json()
+        assert error["tpe"] == "BadRequest"
+        assert error["errors"][0]["key"] == "error.validation.context_length_exceeded"
+        assert "context window of palmyra-x4" in error["errors"][0]["description"]
+        short = {"model": "palmyra-x4", "prompt": "Hi", "stream": False}
+        assert httpx.post(f"{handle.url}/v1/completions", json=short, timeout=10).is_success

@@ -11,6 +11,7 @@ from typing import Any
 
 from writer_magics import api
 from writer_magics.api import Request
+from writer_magics.history import visible_text
 from writer_magics.options import ChatOptions, CompleteOptions, Options, Params
 
 
@@ -86,7 +87,7 @@ def header(opts: Options, session: str | None = None, system: str | None = None)
     else:
         text = label(params[0], ("model", "temperature", "top_p", "max_tokens"))
     if session is not None:
-        text += f" · session {session}"
+        text += f" · session {visible_text(session)}"
     if system:
         text += f" · system “{shorten(system, 40)}”"
     if isinstance(opts, ChatOptions) and opts.n and opts.n > 1:

@@ -70,6 +70,7 @@ __all__ = [
     "markdown_name",
     "pick",
     "save",
+    "visible_text",
 ]
 
 FORMAT_NAME = "writer-magics-history"
@@ -494,7 +495,7 @@ def markdown_name(name: str, *, table: bool = False) -> str:
     sits in a GFM table (``table=True``), and the fence is one backtick longer than any
     run of backticks in the name.
     """
-    visible = "".join(c if c.isprintable() else _escape_char(c) for c in name)
+    visible = visible_text(name)
     if table:
         visible = visible.replace("|", "\\|")
     run = longest = 0
@@ -507,6 +508,11 @@ def markdown_name(name: str, *, table: bool = False) -> str:
 
 
 _VISIBLE = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def visible_text(text: str) -> str:
+    """``text`` on one line: control and other unprintable characters as escapes."""
+    return "".join(c if c.isprintable() else _escape_char(c) for c in text)
 
 
 def _escape_char(char: str) -> str:

@@ -298,7 +298,8 @@ _SPECS: tuple[_Spec, ...] = (
     ),
     _Spec(
         ("-s", "--system"),
-        "System prompt, kept for the session ('' clears it). Not split on commas: "
+        "System prompt, kept for the session while this cell's turns are in it (re-running "
+        "the cell without -s removes it; '' clears it). Not split on commas: "
         "repeat -s to sweep several system prompts.",
         "TEXT",
         repeat=True,
