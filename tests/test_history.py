@@ -348,6 +348,8 @@ def test_history_n_sends_only_the_last_turns_and_keeps_all() -> None:
         ("user", "Now"),
     ]
     assert len(conv) == 5
+    # more than there are: all of them
+    assert len(conv.messages_for(Call("new", 9), "Now", history=7)) == 1 + 10 + 1
 
 
 # ---------------------------------------------------------------- system prompt owned by its cell

@@ -246,6 +246,13 @@ class Conversation:
         start, end = group
         return list(self._turns[: end if self._same_run(call) else start])
 
+    def carried(self, call: Call | str | None, history: int | None = None) -> list[Turn]:
+        """:meth:`earlier`, cut to the last ``history`` turns (``--history N``) if given."""
+        earlier = self.earlier(call)
+        if history is None or history >= len(earlier):
+            return earlier
+        return earlier[len(earlier) - history :] if history > 0 else []
+
     def system_for(self, call: Call | str | None, system: str | None = None) -> str | None:
         """The system prompt a call sends: its own ``-s``, else the stored one, unless
         the call re-runs the cell that set it (then none)."""
@@ -275,10 +282,7 @@ class Conversation:
         messages: list[Message] = []
         if effective:
             messages.append({"role": "system", "content": effective})
-        earlier = self.earlier(call)
-        if history is not None:
-            earlier = earlier[len(earlier) - history :] if history else []
-        for turn in earlier:
+        for turn in self.carried(call, history):
             messages.extend(turn.to_messages())
         messages.append({"role": "user", "content": user_text})
         return messages
@@ -443,9 +447,7 @@ def context_length_error(
     if isinstance(error, ContextLengthError) or not is_too_long(error):
         return None
     assert isinstance(error, APIStatusError)
-    earlier = conversation.earlier(call)
-    if history is not None:
-        earlier = earlier[len(earlier) - history :] if history else []
+    earlier = conversation.carried(call, history)
     said = error.message.rstrip(". ")
     held = f"{_count(len(conversation), 'turn')} of session {session!r}"
     if not earlier:

@@ -16,6 +16,9 @@ shapes), ``faults`` (test controls), ``service`` (request -> reply), ``log``
 Defaults: ``max_tokens`` is 1024 for chat and 100 for completions (Writer's
 documented default), counted in the server's own tokens (``tokens`` module);
 ``temperature`` 1, ``top_p`` 1, ``n`` 1 (max 5), ``best_of`` 1 (max 10).
+A prompt longer than the model's context window (1M tokens for X5, 128K for X4, or
+``context_limit`` / ``--context-limit`` for every model) gets a 400 ``BadRequest`` with
+the key ``error.validation.context_length_exceeded``.
 """
 
 from __future__ import annotations
