@@ -374,3 +374,13 @@ def test_the_bundled_server_refuses_a_prompt_over_its_context_window() -> None:
         assert "context window of palmyra-x4" in error["errors"][0]["description"]
         short = {"model": "palmyra-x4", "prompt": "Hi", "stream": False}
         assert httpx.post(f"{handle.url}/v1/completions", json=short, timeout=10).is_success
+
+
+def test_a_cell_that_runs_other_cells_keeps_its_own_group(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    cell = "%chat One\nget_ipython().run_cell('x = 1')\nget_ipython().run_cell('')\n%chat Two"
+    run(shell, cell, cell_id="outer")
+    assert sent(server)[-1] == ["One", "Two"]
+    run(shell, cell, cell_id="outer")  # a re-run replaces both turns
+    assert shown_turns(shell) == ["One", "Two"]

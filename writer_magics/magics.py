@@ -107,12 +107,14 @@ class WriterMagics(Magics):
         self._sender: Sender | None = None
         self.last_result: Result | None = None
         self._client: WriterClient | None = None
-        self._cell_id: str | None = None
-        #: Counts cell executions (``pre_run_cell``), so that calls within one execution
-        #: of a cell can be told from a re-run of it.
-        self._execution = 0
+        #: The executions running now, innermost last: (cell id, execution number). A
+        #: cell that calls ``run_cell`` nests one; numbering executions tells calls within
+        #: one execution of a cell from a re-run of it.
+        self._running: list[tuple[object, Call]] = []
+        self._executions = 0
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
+            shell.events.register("post_run_cell", self._forget_cell)
 
     # ------------------------------------------------------------------ magics
 
@@ -151,7 +153,7 @@ class WriterMagics(Magics):
         extras = features.prepare(opts, self.user_ns)
         # Not stored until an answer is recorded: a failed cell creates no session.
         conversation = Conversation() if opts.new else self.sessions.conversation(opts.session)
-        call = Call(self._cell_id, self._execution)
+        call = self._running[-1][1] if self._running else Call(None, self._executions)
         requests = self._chat_requests(opts, text, conversation, extras, call)
         with self._keeping_partial(opts.out), self._explaining_length(opts, conversation, call):
             outcomes, answer, added = self._answer(requests, opts, extras)
@@ -181,8 +183,14 @@ class WriterMagics(Magics):
         return namespace
 
     def _remember_cell(self, info: Any) -> None:
-        self._cell_id = getattr(info, "cell_id", None) or None
-        self._execution += 1
+        self._executions += 1
+        call = Call(getattr(info, "cell_id", None) or None, self._executions)
+        self._running.append((info, call))
+
+    def _forget_cell(self, result: Any) -> None:
+        # post_run_cell also comes for cells that never had a pre_run_cell (empty ones)
+        if self._running and self._running[-1][0] is getattr(result, "info", None):
+            self._running.pop()
 
     def _secrets(self) -> list[str | None]:
         """The API key as configured now (raw and stripped), for redacting saved files."""
@@ -405,6 +413,8 @@ class WriterMagics(Magics):
         if self.shell is not None:
             with contextlib.suppress(ValueError):
                 self.shell.events.unregister("pre_run_cell", self._remember_cell)
+            with contextlib.suppress(ValueError):
+                self.shell.events.unregister("post_run_cell", self._forget_cell)
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
