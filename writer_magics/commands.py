@@ -1,14 +1,13 @@
 """``%chat --show/--reset/--undo/--sessions/--save/--load``: managing conversations.
 
 Each command is a small function of the sessions and the parsed options, so the
-magic only dispatches. Output is Markdown (rich frontends) or one plain line.
+magic only dispatches. Output is Markdown with a readable ``text/plain`` (one
+show_markdown for both) or one plain line.
 """
 
 from __future__ import annotations
 
-from IPython.core.display import Markdown
-from IPython.core.display_functions import display
-
+from writer_magics.display.markup import show_markdown
 from writer_magics.history import Sessions
 from writer_magics.options import ChatCommand, ChatOptions
 
@@ -18,9 +17,9 @@ def run_chat_command(opts: ChatOptions, sessions: Sessions) -> None:
     name = opts.session
     command = opts.command
     if command is ChatCommand.SHOW:
-        display(Markdown(sessions[name].to_markdown(name)))
+        show_markdown(sessions[name].to_markdown(name))
     elif command is ChatCommand.SESSIONS:
-        display(Markdown(sessions.to_markdown()))
+        show_markdown(sessions.to_markdown())
     elif command is ChatCommand.RESET:
         dropped = len(sessions[name]) if name in sessions else 0
         sessions.new(name)
