@@ -149,8 +149,9 @@ class WidgetView:
     """Live widgets in a kernel: ``VBox[header, panels (side by side), ...]``.
 
     Each panel is ``VBox[title?, sealed, tail Output, status HTML]`` (``sealed`` is a
-    VBox of groups of Outputs) fed by one stream (a choice of ``n``, or one request of a sweep). Markdown is rendered by the
-    frontend from ``text/markdown`` outputs. The kernel interrupt is the cancel.
+    VBox of groups of Outputs) fed by one stream (a choice of ``n``, or one request of
+    a sweep). Markdown is rendered by the frontend from ``text/markdown`` outputs.
+    The kernel interrupt is the cancel.
     """
 
     def __init__(
