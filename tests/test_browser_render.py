@@ -35,7 +35,9 @@ def test_escaped_markdown_renders_literally_in_jupyterlab(lab: Lab) -> None:  # 
 
     raw = nbformat.v4.new_code_cell("raw", outputs=[_output("Prices are $40 and $90")])
     safe = nbformat.v4.new_code_cell("safe", outputs=[_output(escape_markdown(HAZARDS))])
-    nb = nbformat.v4.new_notebook(cells=[raw, safe], metadata={"kernelspec": PYTHON3})
+    latex = escape_markdown("Area $5: \\\\(x^2\\\\) and $6")  # backslash-delimited math stays
+    math = nbformat.v4.new_code_cell("math", outputs=[_output(latex)])
+    nb = nbformat.v4.new_notebook(cells=[raw, safe, math], metadata={"kernelspec": PYTHON3})
     nbformat.write(nb, Path(lab.root) / "render.ipynb")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
@@ -60,5 +62,8 @@ def test_escaped_markdown_renders_literally_in_jupyterlab(lab: Lab) -> None:  # 
             assert "Use <details> and a<b>c and x <y> z <!-- hidden --> &lt; end." in text
             assert shown.locator("code").first.inner_text() == "echo $HOME <x>"
             assert shown.locator("pre").inner_text().strip() == "echo $HOME $PATH <tag>"
+            latex_shown = cells.nth(2).locator(".jp-RenderedMarkdown")
+            assert latex_shown.locator("mjx-container").count() == 1
+            assert latex_shown.inner_text().startswith("Area $5:")
         finally:
             browser.close()

@@ -178,3 +178,48 @@ def test_whitespace_text_with_tool_calls_shows_the_calls() -> None:
     result = Result("chat", "palmyra-x5", (Choice(0, "\n", "tool_calls", (call,)),), request={})
     assert result._repr_markdown_() == 'Tool calls: `f({"x": 1})`'
     assert result.text == "\n"
+
+
+def test_the_demo_echo_prints_the_answer_not_the_escapes() -> None:
+    from writer_magics.demo_stream import TerminalEcho
+
+    class Out(list[str]):
+        def write(self, text: str) -> int:
+            self.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+        def isatty(self) -> bool:
+            return False
+
+    out = Out()
+    echo = TerminalEcho(out)  # type: ignore[arg-type]
+    shown = escape_markdown(PRICES + " <b>")
+    echo.message(
+        {"msg_type": "comm_open", "content": {"data": {"state": {"_model_name": "OutputModel"}}}}
+    )
+    view = {"application/vnd.jupyter.widget-view+json": {"model_id": "m"}, "text/plain": "x"}
+    echo.message(
+        {"msg_type": "display_data", "content": {"data": view, "transient": {"display_id": "d"}}}
+    )
+    tail = {"output_type": "display_data", "data": {"text/markdown": shown}}
+    echo.message({"msg_type": "comm_msg", "content": {"data": {"state": {"outputs": [tail]}}}})
+    final = {"text/markdown": shown, "text/plain": PRICES + " <b>"}
+    echo.message(
+        {
+            "msg_type": "update_display_data",
+            "content": {"data": final, "transient": {"display_id": "d"}},
+        }
+    )
+    assert "".join(out).strip() == PRICES + " <b>"
+
+
+def test_tool_calls_and_refusals_render_as_written() -> None:
+    from writer_magics.display.panel import extras_markdown
+
+    md = extras_markdown([("find", '{"q": "`rm` costs $5"}')], {"refusal": "No <b>$1</b> $2"})
+    shown = escape_markdown(md)
+    assert 'calling ``find({"q": "`rm` costs $5"})``' in shown  # one code span, untouched
+    assert f"refusal: No &lt;b>{DOLLAR}1&lt;/b> {DOLLAR}2" in shown

@@ -103,8 +103,13 @@ class LiveAnswer:
 
 
 def _markdown_of(outputs: list[JSON]) -> str:
-    return "".join(
-        str(o.get("data", {}).get("text/markdown", "")) for o in outputs if isinstance(o, dict)
+    """The Markdown source the outputs show (escapes for the renderer undone)."""
+    from writer_magics.display.markup import unescape_markdown
+
+    return unescape_markdown(
+        "".join(
+            str(o.get("data", {}).get("text/markdown", "")) for o in outputs if isinstance(o, dict)
+        )
     )
 
 
@@ -183,7 +188,7 @@ class TerminalEcho:
         elif kind in ("display_data", "execute_result") and captured:
             if self.current is not None and "text/markdown" in data:
                 # The tail state still holds these blocks until its own update follows.
-                self.current.sealed.append(str(data["text/markdown"]))
+                self.current.sealed.append(_markdown_of([{"data": data}]))
                 self.current.tail = ""
                 self._print_new()
         elif kind in ("display_data", "execute_result"):
@@ -225,7 +230,7 @@ class TerminalEcho:
             self.write(self.current.new_text())
 
     def _finish(self, answer: LiveAnswer, data: JSON) -> None:
-        final = str(data.get("text/markdown") or "")
+        final = _markdown_of([{"data": data}])
         if final:
             self.write(answer.rest(final))
         else:
@@ -237,7 +242,7 @@ class TerminalEcho:
 
     def _static(self, data: JSON) -> None:
         """Ordinary output: Markdown source (the usage line and prints stay plain)."""
-        text = data.get("text/markdown") or data.get("text/plain") or ""
+        text = _markdown_of([{"data": data}]) or data.get("text/plain") or ""
         if not text:
             return
         text = str(text)

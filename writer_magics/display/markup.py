@@ -130,6 +130,18 @@ def escape_markdown(markdown: str) -> str:
     return "".join(out)
 
 
+def unescape_markdown(markdown: str) -> str:
+    """Undo :func:`escape_markdown` for a terminal (the demo's echo of kernel messages).
+
+    Exact for prose; inside code (left as written) a literal ``&lt;`` or ``&amp;``
+    would read as ``<`` / ``&``, and ``%24`` in link targets stays: a terminal
+    echo, not the stored text, which is always the raw answer.
+    """
+    if "&" not in markdown:
+        return markdown
+    return markdown.replace(DOLLAR, "$").replace("&lt;", "<").replace("&amp;", "&")
+
+
 def escape_html(text: str) -> str:
     """Text for an HTML output: ``html.escape`` plus each ``$`` on its own (MathJax scans
     HTML outputs too)."""
