@@ -223,3 +223,13 @@ def test_tool_calls_and_refusals_render_as_written() -> None:
     shown = escape_markdown(md)
     assert 'calling ``find({"q": "`rm` costs $5"})``' in shown  # one code span, untouched
     assert f"refusal: No &lt;b>{DOLLAR}1&lt;/b> {DOLLAR}2" in shown
+
+
+def test_an_answer_cut_inside_a_code_fence_does_not_swallow_the_next_panel() -> None:
+    from writer_magics.display import Outcome
+    from writer_magics.display.panel import final_markdown, sections
+
+    first = Result("chat", "palmyra-x5", (Choice(0, "Code:\n```py\nx = 1"),), request={})
+    second = Result("chat", "palmyra-x5", (Choice(0, "Two $2"),), request={})
+    md = final_markdown(sections(Outcome([first, second]), ["t=0.2", "t=0.9"]))
+    assert "```py\nx = 1\n```\n\n---\n\n**t=0.9**\n\nTwo $2" in md

@@ -14,6 +14,7 @@ from typing import Any
 
 from writer_magics.api import Accumulator, ChoiceState, Event, TextDelta
 from writer_magics.builtin_tools import sources_markdown
+from writer_magics.display.blocks import renderable
 from writer_magics.display.markup import code_span
 from writer_magics.result import Choice, Result, Status
 
@@ -132,7 +133,7 @@ class Section:
     extras: str
 
     def markdown(self) -> str:
-        return "\n\n".join(part for part in (self.text, self.extras) if part)
+        return _joined([part for part in (self.text, self.extras) if part], "\n\n")
 
 
 def sections(outcome: Outcome, titles: Sequence[str]) -> list[Section]:
@@ -146,7 +147,8 @@ def sections(outcome: Outcome, titles: Sequence[str]) -> list[Section]:
     for title, choices in labelled:
         texts = [answer_markdown(c.text) for c in choices if c.text]
         extras = [_choice_extras(c) for c in choices]
-        found.append(Section(title, "\n\n---\n\n".join(texts), "\n\n".join(filter(None, extras))))
+        text = _joined(texts, "\n\n---\n\n")
+        found.append(Section(title, text, "\n\n".join(filter(None, extras))))
     return found
 
 
@@ -183,7 +185,15 @@ def final_markdown(found: Sequence[Section]) -> str:
     """All panels' answers: one section per panel headed by its title when several."""
     if len(found) == 1:
         return found[0].markdown()
-    return "\n\n---\n\n".join(f"**{s.title}**\n\n{s.markdown()}" for s in found if s.markdown())
+    return _joined(
+        [f"**{s.title}**\n\n{s.markdown()}" for s in found if s.markdown()], "\n\n---\n\n"
+    )
+
+
+def _joined(parts: Sequence[str], separator: str) -> str:
+    """``parts`` joined; one that ends inside a code fence is closed first, so it cannot
+    swallow what follows it (the next choice, panel title or the tool calls)."""
+    return separator.join([*(renderable(p) for p in parts[:-1]), *parts[-1:]])
 
 
 def json_size(value: Any) -> int:
