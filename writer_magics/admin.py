@@ -16,11 +16,9 @@ Plain functions: the magic only passes its line, log and cache. Bad input is one
 from __future__ import annotations
 
 import argparse
-import html
 import shlex
 from typing import NoReturn
 
-from IPython.core.display_functions import display
 from IPython.core.error import UsageError
 
 from writer_magics.cache import ResponseCache
@@ -117,12 +115,14 @@ def show_entries(entries: list[LogEntry]) -> None:
         return
     rows = log_rows(entries)
 
+    from writer_magics.display.markup import show_markdown
+
     def md(cells: list[str]) -> str:
-        return "| " + " | ".join(html.escape(c).replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
     markdown = "\n".join([md(list(LOG_COLUMNS)), md(["---"] * len(LOG_COLUMNS)), *map(md, rows)])
     plain = "\n".join(" · ".join(c for c in row if c) for row in rows)
-    display({"text/markdown": markdown, "text/plain": plain}, raw=True)
+    show_markdown(markdown, plain)
 
 
 def _preview(text: str, limit: int) -> str:

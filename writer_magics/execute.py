@@ -166,8 +166,10 @@ def _outcome(
         status = "failed"
     elif status == "done" and all_cached:
         status = "cached"
+    errors = [progress[k].error if k in progress else None for k in results]
     return Outcome(
         results=list(results.values()),
         state=status,
         reason=reasons[0] if reasons else None,
+        reasons=[None if e is None else one_line(e) for e in errors],
     )

@@ -124,7 +124,10 @@ class Result:
         return f"<Result {self.model} {self.status} {preview!r}>"
 
     def _repr_markdown_(self) -> str:
-        return markdown_of(self)
+        """The answer as Markdown, escaped for Jupyter's renderer (the text stays raw)."""
+        from writer_magics.display.markup import escape_markdown
+
+        return escape_markdown(markdown_of(self))
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(self.text if not cycle else "<Result ...>")
@@ -169,10 +172,18 @@ def markdown_of(result: Result) -> str:
 
 
 def _choice_markdown(choice: Choice) -> str:
+    """The text, or the tool calls when the text is empty or only whitespace.
+
+    Writer streams ``content: "\\n"`` between tool calls, so a whitespace-only text
+    with calls is a tool-call answer.
+    """
+    from writer_magics.display.markup import code_span
+
     text = choice.text
-    if choice.tool_calls and not text:
+    if choice.tool_calls and not text.strip():
         calls = [
-            f"`{c['function']['name']}({c['function']['arguments']})`" for c in choice.tool_calls
+            code_span(f"{c['function']['name']}({c['function']['arguments']})")
+            for c in choice.tool_calls
         ]
         text = "Tool calls: " + ", ".join(calls)
     return text
