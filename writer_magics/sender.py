@@ -64,8 +64,14 @@ class Sender:
         path = settings.replay_path or settings.cache_path or default_cache_path()
         store = self._caches.get((path, replaying))
         if store is None:
-            store = self._caches[(path, replaying)] = ResponseCache(path, read_only=replaying)
+            store = self._caches[(path, replaying)] = ResponseCache(
+                path, read_only=replaying, secrets=self._secrets
+            )
         return store
+
+    def _secrets(self) -> list[str | None]:
+        """What the cache redacts: the key the client would send now."""
+        return [self._client().settings.api_key]
 
     def prompt_log(self, settings: SendSettings) -> PromptLog | None:
         if not settings.log:
@@ -99,6 +105,9 @@ class Sender:
         hits = {
             key: hit for key, req in requests.items() if (hit := _lookup(store, req, replaying))
         }
+        notice = store.take_notice() if store is not None else None
+        if notice is not None:
+            print(f"Warning: {notice}; every other answer is still used.", file=sys.stderr)
         missing = [key for key in requests if key not in hits]
         if replaying and missing:
             request = requests[missing[0]]
