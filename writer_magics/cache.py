@@ -51,6 +51,7 @@ from writer_magics.api import (
     Endpoint,
     Event,
     LogprobsDelta,
+    ResponseInfo,
     StreamEnd,
     TextDelta,
     ToolCallDelta,
@@ -123,6 +124,8 @@ def event_to_json(event: Event) -> JSON:
         data = {"event": "usage", "usage": {k: v for k, v in usage.items() if v is not None}}
     elif isinstance(event, StreamEnd):
         data = {"event": "end"}
+    elif isinstance(event, ResponseInfo):
+        data = {"event": "response", "fields": event.fields, "whole": event.whole or None}
     else:  # pragma: no cover - the Event union is closed
         raise TypeError(f"not an event: {event!r}")
     return {k: v for k, v in data.items() if v is not None}
@@ -161,6 +164,11 @@ def event_from_json(data: Any) -> Event:
         return UsageReport(Usage(**{f: _opt_int(usage, f) for f in _USAGE_FIELDS}))
     if kind == "end":
         return StreamEnd()
+    if kind == "response":
+        fields = data.get("fields")
+        if not isinstance(fields, dict):
+            raise ValueError("a response event needs a 'fields' object")
+        return ResponseInfo(fields, whole=data.get("whole") is True)
     raise ValueError(f"unknown event type {kind!r}")
 
 
@@ -469,6 +477,7 @@ class ResponseCache:
             recorded.insert(at, UsageReport(usage))
         if not recorded:
             raise ValueError("an answer with no events cannot be cached")
+        recorded = collapse_info(recorded)
         try:
             if secrets:
                 recorded = redact_events(recorded, secrets)
@@ -633,6 +642,30 @@ def _redact_json(value: Any, secrets: Sequence[str]) -> Any:
     if isinstance(value, list | tuple):
         return [_redact_json(v, secrets) for v in value]
     return value
+
+
+def collapse_info(events: Sequence[Event]) -> list[Event]:
+    """The per-chunk :class:`ResponseInfo` events merged into one, where the last was.
+
+    A stream carries one per chunk (thousands); the cache keeps what they add up to,
+    so a replayed answer has the same ``Result.raw`` at a fraction of the size.
+    """
+    streamed = [e for e in events if isinstance(e, ResponseInfo) and not e.whole]
+    if len(streamed) < 2:
+        return list(events)
+    from writer_magics.api import Accumulator
+
+    acc = Accumulator()
+    for info in streamed:
+        acc.add(info)
+    last = streamed[-1]
+    merged: list[Event] = []
+    for event in events:
+        if event is last:
+            merged.append(ResponseInfo(acc.info))
+        elif not (isinstance(event, ResponseInfo) and not event.whole):
+            merged.append(event)
+    return merged
 
 
 def redact_events(events: Sequence[Event], secrets: Sequence[str]) -> list[Event]:
