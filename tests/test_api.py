@@ -315,3 +315,31 @@ def test_whole_tool_calls_with_null_indexes_stay_apart() -> None:
         ("b", "g", "[]"),
     ]
     assert acc.body is body
+
+
+# Body keys as Writer's reference spells them (shared/writer-docs: completions-openapi.md
+# ``completions_request.properties``; chat-api-reference.md "Body").
+COMPLETIONS_SPEC_KEYS = {
+    "model", "prompt", "max_tokens", "temperature", "top_p", "stop", "best_of",
+    "random_seed", "stream",
+}  # fmt: skip
+CHAT_SPEC_KEYS = {
+    "model", "messages", "max_tokens", "temperature", "top_p", "n", "stop", "logprobs",
+    "stream", "tools", "tool_choice", "stream_options", "response_format",
+}  # fmt: skip
+
+
+def test_every_body_key_is_spelled_as_the_spec_says() -> None:
+    completion = api.completion_request(
+        model="m", prompt="p", max_tokens=1, temperature=0.1, top_p=0.5, stop=["x"],
+        best_of=1, random_seed=2, stream=True,
+    )  # fmt: skip
+    chat = api.chat_request(
+        model="m", messages=[{"role": "user", "content": "q"}], max_tokens=1,
+        temperature=0.1, top_p=0.5, n=2, stop=["x"], logprobs=True, stream=True,
+        tools=[{"type": "function", "function": {"name": "f"}}], tool_choice="auto",
+        response_format={"type": "text"},
+    )  # fmt: skip
+    assert set(completion) == COMPLETIONS_SPEC_KEYS
+    assert set(chat) == CHAT_SPEC_KEYS
+    assert chat["stream_options"] == {"include_usage": True}
