@@ -314,3 +314,53 @@ def test_a_deeply_nested_line_alone_costs_one_entry(tmp_path: Path) -> None:
     assert cache.skipped == 1
     assert cache.take_notice() == f"skipped 1 unreadable line in the cache {path}"
     assert cache.take_notice() is None
+
+
+def test_a_key_spelled_over_several_logprob_tokens_is_redacted(tmp_path: Path) -> None:
+    key = "sk-tok-SECRET-99"
+    cache = ResponseCache(tmp_path / "c.jsonl", secrets=lambda: [key])
+    pieces = ["Key: ", "sk-tok", "-SECRET", "-99", " done"]
+    events: list[api.Event] = [TextDelta(p) for p in pieces]
+    events += [
+        api.LogprobsDelta(
+            tuple({"token": p, "logprob": -0.1, "top_logprobs": [{"token": p}]} for p in pieces)
+        )
+    ]
+    cache.put("chat", {"model": "m", "messages": []}, events)
+    stored = cache.path.read_text(encoding="utf-8")
+    assert "SECRET" not in stored
+    (entry,) = cache.entries()
+    (logprobs,) = [e for e in entry.events if isinstance(e, api.LogprobsDelta)]
+    assert [t["token"] for t in logprobs.tokens] == [
+        "Key: ", "[REDACTED]", "[REDACTED]", "[REDACTED]", " done",
+    ]  # fmt: skip
+
+
+class _EmptyStream(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b"data: [DONE]\n\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_empty_answer_with_cache_is_not_a_traceback(
+    shell: InteractiveShell, cache_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EmptyStream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("WRITER_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        captured = run(shell, "%%complete --cache\nNothing comes back")
+        assert captured.result.success, seen(captured)
+        assert "Traceback" not in seen(captured)
+        assert not cache_path.exists() or len(ResponseCache(cache_path)) == 0
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -38,7 +38,15 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,7 +66,7 @@ from writer_magics.api import (
     Usage,
     UsageReport,
 )
-from writer_magics.errors import ReplayMissError, WriterError, redact
+from writer_magics.errors import REDACTED, ReplayMissError, WriterError, redact
 from writer_magics.files import write_atomically
 
 FORMAT = "writer-magics-cache"
@@ -719,7 +727,63 @@ def redact_events(events: Sequence[Event], secrets: Sequence[str]) -> list[Event
             )
         else:
             result.append(event)
-    return result
+    return _redact_split_tokens(result, secrets)
+
+
+def _redact_split_tokens(events: list[Event], secrets: Sequence[str]) -> list[Event]:
+    """Logprob tokens that together spell a secret: each such token (and its
+    alternatives) becomes ``[REDACTED]``, so the key cannot be read off the tokens."""
+    tokens: dict[int, list[str]] = {}
+    for event in events:
+        if isinstance(event, LogprobsDelta):
+            tokens.setdefault(event.choice, []).extend(
+                str(t.get("token", "")) for t in event.tokens
+            )
+    hidden: dict[int, set[int]] = {}
+    for choice, texts in tokens.items():
+        joined = "".join(texts)
+        spans = [
+            (at, at + len(secret))
+            for secret in secrets
+            if len(secret) >= 4
+            for at in _occurrences(joined, secret)
+        ]
+        if not spans:
+            continue
+        start, marked = 0, set()
+        for number, text in enumerate(texts):
+            end = start + len(text)
+            if any(start < stop and begin < end for begin, stop in spans):
+                marked.add(number)
+            start = end
+        hidden[choice] = marked
+    if not hidden:
+        return events
+    seen: dict[int, int] = {}
+    redacted: list[Event] = []
+    for event in events:
+        if isinstance(event, LogprobsDelta) and event.choice in hidden:
+            first = seen.get(event.choice, 0)
+            seen[event.choice] = first + len(event.tokens)
+            marked = hidden[event.choice]
+            event = LogprobsDelta(
+                tuple(
+                    {**t, "token": REDACTED, "bytes": None, "top_logprobs": []}
+                    if first + i in marked
+                    else t
+                    for i, t in enumerate(event.tokens)
+                ),
+                event.choice,
+            )
+        redacted.append(event)
+    return redacted
+
+
+def _occurrences(text: str, part: str) -> Iterator[int]:
+    at = text.find(part)
+    while at >= 0:
+        yield at
+        at = text.find(part, at + 1)
 
 
 def _same(old: CachedAnswer | None, new: CachedAnswer) -> bool:

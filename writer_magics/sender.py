@@ -160,8 +160,8 @@ class Sender:
         from writer_magics.cache import CacheError
 
         for key, events in sinks.items():
-            if key in outcomes.errors or outcomes.results[key].status != "done":
-                continue
+            if key in outcomes.errors or outcomes.results[key].status != "done" or not events:
+                continue  # an empty answer (a bare [DONE]) is not worth a cache entry
             request = requests[key]
             try:
                 store.put(request.endpoint, request.body, events)
