@@ -24,7 +24,7 @@ from IPython.utils.capture import CapturedIO, capture_output
 from tests.conftest import API_KEY
 from writer_magics import api
 from writer_magics.api import TextDelta, ToolCallDelta
-from writer_magics.cache import ResponseCache
+from writer_magics.cache import CacheError, ResponseCache
 from writer_magics.server import ServerHandle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +117,7 @@ def test_a_deep_line_does_not_break_replay_mode(
 CREATE = """
 import sys, time
 from pathlib import Path
-from writer_magics.cache import ResponseCache
+from writer_magics.cache import CacheError, ResponseCache
 from writer_magics.api import TextDelta
 folder, me, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 start = folder / "go"
@@ -364,3 +364,80 @@ def test_an_empty_answer_with_cache_is_not_a_traceback(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("depth", [500, 900])
+def test_a_line_deep_enough_to_parse_but_not_to_copy_is_skipped(tmp_path: Path, depth: int) -> None:
+    """json.loads accepts ~1000 levels, but redacting, comparing or copying such an
+    entry in Python ran out of stack (export and import died with RecursionError)."""
+    path = tmp_path / "c.jsonl"
+    good = {"model": "m", "prompt": "q"}
+    ResponseCache(path).put("completions", good, [TextDelta("A")])
+    nested = "[" * depth + "]" * depth
+    line = '{"endpoint":"completions","body":{"model":"m","prompt":"deep","x":' + nested + "}"
+    with path.open("a", encoding="utf-8") as file:
+        file.write(line + ',"events":[{"event":"text","text":"B"}]}\n')
+    cache = ResponseCache(path, secrets=lambda: ["sk-some-key-1234"])
+    assert len(cache) == 1 and cache.skipped == 1
+    assert cache.export(tmp_path / "out.jsonl") == 1
+    with pytest.raises(CacheError, match="line 3: nested deeper than 200 levels"):
+        ResponseCache(tmp_path / "other.jsonl").import_(path)
+    deep_value = json.loads(nested)
+    with pytest.raises(CacheError, match="nested too deeply"):
+        cache.put("completions", good, [api.DataDelta("graph_data", {"x": deep_value})])
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[Path]:
+    """A real read-only file system: a tmpfs mounted, filled, then remounted ``ro``.
+
+    Needs root with CAP_SYS_ADMIN (skipped otherwise; the chattr test covers the
+    same failure on the same calls).
+    """
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_clear_export_and_log_on_a_read_only_file_system(
+    shell: InteractiveShell, server: ServerHandle, read_only_mount: Path
+) -> None:
+    cache = read_only_mount / "cache.jsonl"
+    log = read_only_mount / "log.sqlite3"
+    shell.run_line_magic("config", f"WriterMagics.cache_path = {str(cache)!r}")
+    shell.run_line_magic("config", f"WriterMagics.log_path = {str(log)!r}")
+    run(shell, "%%chat --cache --new\nKeep me")
+    assert cache.exists() and log.exists()
+    subprocess.run(["mount", "-o", "remount,ro", str(read_only_mount)], check=True)
+    before = cache.read_bytes()
+
+    for line, words in [
+        ("%writer cache --clear", "Cannot clear the cache"),
+        (f"%writer cache --export {read_only_mount / 'out.jsonl'}", "Cannot write"),
+        (f"%writer log --export {read_only_mount / 'log.jsonl'}", "Cannot write"),
+    ]:
+        captured = run(shell, line)
+        assert not captured.result.success
+        lines = captured.result.error_in_exec._render_traceback_()
+        assert len(lines) == 1 and words in lines[0] and "Read-only file system" in lines[0]
+        assert "Traceback" not in seen(captured)
+    assert cache.read_bytes() == before
+
+    server.clear()
+    hit = run(shell, "%%chat --cache --new -o h\nKeep me")  # still answers from the cache
+    assert hit.result.success and server.requests == [] and shell.user_ns["h"].text
+    fresh = run(shell, "%%chat --cache --new -o f\nSomething new")
+    assert fresh.result.success and shell.user_ns["f"].text
+    warnings = [w for w in fresh.stderr.splitlines() if w]
+    assert any("not cached" in w and "Read-only file system" in w for w in warnings)
+    assert len(warnings) <= 2 and "Traceback" not in seen(fresh)

@@ -213,6 +213,24 @@ def _opt_int(data: Mapping[str, Any], name: str) -> int | None:
 
 # --------------------------------------------------------------------------- entries
 
+#: Deepest nesting an entry may have. Real requests and answers stay far below (a
+#: nested JSON schema is a few dozen levels); deeper lines come from damage or a
+#: hostile file, and would exhaust Python's recursion in copies, comparisons and
+#: redaction (the limit is 1000 frames), so they are refused as unreadable.
+MAX_DEPTH = 200
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """``ValueError`` if ``value`` nests lists/objects deeper than ``limit`` (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                raise ValueError(f"nested deeper than {limit} levels")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
 
 @dataclass(frozen=True)
 class CachedAnswer:
@@ -243,6 +261,7 @@ class CachedAnswer:
         """Validate one entry line; the key is recomputed from the body."""
         if not isinstance(data, dict):
             raise ValueError("an entry is not a JSON object")
+        check_depth(data)
         endpoint = data.get("endpoint")
         if endpoint not in _ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}")
@@ -472,10 +491,11 @@ class ResponseCache:
         secrets = self._secrets()
         content = {k: v for k, v in body.items() if k not in TRANSPORT_FIELDS}
         try:
+            check_depth(content, MAX_DEPTH - 2)
             if secrets:
                 content = _redact_json(content, secrets)
             key = request_key(endpoint, content)
-        except RecursionError:
+        except (RecursionError, ValueError):
             raise CacheError("the request is nested too deeply to cache") from None
         if self.read_only:
             return key
@@ -496,8 +516,10 @@ class ResponseCache:
                 events=tuple(recorded),
                 created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             )
-            line = canonical_json(answer.to_json())
-        except RecursionError:
+            data = answer.to_json()
+            check_depth(data)
+            line = canonical_json(data)
+        except (RecursionError, ValueError):
             raise CacheError("the answer is nested too deeply to cache") from None
         with self._lock:
             self._load()
