@@ -314,7 +314,12 @@ def parse_lines(
         try:
             line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError:
-            if strict or not header_seen:
+            if not header_seen:
+                raise CacheError(
+                    f"{source} is not a writer-magics cache file (its first line is not "
+                    "UTF-8 text)."
+                ) from None
+            if strict:
                 raise CacheError(f"{source}, line {number}: not UTF-8 text") from None
             skipped += 1
             continue
