@@ -79,7 +79,8 @@ def run_writer_command(line: str, *, log: PromptLog | None, cache: ResponseCache
         info = cache.info()
         mode = " (replay, read-only)" if info.read_only else ""
         skipped = f", skipped {unreadable(info.skipped)}" if info.skipped else ""
-        print(f"Cache {info.path}{mode}: {info.entries} answers, {info.size:,} bytes{skipped}")
+        answers = "1 answer" if info.entries == 1 else f"{info.entries} answers"
+        print(f"Cache {info.path}{mode}: {answers}, {info.size:,} bytes{skipped}")
     elif args.export is not None:
         count = cache.export(args.export)
         skipped = f" (skipped {unreadable(cache.skipped)})" if cache.skipped else ""

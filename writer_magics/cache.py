@@ -570,7 +570,10 @@ class ResponseCache:
         """
         self._writable("clear")
         with self._lock:
-            count = len(self._load())
+            try:
+                count = len(self._load())
+            except CacheError as exc:
+                raise CacheError(f"{exc.message} Nothing was removed.") from None
             try:
                 self.path.unlink()
             except FileNotFoundError:

@@ -201,6 +201,8 @@ class PromptLog:
     def __len__(self) -> int:
         if not self.path.exists():
             return 0
+        if not self.path.is_file():
+            raise PromptLogError(f"Cannot read the prompt log {self.path}: it is not a file.")
         try:
             with self._connect(create=False) as db:
                 count: int = db.execute("SELECT count(*) FROM entries").fetchone()[0]
@@ -211,6 +213,8 @@ class PromptLog:
     def _read(self, query: str, args: list[Any]) -> Iterator[LogEntry]:
         if not self.path.exists():
             return iter(())
+        if not self.path.is_file():
+            raise PromptLogError(f"Cannot read the prompt log {self.path}: it is not a file.")
         try:
             with self._connect(create=False) as db:
                 rows = db.execute(query, args).fetchall()

@@ -102,6 +102,8 @@ class Sender:
         store = self.cache(settings) if replaying or settings.use_cache else None
         if replaying and store is not None:
             store.ensure_readable()
+        elif store is not None and not _readable(store):
+            store = None  # told once in this cell; neither looked up nor written
         hits = {
             key: hit for key, req in requests.items() if (hit := _lookup(store, req, replaying))
         }
@@ -185,6 +187,18 @@ class Sender:
                 error=None if error is None else one_line(error),
                 api_key=client.settings.api_key,
             )
+
+
+def _readable(store: ResponseCache) -> bool:
+    """Load the cache; a file that cannot be read at all is one warning, not a failure."""
+    from writer_magics.cache import CacheError
+
+    try:
+        len(store)
+    except CacheError as exc:
+        print(f"Warning: the cache is not used: {exc.message}", file=sys.stderr)
+        return False
+    return True
 
 
 def _lookup(store: ResponseCache | None, request: Request, replaying: bool) -> Any:
