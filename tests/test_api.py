@@ -343,3 +343,22 @@ def test_every_body_key_is_spelled_as_the_spec_says() -> None:
     assert set(completion) == COMPLETIONS_SPEC_KEYS
     assert set(chat) == CHAT_SPEC_KEYS
     assert chat["stream_options"] == {"include_usage": True}
+
+
+def test_hostile_shapes_are_one_clear_error_or_ignored() -> None:
+    huge = chunk(index=10**9, delta={"content": "x"})
+    with pytest.raises(MalformedEventError, match="choice index out of range: 1000000000"):
+        api.decode_sse_data("chat", huge)
+    with pytest.raises(MalformedEventError, match="out of range"):
+        api.decode_response("chat", {"choices": [{"index": -1, "message": {"content": "x"}}]})
+    odd = chunk(
+        index=0,
+        delta={"tool_calls": [{"index": 0, "id": 7, "type": [], "function": {"name": 1}}]},
+    )
+    (call,) = content(api.decode_sse_data("chat", odd))
+    assert call == ToolCallDelta(index=0)
+    usage = {"choices": [], "usage": {"total_tokens": 3, "prompt_token_details": ["x"]}}
+    events = api.decode_sse_data("chat", json.dumps(usage))
+    assert UsageReport(api.Usage(total_tokens=3)) in events
+    whole = {"choices": [{"message": {"content": "a"}, "finish_reason": 5}]}
+    assert ChoiceFinished(None) in api.decode_response("chat", whole)

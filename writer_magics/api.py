@@ -209,11 +209,10 @@ class Usage:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Usage:
-        """Accept both ``completion_tokens_details`` and ``completion_token_details``."""
-        prompt_details = data.get("prompt_token_details") or {}
-        completion_details = (
-            data.get("completion_tokens_details") or data.get("completion_token_details") or {}
-        )
+        """Accept both spellings: Writer's ``prompt_token_details`` /
+        ``completion_token_details`` and OpenAI's ``*_tokens_details``."""
+        prompt_details = _details(data, "prompt_token_details", "prompt_tokens_details")
+        completion_details = _details(data, "completion_tokens_details", "completion_token_details")
         return cls(
             prompt_tokens=_int_or_none(data.get("prompt_tokens")),
             completion_tokens=_int_or_none(data.get("completion_tokens")),
@@ -274,6 +273,15 @@ Event: TypeAlias = (
 )
 
 
+def _details(data: Mapping[str, Any], *names: str) -> Mapping[str, Any]:
+    """The first of these detail objects that is an object (a damaged one is ignored)."""
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
 def _usage_tuple(usage: Usage) -> tuple[int | None, ...]:
     return (
         usage.prompt_tokens,
@@ -303,6 +311,24 @@ def merge_data(old: Any, new: Any) -> Any:
     if isinstance(old, list) and isinstance(new, list):
         return old + [item for item in new if item not in old]
     return new
+
+
+#: Choices one response may have; a larger index is a broken or hostile server (each
+#: choice gets a panel, so an index of 10**9 would build panels for hours).
+MAX_CHOICES = 1000
+
+
+def _choice_index(value: Any, default: int) -> int:
+    index = _int_or_none(value)
+    if index is None:
+        return default
+    if not 0 <= index < MAX_CHOICES:
+        raise MalformedEventError(f"the server sent a choice index out of range: {index}")
+    return index
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -369,7 +395,7 @@ def decode_chat_chunk(chunk: Mapping[str, Any]) -> list[Event]:
     for raw_choice in choices or []:
         if not isinstance(raw_choice, dict):
             raise MalformedEventError("a chat event has a choice that is not an object")
-        index = _int_or_none(raw_choice.get("index")) or 0
+        index = _choice_index(raw_choice.get("index"), 0)
         delta = raw_choice.get("delta") or {}
         if not isinstance(delta, dict):
             raise MalformedEventError("a chat event has a delta that is not an object")
@@ -407,12 +433,10 @@ def _message_events(message: Mapping[str, Any], index: int) -> Iterator[Event]:
         call_index = _int_or_none(call.get("index"))
         yield ToolCallDelta(
             index=position if call_index is None else call_index,
-            id=call.get("id"),
-            type=call.get("type"),
-            name=function.get("name"),
-            arguments=function.get("arguments")
-            if isinstance(function.get("arguments"), str)
-            else None,
+            id=_str_or_none(call.get("id")),
+            type=_str_or_none(call.get("type")),
+            name=_str_or_none(function.get("name")),
+            arguments=_str_or_none(function.get("arguments")),
             choice=index,
         )
     for name in WRITER_DATA_FIELDS:
@@ -451,8 +475,7 @@ def decode_response(endpoint: Endpoint, body: Any) -> list[Event]:
     for position, raw_choice in enumerate(choices):
         if not isinstance(raw_choice, dict):
             raise MalformedEventError("the server's response has a choice that is not an object")
-        index = _int_or_none(raw_choice.get("index"))
-        index = position if index is None else index
+        index = _choice_index(raw_choice.get("index"), position)
         if endpoint == "completions":
             text = raw_choice.get("text")
             if isinstance(text, str) and text:
@@ -466,7 +489,7 @@ def decode_response(endpoint: Endpoint, body: Any) -> list[Event]:
                 )
             events.extend(_message_events(message, index))
             events.extend(_logprob_events(raw_choice.get("logprobs"), index))
-        events.append(ChoiceFinished(raw_choice.get("finish_reason"), index))
+        events.append(ChoiceFinished(_str_or_none(raw_choice.get("finish_reason")), index))
     usage = body.get("usage")
     if isinstance(usage, dict):
         events.append(UsageReport(Usage.from_json(usage)))
