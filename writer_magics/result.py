@@ -58,6 +58,10 @@ class Result:
     choices: tuple[Choice, ...]
     request: JSON
     usage: Usage | None = None
+    #: The response as the server sent it: its own body with ``--no-stream``; for a
+    #: stream, the body the chunks add up to with every field they carried (the
+    #: latest ``id``, ``model``, ``created``, ``system_fingerprint``, ``service_tier``,
+    #: ``usage`` with its details). See :func:`raw_response`.
     raw: Any = None
     timing: Timing = field(default_factory=Timing)
     status: Status = "done"
