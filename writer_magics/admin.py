@@ -21,7 +21,7 @@ from typing import NoReturn
 
 from IPython.core.error import UsageError
 
-from writer_magics.cache import ResponseCache
+from writer_magics.cache import ResponseCache, unreadable
 from writer_magics.promptlog import LogEntry, PromptLog
 
 USAGE = (
@@ -76,11 +76,13 @@ def run_writer_command(line: str, *, log: PromptLog | None, cache: ResponseCache
     elif args.info:
         info = cache.info()
         mode = " (replay, read-only)" if info.read_only else ""
-        skipped = f", {info.skipped} unreadable lines skipped" if info.skipped else ""
-        print(f"Cache {info.path}{mode}: {info.entries} answers, {info.size:,} bytes{skipped}")
+        skipped = f", skipped {unreadable(info.skipped)}" if info.skipped else ""
+        answers = "1 answer" if info.entries == 1 else f"{info.entries} answers"
+        print(f"Cache {info.path}{mode}: {answers}, {info.size:,} bytes{skipped}")
     elif args.export is not None:
         count = cache.export(args.export)
-        print(f"Exported {count} cached answers to {args.export}")
+        skipped = f" (skipped {unreadable(cache.skipped)})" if cache.skipped else ""
+        print(f"Exported {count} cached answers to {args.export}{skipped}")
     elif args.import_ is not None:
         count = cache.import_(args.import_)
         print(f"Imported {count} new or changed answers from {args.import_} into {cache.path}")

@@ -58,6 +58,10 @@ class Result:
     choices: tuple[Choice, ...]
     request: JSON
     usage: Usage | None = None
+    #: The response as the server sent it: its own body with ``--no-stream``; for a
+    #: stream, the body the chunks add up to with every field they carried (the
+    #: latest ``id``, ``model``, ``created``, ``system_fingerprint``, ``service_tier``,
+    #: ``usage`` with its details). See :func:`raw_response`.
     raw: Any = None
     timing: Timing = field(default_factory=Timing)
     status: Status = "done"
@@ -217,10 +221,33 @@ def build_result(
         choices=choices,
         request=request,
         usage=acc.usage,
-        raw=raw if raw is not None else response_json(endpoint, model, choices, acc.usage),
+        raw=raw if raw is not None else raw_response(acc, endpoint, model, choices),
         timing=timing or Timing(),
         status=status,
     )
+
+
+def raw_response(
+    acc: Accumulator, endpoint: Endpoint, model: str, choices: tuple[Choice, ...]
+) -> JSON:
+    """``Result.raw``: the server's own body when it sent one (``--no-stream``), else
+    the body a stream adds up to (:func:`response_json`) with every field the chunks
+    carried (the latest ``id``, ``model``, ``created``, ``system_fingerprint``,
+    ``service_tier``, ``usage`` with its details, ...) as the server sent them.
+    """
+    if acc.body is not None:
+        return acc.body
+    body = response_json(endpoint, model, choices, acc.usage)
+    if not acc.info:
+        return body
+    info = {k: v for k, v in acc.info.items() if k != "object"}  # "chat.completion.chunk"
+    if isinstance(info.get("usage"), dict) and "usage" in body:
+        info["usage"] = {**body["usage"], **info["usage"]}
+    elif info.get("usage") is None:
+        info.pop("usage", None)
+    if "object" in body:
+        info = {"object": body.pop("object"), **info}
+    return {**info, **{k: v for k, v in body.items() if k not in info}}
 
 
 def response_json(
