@@ -36,6 +36,7 @@ def live_placeholder(header: str) -> str:
     """The live view's one readable line: what is being asked, and that it is streaming."""
     return f"{header} · {PLACEHOLDER}" if header else PLACEHOLDER
 
+
 ViewKind = Literal["auto", "widget", "markdown", "text"]
 
 # IPython's display functions are untyped; these are the same functions, typed.
