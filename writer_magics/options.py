@@ -526,10 +526,67 @@ class _Token:
     start: int
     end: int
     literal: bool  # single-quoted or backslash-escaped: never substituted
+    quote: str = ""  # the last quote character that opened a quoted part
+
+
+#: Opening quote -> its closing quote. Curly quotes pasted from documents count too.
+_QUOTES = {"'": "'", '"': '"', "\u2018": "\u2019", "\u201c": "\u201d"}
+_SINGLE = ("'", "\u2018")  # literal: never substituted, no escapes
+_APOSTROPHES = ("'", "\u2019")
+
+
+def _column(magic: str, pos: int) -> int:
+    """1-based column of ``pos`` of the line on the typed line (``%chat `` before it)."""
+    return len(magic) + 2 + pos
+
+
+def _is_apostrophe(line: str, pos: int) -> bool:
+    """``'``/``’`` between two letters or digits (``You're``, ``don’t``)."""
+    return (
+        line[pos] in _APOSTROPHES
+        and 0 < pos < len(line) - 1
+        and line[pos - 1].isalnum()
+        and line[pos + 1].isalnum()
+    )
+
+
+def _opens_quote(line: str, pos: int, start: int) -> bool:
+    """Whether the quote character at ``pos`` (outside quotes) starts a quoted part.
+
+    ``'`` right after a letter or digit is an apostrophe (``You're``, ``students'``),
+    unless it follows a short option glued to its value (``-s'terse'``); ``’`` outside
+    quotes is always an apostrophe.
+    """
+    ch = line[pos]
+    if ch == "\u2019":
+        return False
+    if ch == "'" and pos > start and line[pos - 1].isalnum():
+        return bool(re.fullmatch(r"-[A-Za-z]", line[start:pos]))
+    return ch in _QUOTES
+
+
+def _unclosed(magic: str, line: str, pos: int) -> UsageError:
+    quote = line[pos]
+    shown = line[pos : pos + 12] + ("…" if len(line) > pos + 12 else "")
+    hint = (
+        'write an apostrophe inside "double quotes" (-s "You\'re terse")'
+        if quote in _SINGLE
+        else f"close it with {_QUOTES[quote]}"
+    )
+    return UsageError(
+        f"The {magic} line has an unclosed {quote} quote at column {_column(magic, pos)} "
+        f"({shown}): {hint}; nothing was sent"
+    )
 
 
 def _next_token(line: str, pos: int, magic: str) -> _Token | None:
-    """Read one shell-like token starting at ``pos``; None at the end of the line."""
+    """Read one shell-like token starting at ``pos``; None at the end of the line.
+
+    Quotes: ``'...'`` and ``‘...’`` are literal, ``"..."`` and ``“...”`` understand
+    ``\\"``, ``\\\\`` and ``\\$``. An apostrophe between letters (``'You're terse'``,
+    ``You're``) is text, not a quote. An unclosed quote or a stray ``”`` is a
+    ``UsageError`` naming its column; nothing is guessed or dropped.
+    """
     n = len(line)
     while pos < n and line[pos].isspace():
         pos += 1
@@ -538,35 +595,36 @@ def _next_token(line: str, pos: int, magic: str) -> _Token | None:
     start = pos
     chars: list[str] = []
     literal = False
+    quote = ""
     while pos < n and not line[pos].isspace():
         ch = line[pos]
         braced = _BRACED_VALUE.match(line, pos) if ch == "{" else None
         if braced:  # {cfg['k']} is a reference: its quotes belong to it, not to the shell
             chars.append(braced.group(1))
             pos = braced.end(1)
-        elif ch == "'":
-            close = line.find("'", pos + 1)
-            if close < 0:
-                raise UsageError(f"The {magic} line has an unclosed ' quote")
-            chars.append(line[pos + 1 : close])
-            literal = True
-            pos = close + 1
-        elif ch == '"':
+        elif ch == "\u201d":
+            raise UsageError(
+                f"The {magic} line has a closing \u201d quote at column {_column(magic, pos)} "
+                "without an opening \u201c; nothing was sent"
+            )
+        elif ch in _QUOTES and _opens_quote(line, pos, start):
+            opened, close, quote = pos, _QUOTES[ch], ch
             pos += 1
             while True:
                 if pos >= n:
-                    raise UsageError(f'The {magic} line has an unclosed " quote')
-                ch = line[pos]
-                if ch == '"':
+                    raise _unclosed(magic, line, opened)
+                c = line[pos]
+                if c == close and not (ch in _SINGLE and _is_apostrophe(line, pos)):
                     pos += 1
                     break
-                if ch == "\\" and pos + 1 < n and line[pos + 1] in '"\\$':
+                if ch not in _SINGLE and c == "\\" and pos + 1 < n and line[pos + 1] in '"\\$':
                     literal = literal or line[pos + 1] == "$"
                     chars.append(line[pos + 1])
                     pos += 2
                 else:
-                    chars.append(ch)
+                    chars.append(c)
                     pos += 1
+            literal = literal or ch in _SINGLE
         elif ch == "\\" and pos + 1 < n:
             chars.append(line[pos + 1])
             literal = True
@@ -574,7 +632,20 @@ def _next_token(line: str, pos: int, magic: str) -> _Token | None:
         else:
             chars.append(ch)
             pos += 1
-    return _Token("".join(chars), start, pos, literal)
+    return _Token("".join(chars), start, pos, literal, quote)
+
+
+def split_words(line: str, magic: str) -> list[str]:
+    """The words of a line, quoted as on the ``%chat`` line (``%writer`` uses this).
+
+    Raises ``UsageError`` (one line, with the column) for an unclosed quote.
+    """
+    words: list[str] = []
+    pos = 0
+    while (token := _next_token(line, pos, magic)) is not None:
+        words.append(token.text)
+        pos = token.end
+    return words
 
 
 def _is_number(text: str) -> bool:
@@ -590,7 +661,7 @@ def _rest(line: str, start: int, magic: str) -> str | None:
     rest = line[start:].strip()
     if not rest:
         return None
-    if rest[0] in "'\"" and rest[-1] == rest[0] and len(rest) > 1:
+    if rest[0] in _QUOTES and rest[-1] == _QUOTES[rest[0]] and len(rest) > 1:
         try:
             token = _next_token(rest, 0, magic)
         except UsageError:
@@ -645,15 +716,37 @@ def _substitute(value: str, literal: bool, spec: _Spec, user_ns: Mapping[str, An
     return [str(resolved)]
 
 
+def _check_split(line: str, start: int, quote: str, magic: str) -> None:
+    """Refuse a value that ended at a quote the user meant as text.
+
+    ``-s 'students' work' Hi`` closes the value after ``students``; the prompt's first
+    word then holds the real closing quote. Rather than send ``work' Hi``, say where.
+    """
+    if not quote:
+        return
+    close = _QUOTES[quote]
+    end = start
+    while end < len(line) and not line[end].isspace():
+        if line[end] == close and not _is_apostrophe(line, end):
+            raise UsageError(
+                f"The {magic} line has a {close} at column {_column(magic, end)} after a "
+                f"value that was already closed: an apostrophe inside {quote}...{close}? "
+                'Put such a value in "double quotes"; nothing was sent'
+            )
+        end += 1
+
+
 def _scan(kind: str, line: str, user_ns: Mapping[str, Any], cell: bool) -> _Scan:
     magic = ("%%" if cell else "%") + kind
     by_flag = {f: s for s in _specs(kind) for f in s.flags}
     scan = _Scan()
     pos = 0
+    quote = ""  # the quote of the last option value, if it was quoted
     while True:
         word = len(line) - len(line[pos:].lstrip())
         if word < len(line) and line[word] != "-":
             # Not an option: the prompt starts here, raw (so "What's up" needs no quotes).
+            _check_split(line, word, quote, magic)
             scan.prompt = _rest(line, word, magic)
             break
         token = _next_token(line, pos, magic)
@@ -687,6 +780,9 @@ def _scan(kind: str, line: str, user_ns: Mapping[str, Any], cell: bool) -> _Scan
             if following is None or (following.text in by_flag and not following.literal):
                 raise UsageError(f"{spec.long} needs a value, e.g. {spec.long} {spec.example}")
             value, literal, pos = following.text, following.literal, following.end
+            quote = following.quote
+        else:
+            quote = token.quote
         scan.values.setdefault(spec.dest, []).extend(_substitute(value, literal, spec, user_ns))
     if cell and scan.prompt is not None:
         raise UsageError(
