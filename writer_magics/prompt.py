@@ -16,7 +16,7 @@ instance the end of nested JSON, ``}}``) pass through untouched; processing them
 f-string style would silently corrupt pasted JSON.
 
 Code is never rewritten. Inside fenced code blocks (three or more backticks or tildes
-on their own line, CommonMark rules) and inline code spans (\`...\`) nothing is filled
+on their own line, CommonMark rules) and inline code spans (in single backticks) nothing is filled
 and nothing is unescaped, except a fenced line that consists only of one placeholder
 (``{source}`` alone on its line, indentation kept), so "review this:" followed by a
 fence around ``{source}`` sends the code. ``${...}`` (shell and template syntax) is
