@@ -25,14 +25,15 @@ How a line is read (the magics use ``@no_var_expand``, so IPython does not touch
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import enum
 import itertools
 import keyword
 import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
@@ -74,6 +75,9 @@ _kwds = cast(Callable[..., _Decorator], _ma.kwds)
 REMOVED_MODELS = api.REMOVED_MODELS
 REPLACEMENT_MODEL = api.DEFAULT_MODEL
 INT32_MAX = 2**31 - 1
+#: -n: Writer documents no upper bound; each choice is a panel, so a practical one.
+MAX_N = 128
+DEFAULT_MAX_SWEEP = 32
 
 
 # --------------------------------------------------------------------------- results
@@ -119,6 +123,10 @@ class Options:
     timeout: float | None = None
     dry_run: bool = False
     cache: bool = False
+    raw: bool = False
+    """``--raw``: the prompt is sent exactly as written (no interpolation)."""
+    allow_large: bool = False
+    """``--allow-large``: send a prompt over ``WriterMagics.max_prompt_bytes``."""
     prompt: str | None = None
     """Line form: the raw text after the options (render it with prompt.render)."""
     warnings: tuple[str, ...] = ()
@@ -244,6 +252,7 @@ class _Spec:
 _GROUPS = {
     "generation": "model and sampling",
     "tools": "tools, built-in tools and structured output",
+    "prompt": "the prompt text",
     "output": "output",
     "session": "conversation",
     "command": "chat commands (line form, e.g. %chat --show)",
@@ -268,7 +277,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec(("--top-p",), "Nucleus sampling, 0 to 1. A comma list sweeps.", "F", True, "0.9"),
     _Spec(
         ("--max-tokens",),
-        "Maximum number of tokens to generate. A comma list sweeps.",
+        "Maximum number of tokens to generate, 1 to 2147483647. A comma list sweeps.",
         "N",
         repeat=True,
         example="256",
@@ -282,7 +291,7 @@ _SPECS: tuple[_Spec, ...] = (
     ),
     _Spec(
         ("--best-of",),
-        "Generate N completions on the server and return the best one.",
+        "Generate N completions on the server and return the best one (1 to 2147483647).",
         "N",
         example="3",
         magics=_COMPLETE,
@@ -303,7 +312,9 @@ _SPECS: tuple[_Spec, ...] = (
         example='"You are terse."',
         magics=_CHAT,
     ),
-    _Spec(("-n", "--n"), "Number of answers to generate.", "N", example="3", magics=_CHAT),
+    _Spec(
+        ("-n", "--n"), "Number of answers to generate, 1 to 128.", "N", example="3", magics=_CHAT
+    ),
     _Spec(("--logprobs",), "Return token log probabilities.", magics=_CHAT),
     _Spec(
         ("--tools",),
@@ -351,10 +362,10 @@ _SPECS: tuple[_Spec, ...] = (
     ),
     _Spec(
         ("--graph",),
-        "Built-in tool: answer from these Knowledge Graph ids (comma list).",
+        "Built-in tool: answer from these Knowledge Graph ids (UUIDs; comma list).",
         "ID[,ID...]",
         repeat=True,
-        example="GRAPH_ID",
+        example="6e2a7f0c-1d5b-4e0a-9c3f-2b8d1a4e5f60",
         magics=_CHAT,
         group="tools",
     ),
@@ -398,10 +409,20 @@ _SPECS: tuple[_Spec, ...] = (
         group="tools",
         names_object=True,
     ),
+    _Spec(
+        ("--raw",),
+        "Send the prompt exactly as written: no {name} interpolation.",
+        group="prompt",
+    ),
+    _Spec(
+        ("--allow-large",),
+        "Send a prompt larger than WriterMagics.max_prompt_bytes (4 MB by default).",
+        group="prompt",
+    ),
     _Spec(("--no-stream",), "Wait for the whole answer instead of streaming it.", group="output"),
     _Spec(
         ("-o", "--out"),
-        "Also store the Result in this Python variable.",
+        "Also store the Result in this Python variable (not a keyword or builtin name).",
         "NAME",
         example="answer",
         group="output",
@@ -792,6 +813,48 @@ def _scan(kind: str, line: str, user_ns: Mapping[str, Any], cell: bool) -> _Scan
     return scan
 
 
+# --------------------------------------------------------------------------- keys
+
+# What a Writer API key looks like: Writer's own 401 echoes keys as "sk-...", and the
+# tests use sk-test-...: "sk-" and 16 or more key characters with a digit. Also any
+# long random-looking word (32+ letters and digits mixing upper case, lower case and
+# digits). UUIDs (graph ids), hex hashes and model names do not match.
+_KEY_WORD = re.compile(r"[A-Za-z0-9_\-]+")
+_SK_KEY = re.compile(r"sk-(?=[A-Za-z0-9_\-]*\d)[A-Za-z0-9_\-]{16,}")
+
+
+def looks_like_key(word: str) -> bool:
+    """True for a word shaped like a Writer API key (see ``_SK_KEY`` above)."""
+    if _SK_KEY.fullmatch(word):
+        return True
+    return (
+        len(word) >= 32
+        and word.isalnum()
+        and any(c.isupper() for c in word)
+        and any(c.islower() for c in word)
+        and any(c.isdigit() for c in word)
+    )
+
+
+def refuse_keys(line: str, secrets: Iterable[str | None], magic: str) -> None:
+    """Refuse a magic line holding an API key: the configured key or a key-shaped word.
+
+    The message names where (the option, or the prompt) but never shows the key.
+    """
+    known = [s for s in secrets if s and len(s) >= 8]
+    for match in _KEY_WORD.finditer(line):
+        word = match.group()
+        if looks_like_key(word) or any(s in line for s in known):
+            before = line[: match.start()].rstrip("'\"\u2018\u201c").split()
+            option = before[-1].split("=")[0] if before else ""
+            where = f"as the value of {option}" if option.startswith("-") else "on the line"
+            raise UsageError(
+                f"The {magic} line holds what looks like an API key ({where}, column "
+                f"{_column(magic, match.start())}); nothing was sent. Keep keys in "
+                "WRITER_API_KEY or .env; if it is not a key, put the text in the cell body"
+            )
+
+
 # --------------------------------------------------------------------------- values
 
 
@@ -866,8 +929,69 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
+T = TypeVar("T")
+
+
+def _unique(values: tuple[T, ...]) -> tuple[T, ...]:
+    """The values in the order given, each once (``-t 0.5,0.5`` is one temperature)."""
+    return tuple(dict.fromkeys(values))
+
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
+# Names IPython itself keeps in the namespace (output history, input history, helpers).
+_IPYTHON_NAMES = re.compile(r"_+|_i+|_i\d+|_\d+|_oh|_ih|_dh|In|Out|get_ipython|exit|quit")
+
+
+def _out_name(name: str) -> str:
+    """``-o NAME``: a plain variable name that shadows nothing Python or IPython needs."""
+    name = name.strip()
+    if not name.isidentifier():
+        raise UsageError(f"--out expects a Python variable name such as answer, got {name!r}")
+    if keyword.iskeyword(name):
+        raise UsageError(f"--out {name}: {name} is a Python keyword; choose another name")
+    if name in _BUILTIN_NAMES or (name.startswith("__") and name.endswith("__")):
+        raise UsageError(
+            f"--out {name} would hide Python's own {name}; choose another name such as answer"
+        )
+    if _IPYTHON_NAMES.fullmatch(name):
+        raise UsageError(f"--out {name}: IPython uses {name} itself; choose another name")
+    return name
+
+
+def _sweep_size(opts: Options, ns: Any, max_sweep: int) -> tuple[str, ...]:
+    """Refuse a sweep over ``max_sweep`` requests; say when repeats were merged.
+
+    Returns the note to show when identical combinations were sent once.
+    """
+    raw = {
+        "--model": len(_items("--model", ns.model) or [""]),
+        "--temperature": len(_items("--temperature", ns.temperature) or [""]),
+        "--top-p": len(_items("--top-p", ns.top_p) or [""]),
+        "--max-tokens": len(_items("--max-tokens", ns.max_tokens) or [""]),
+        "--system": len(getattr(ns, "system", None) or [""]),
+    }
+    asked = math.prod(raw.values())
+    count = len(opts.params)
+    if count > max_sweep:
+        sizes = " x ".join(f"{n} {flag}" for flag, n in raw.items() if n > 1)
+        raise UsageError(
+            f"This sweep is {count} requests ({sizes}), over WriterMagics.max_sweep "
+            f"({max_sweep}); nothing was sent. To allow it: %config WriterMagics.max_sweep = "
+            f"{count}"
+        )
+    if asked == count:
+        return ()
+    repeated = ", ".join(flag for flag, n in raw.items() if n > 1)
+    more = " (use -n N for several answers)" if isinstance(opts, ChatOptions) else ""
+    plural = "request" if count == 1 else "requests"
+    return (
+        f"{repeated} repeats a value: identical combinations are sent once, "
+        f"{count} {plural} instead of {asked}{more}",
+    )
+
+
 def _common(ns: Any, scan: _Scan, default_model: str) -> dict[str, Any]:
-    models = tuple(_model(m) for m in (_items("--model", ns.model) or [default_model]))
+    models = _unique(tuple(_model(m) for m in (_items("--model", ns.model) or [default_model])))
     temps = _items("--temperature", ns.temperature)
     top_ps = _items("--top-p", ns.top_p)
     limits = _items("--max-tokens", ns.max_tokens)
@@ -876,18 +1000,22 @@ def _common(ns: Any, scan: _Scan, default_model: str) -> dict[str, Any]:
         stop = tuple(_unescape(s) for s in ns.stop)
         if "" in stop:
             raise UsageError("--stop expects a non-empty stop sequence")
-    out = ns.out
-    if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
-        raise UsageError(f"--out expects a Python variable name, got {out!r}")
+    out = None if ns.out is None else _out_name(ns.out)
     warnings = tuple(dict.fromkeys(w for m in models if (w := removal_warning(m)) is not None))
     return {
         "models": models,
         "temperatures": (
-            None if temps is None else tuple(_float("--temperature", t, 0, 2) for t in temps)
+            None
+            if temps is None
+            else _unique(tuple(_float("--temperature", t, 0, 2) for t in temps))
         ),
-        "top_ps": None if top_ps is None else tuple(_float("--top-p", p, 0, 1) for p in top_ps),
+        "top_ps": (
+            None if top_ps is None else _unique(tuple(_float("--top-p", p, 0, 1) for p in top_ps))
+        ),
         "max_token_limits": (
-            None if limits is None else tuple(_int("--max-tokens", k) for k in limits)
+            None
+            if limits is None
+            else _unique(tuple(_int("--max-tokens", k, 1, INT32_MAX) for k in limits))
         ),
         "stop": stop,
         "stream": not ns.no_stream,
@@ -895,6 +1023,8 @@ def _common(ns: Any, scan: _Scan, default_model: str) -> dict[str, Any]:
         "timeout": None if ns.timeout is None else _positive_float("--timeout", ns.timeout),
         "dry_run": ns.dry_run,
         "cache": ns.cache,
+        "raw": ns.raw,
+        "allow_large": ns.allow_large,
         "prompt": scan.prompt,
         "warnings": warnings,
     }
@@ -916,6 +1046,7 @@ def _namespace(kind: str, scan: _Scan) -> SimpleNamespace:
 
 _DOMAIN = re.compile(r"[A-Za-z0-9*](?:[A-Za-z0-9.*-]*[A-Za-z0-9])?")
 _TOOL_CHOICES = ("auto", "none", "required")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _domains(option: str, values: list[str] | None) -> tuple[str, ...]:
@@ -942,6 +1073,12 @@ def _tool_options(ns: Any) -> dict[str, Any]:
     _requires(bool(include) and not ns.web_search, "--include-domain", "--web-search")
     _requires(bool(exclude) and not ns.web_search, "--exclude-domain", "--web-search")
     graph_ids = tuple(dict.fromkeys(_items("--graph", ns.graph) or ()))
+    for item in graph_ids:
+        if not _UUID.fullmatch(item):
+            raise UsageError(
+                f"--graph expects Knowledge Graph ids, which are UUIDs such as "
+                f"6e2a7f0c-1d5b-4e0a-9c3f-2b8d1a4e5f60; got {item!r}"
+            )
     _requires(ns.subqueries and not graph_ids, "--subqueries", "--graph ID")
     _requires(ns.source is not None and ns.translate is None, "--source", "--translate LANG")
     llm = None if ns.llm_tool is None else parse_llm_tool(ns.llm_tool)
@@ -998,6 +1135,8 @@ def parse_complete(
     *,
     default_model: str,
     cell: bool,
+    max_sweep: int = DEFAULT_MAX_SWEEP,
+    secrets: Iterable[str | None] = (),
 ) -> CompleteOptions:
     """Parse and validate a ``%%complete`` / ``%complete`` line.
 
@@ -1006,15 +1145,19 @@ def parse_complete(
     option table, because argparse mangles values such as ``--`` or ``-x`` and
     prints or exits on errors.
     """
+    magic = ("%%" if cell else "%") + "complete"
+    refuse_keys(line, secrets, magic)
     scan = _scan("complete", line, user_ns, cell)
     ns = _namespace("complete", scan)
-    return CompleteOptions(
+    opts = CompleteOptions(
         **_common(ns, scan, default_model),
-        best_of=None if ns.best_of is None else _int("--best-of", ns.best_of),
+        best_of=None if ns.best_of is None else _int("--best-of", ns.best_of, 1, INT32_MAX),
         random_seed=(
             None if ns.random_seed is None else _int("--random-seed", ns.random_seed, 0, INT32_MAX)
         ),
     )
+    notes = _sweep_size(opts, ns, max_sweep)
+    return replace(opts, warnings=opts.warnings + notes) if notes else opts
 
 
 def parse_chat(
@@ -1024,12 +1167,16 @@ def parse_chat(
     *,
     default_model: str,
     cell: bool,
+    max_sweep: int = DEFAULT_MAX_SWEEP,
+    secrets: Iterable[str | None] = (),
 ) -> ChatOptions:
     """Parse and validate a ``%%chat`` / ``%chat`` line, including its session commands.
 
     Commands (``--show``, ``--reset``, ``--undo``, ``--sessions``, ``--save``,
     ``--load``) are line-form only, one at a time, and take no prompt text.
     """
+    magic = ("%%" if cell else "%") + "chat"
+    refuse_keys(line, secrets, magic)
     scan = _scan("chat", line, user_ns, cell)
     ns = _namespace("chat", scan)
     given = [c for c in _COMMANDS if f"--{c.value}" in scan.given]
@@ -1056,15 +1203,18 @@ def parse_chat(
         raise UsageError(f"--session expects a name, got {session!r}")
     opts = ChatOptions(
         **_common(ns, scan, default_model),
-        systems=None if ns.system is None else tuple(ns.system),
+        systems=None if ns.system is None else _unique(tuple(ns.system)),
         session=session,
         new=ns.new,
-        n=None if ns.n is None else _int("--n", ns.n),
+        n=None if ns.n is None else _int("--n", ns.n, 1, MAX_N),
         logprobs=ns.logprobs,
         command=command,
         path=path,
         **_tool_options(ns),
     )
+    notes = _sweep_size(opts, ns, max_sweep)
+    if notes:
+        opts = replace(opts, warnings=opts.warnings + notes)
     if opts.tools and (opts.is_sweep or (opts.n or 1) > 1):
         what = "a sweep" if opts.is_sweep else "-n above 1"
         raise UsageError(
