@@ -32,6 +32,12 @@ def chat(line: str, cell: str | None = None) -> None:
     """Send a message to /v1/chat."""
 
 
+G1, G2, G3 = (
+    "6e2a7f0c-1d5b-4e0a-9c3f-2b8d1a4e5f60",
+    "0b6f3c2e-8a41-4d1e-9f5a-3c7e2d1b0a94",
+    "9d1c4b7a-2e3f-4a5b-8c6d-7e8f9a0b1c2d",
+)
+
 NS: dict[str, Any] = {
     "persona": "You are terse, and kind",
     "temps": [0.2, 1.0],
@@ -201,23 +207,29 @@ def test_sweep_items_are_each_validated_and_repeats_accumulate() -> None:
         ("-t 2.5", "--temperature expects a number between 0 and 2, got '2.5'"),
         ("-t nan", "--temperature expects a number between 0 and 2, got 'nan'"),
         ("--top-p -0.1", "--top-p expects a number between 0 and 1, got '-0.1'"),
-        ("--max-tokens 0", "--max-tokens expects a positive whole number, got '0'"),
-        ("--max-tokens 1.5", "--max-tokens expects a positive whole number, got '1.5'"),
-        ("--n 0", "--n expects a positive whole number, got '0'"),
-        ("-n two", "--n expects a positive whole number, got 'two'"),
+        ("--max-tokens 0", "--max-tokens expects a whole number between 1 and 2147483647, got '0'"),
+        (
+            "--max-tokens 1.5",
+            "--max-tokens expects a whole number between 1 and 2147483647, got '1.5'",
+        ),
+        ("--n 0", "--n expects a whole number between 1 and 128, got '0'"),
+        ("-n two", "--n expects a whole number between 1 and 128, got 'two'"),
         ("--timeout 0", "--timeout expects a positive number of seconds, got '0'"),
         ("-t", "--temperature needs a value, e.g. --temperature 0.7"),
         ("-t --no-stream", "--temperature needs a value, e.g. --temperature 0.7"),
         ("--max-tokens=", "--max-tokens needs a value"),
         ("--no-stream=yes", "--no-stream is a switch and takes no value"),
         ("--out", "--out needs a value, e.g. --out answer"),
-        ("--out ''", "--out expects a Python variable name, got ''"),
-        ("-o 1x", "--out expects a Python variable name, got '1x'"),
-        ("-o class", "--out expects a Python variable name, got 'class'"),
+        ("--out ''", "--out expects a Python variable name such as answer, got ''"),
+        ("-o 1x", "--out expects a Python variable name such as answer, got '1x'"),
+        ("-o class", "--out class: class is a Python keyword; choose another name"),
         ("-m 'palmyra x5'", "--model expects a model name such as palmyra-x5, got 'palmyra x5'"),
         ("--stop ''", "--stop expects a non-empty stop sequence"),
         ("--session ' '", "--session expects a name, got ' '"),
-        ('-s "unclosed', 'The %%chat line has an unclosed " quote'),
+        (
+            '-s "unclosed',
+            'The %%chat line has an unclosed " quote at column 11 ("unclosed): close it with "; nothing was sent',
+        ),
         ("--show", "--show works in the line form only: %chat --show"),
     ],
 )
@@ -230,7 +242,7 @@ def test_chat_errors(line: str, message: str) -> None:
     [
         ("--system x", "--system is a %%chat option; %%complete does not take it"),
         ("--session x", "--session is a %%chat option; %%complete does not take it"),
-        ("--best-of 0", "--best-of expects a positive whole number, got '0'"),
+        ("--best-of 0", "--best-of expects a whole number between 1 and 2147483647, got '0'"),
         (
             "--random-seed -1",
             "--random-seed expects a whole number between 0 and 2147483647, got '-1'",
@@ -270,8 +282,12 @@ def test_command_errors() -> None:
 
 def test_removed_models_warn_but_parse() -> None:
     opts = pc("-m palmyra-med,palmyra-x5 -m palmyra-med")
-    assert opts.models == ("palmyra-med", "palmyra-x5", "palmyra-med")
-    assert opts.warnings == ("palmyra-med was removed on 2026-07-13; use palmyra-x5 instead.",)
+    assert opts.models == ("palmyra-med", "palmyra-x5")  # the repeat is sent once
+    assert opts.warnings == (
+        "palmyra-med was removed on 2026-07-13; use palmyra-x5 instead.",
+        "--model repeats a value: identical combinations are sent once, 2 requests instead "
+        "of 3 (use -n N for several answers)",
+    )
     assert removal_warning("palmyra-fin", date(2026, 7, 1)) == (
         "palmyra-fin will be removed on 2026-07-13; use palmyra-x5 instead."
     )
@@ -397,10 +413,10 @@ def test_tool_defaults_are_unset() -> None:
     ("line", "tool"),
     [
         (
-            "--graph g1,g2 --graph g3 --subqueries",
-            {"type": "graph", "function": {"graph_ids": ["g1", "g2", "g3"], "subqueries": True}},
+            "--graph 6e2a7f0c-1d5b-4e0a-9c3f-2b8d1a4e5f60,0b6f3c2e-8a41-4d1e-9f5a-3c7e2d1b0a94 --graph 9d1c4b7a-2e3f-4a5b-8c6d-7e8f9a0b1c2d --subqueries",
+            {"type": "graph", "function": {"graph_ids": [G1, G2, G3], "subqueries": True}},
         ),
-        ("--graph g1", {"type": "graph", "function": {"graph_ids": ["g1"], "subqueries": False}}),
+        (f"--graph {G1}", {"type": "graph", "function": {"graph_ids": [G1], "subqueries": False}}),
         (
             "--llm-tool 'palmyra-med: Medical questions: dosage, symptoms'",
             {
@@ -484,12 +500,12 @@ def test_tool_choice_values_and_names_from_variables() -> None:
             "--include-domain expects a domain such as python.org, got 'https://x.org'",
         ),
         (
-            "--web-search --graph g",
+            f"--web-search --graph {G1}",
             "Writer allows one built-in tool per request; got --web-search and --graph. "
             "Use one of them per cell",
         ),
         (
-            "--translate fr --llm-tool a:b --graph g",
+            f"--translate fr --llm-tool a:b --graph {G1}",
             "Writer allows one built-in tool per request; got --graph, --llm-tool and "
             "--translate. Use one of them per cell",
         ),
