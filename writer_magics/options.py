@@ -8,6 +8,13 @@ tokeniser, which must know which options take a value. Every problem is reported
 How a line is read (the magics use ``@no_var_expand``, so IPython does not touch it):
 
 * Tokens are split like a POSIX shell: ``--system "You are terse"`` is one value.
+  Curly quotes count as quotes (``“...”`` like ``"..."``, ``‘...’`` like ``'...'``);
+  an apostrophe between letters or digits is text (``-s 'You're terse'``). An unclosed
+  quote, a stray ``”``, or a quote that ends a value while the next word still holds its
+  partner (``-s 'students' work'``) is a ``UsageError`` naming the column. Nothing is
+  dropped or moved silently.
+* A word shaped like an API key anywhere on the line (or the configured key) is
+  refused without showing it (:func:`refuse_keys`).
 * Options come first. In the line form (``%chat -t 0.2 Define RAG.``) the first word
   that is not an option starts the prompt, and the rest of the line is taken *raw*
   (so ``What's up`` needs no quoting); ``--`` ends the options explicitly. In the cell
@@ -479,13 +486,29 @@ _COMMANDS = tuple(ChatCommand)
 _EPILOG = """\
 Options come first. In the line form the rest of the line is the prompt
 ({magic} -t 0.2 Define RAG.); in the cell form the cell body is the prompt.
-IPython reads a line ending in "word?" as a help request: end it otherwise.
+A line-form question may end in "?" ({magic} What is RAG?): it is sent as
+written. Only {magic}? and %{magic}? alone show this help.
 Put -- before a prompt that starts with "-".
 
+Quotes: "..." or '...' (curly quotes too) keep a value with spaces together;
+an apostrophe between letters is text (-s 'You're terse'). An unclosed quote
+is refused with its column and nothing is sent.
+
 A value written as $name or {{expr}} (name, name.attr, name[0], name['k'])
-is taken from the Python variable; quote values that contain spaces.
-In the prompt, {{name}} is replaced by the variable's value; write {{{{name}}}}
-for literal braces. Other braces (JSON, code) are left as they are.
+is taken from the Python variable, as written (its text is not interpolated);
+quote values that contain spaces.
+
+The prompt: {{name}}, {{name.attr}}, {{name[0]}} in prose are replaced by the
+variable's value; {{{{name}}}} gives a literal {{name}}. Inside fenced code
+blocks (```) and inline `code` nothing is replaced, except a code line that
+is only one {{name}} (so a fence around {{source}} sends the source). ${{...}}
+is never replaced. Other braces (JSON, code) stay as written. --raw sends the
+prompt exactly as typed. An undefined name is an error only where it would be
+replaced.
+
+Limits: a sweep of more than WriterMagics.max_sweep (32) requests, and a
+prompt over WriterMagics.max_prompt_bytes (4 MB; --allow-large sends it) are
+refused before anything is sent. A key typed on the line is refused.
 """
 
 
