@@ -228,7 +228,8 @@ def test_sweep_items_are_each_validated_and_repeats_accumulate() -> None:
         ("--session ' '", "--session expects a name, got ' '"),
         (
             '-s "unclosed',
-            'The %%chat line has an unclosed " quote at column 11 ("unclosed): close it with "; nothing was sent',
+            'The %%chat line has an unclosed " quote at column 11 ("unclosed): '
+            'close it with "; nothing was sent',
         ),
         ("--show", "--show works in the line form only: %chat --show"),
     ],
@@ -413,7 +414,7 @@ def test_tool_defaults_are_unset() -> None:
     ("line", "tool"),
     [
         (
-            "--graph 6e2a7f0c-1d5b-4e0a-9c3f-2b8d1a4e5f60,0b6f3c2e-8a41-4d1e-9f5a-3c7e2d1b0a94 --graph 9d1c4b7a-2e3f-4a5b-8c6d-7e8f9a0b1c2d --subqueries",
+            f"--graph {G1},{G2} --graph {G3} --subqueries",
             {"type": "graph", "function": {"graph_ids": [G1, G2, G3], "subqueries": True}},
         ),
         (f"--graph {G1}", {"type": "graph", "function": {"graph_ids": [G1], "subqueries": False}}),
