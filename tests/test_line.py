@@ -166,7 +166,7 @@ def test_an_apostrophe_inside_single_quotes_is_text(
         ("-s “You are terse” Hi", "You are terse", "Hi"),
         ("-s ‘You’re terse’ Hi", "You’re terse", "Hi"),
         ("-s You're Hi there", "You're", "Hi there"),
-        ('-s "It\'s" What\'s up?', "It's", "What's up?"),
+        ("-s \"It's\" What's up?", "It's", "What's up?"),
     ],
 )
 def test_curly_quotes_and_apostrophes(
