@@ -360,3 +360,13 @@ def test_a_large_prompt_needs_allow_large(shell: InteractiveShell, server: Serve
     assert "--allow-large" in one_line_error(shell, "%complete Summarise {big}", server)
     run(shell, "%complete --allow-large Summarise {big}", cell_id="large")
     assert last_body(server)["prompt"] == "Summarise " + "y" * 2000
+
+
+def test_a_large_system_prompt_needs_allow_large(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    shell.run_line_magic("config", "WriterMagics.max_prompt_bytes = 1000")
+    shell.user_ns["persona"] = "z" * 2000
+    assert "system prompt is 2,000 bytes" in one_line_error(shell, "%chat -s $persona Hi", server)
+    run(shell, "%chat --allow-large -s $persona Hi", cell_id="sys")
+    assert system_and_user(server) == [("system", "z" * 2000), ("user", "Hi")]

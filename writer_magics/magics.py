@@ -189,13 +189,15 @@ class WriterMagics(Magics):
         return {"default_model": self.model, "max_sweep": self.max_sweep, "secrets": (key,)}
 
     def _render(self, cell: str | None, opts: options.Options, name: str) -> str:
-        """The prompt text by the interpolation rule (prompt.render), size-checked."""
+        """The prompt text by the interpolation rule (prompt.render); it and any
+        ``-s`` text over ``max_prompt_bytes`` need ``--allow-large``."""
+        magic = ("%%" if cell is not None else "%") + name
+        limit = None if opts.allow_large else self.max_prompt_bytes
+        if limit is not None and isinstance(opts, ChatOptions):
+            for system in opts.systems or ():
+                prompt.check_size(system, limit, magic, "system prompt")
         return prompt.render(
-            _body(cell, opts.prompt),
-            self.user_ns,
-            magic=("%%" if cell is not None else "%") + name,
-            raw=opts.raw,
-            max_bytes=None if opts.allow_large else self.max_prompt_bytes,
+            _body(cell, opts.prompt), self.user_ns, magic=magic, raw=opts.raw, max_bytes=limit
         )
 
     def _remember_cell(self, info: Any) -> None:

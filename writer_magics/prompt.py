@@ -302,12 +302,15 @@ def render(
     return text
 
 
-def check_size(text: str, max_bytes: int, magic: str) -> None:
-    """Refuse a prompt over ``max_bytes`` UTF-8 bytes until ``--allow-large`` confirms it."""
+def check_size(text: str, max_bytes: int, magic: str, what: str = "prompt") -> None:
+    """Refuse a ``what`` over ``max_bytes`` UTF-8 bytes until ``--allow-large`` confirms it.
+
+    ``max_bytes`` 0 means no limit.
+    """
     size = len(text.encode("utf-8", "surrogatepass"))
     if max_bytes > 0 and size > max_bytes:
         raise UsageError(
-            f"The prompt is {_megabytes(size)}, over the limit of {_megabytes(max_bytes)} "
+            f"The {what} is {_megabytes(size)}, over the limit of {_megabytes(max_bytes)} "
             f"(WriterMagics.max_prompt_bytes); nothing was sent. Add --allow-large to the "
             f"{magic} line to send it anyway"
         )
