@@ -566,3 +566,93 @@ def test_name_options_keep_references_to_objects() -> None:
     assert pc("--schema {cfg['s']}", **ns).schema == "cfg['s']"
     assert pc("--schema $which", **ns).schema == "Answer"  # a string variable gives its value
     assert pc("--tools $lookup --tools {lookup}", **ns).tools == ("lookup",)
+
+
+# --------------------------------------------------------------------------- quotes, keys, limits
+
+
+@pytest.mark.parametrize(
+    ("line", "systems", "prompt"),
+    [
+        ("-s 'You're terse' Hi", ("You're terse",), "Hi"),
+        ("-s “You are terse” Hi", ("You are terse",), "Hi"),
+        ("-s ‘don’t’ Hi", ("don’t",), "Hi"),
+        ("-s You're Hi", ("You're",), "Hi"),
+        ("-s students’ work", ("students’",), "work"),
+        ("-s'terse x' Hi", ("terse x",), "Hi"),
+        ("--system='x y' Hi", ("x y",), "Hi"),
+        ("-s “$persona” Hi", ("You are terse, and kind",), "Hi"),
+        ("-s ‘$persona’ Hi", ("$persona",), "Hi"),
+        ("“What is RAG?”", None, "What is RAG?"),
+        ("What's up, it's 5 o'clock", None, "What's up, it's 5 o'clock"),
+    ],
+)
+def test_quotes_as_meant(line: str, systems: tuple[str, ...] | None, prompt: str) -> None:
+    opts = pc(line, cell=False)
+    assert (opts.systems, opts.prompt) == (systems, prompt)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("-s 'x", "unclosed ' quote at column 10 ('x)"),
+        ("-s ‘x", "unclosed ‘ quote at column 10 (‘x)"),
+        ('-s "x', 'unclosed " quote at column 10 ("x)'),
+        ("-s x” Hi", "closing ” quote at column 11 without an opening “"),
+        ("-s 'a' b' Hi", "' at column 15 after a value that was already closed"),
+    ],
+)
+def test_unbalanced_quotes_name_their_column(line: str, message: str) -> None:
+    assert message in error(pc, line, False)
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "sk-test-SECRET-0123456789",
+        "sk-live-a1b2c3d4e5f6g7h8",
+        "Zx8kLm2Qp9Rt4Vw7Yb1Nc6Hd3Fg5Js0A",
+    ],
+)
+def test_key_shaped_words_are_refused(word: str) -> None:
+    message = error(pc, f"-s {word} Hi", False)
+    assert "looks like an API key (as the value of -s" in message and word not in message
+    assert "looks like an API key (on the line" in error(pc, f"Check {word}", False)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Compare sk-learn and sk-learn-intelex",
+        "Is sk-learn-tutorial-notebooks good?",
+        f"--graph {G1} Hash 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 is upper case only",
+    ],
+)
+def test_words_that_merely_resemble_keys_pass(line: str) -> None:
+    assert pc(line, cell=False).prompt is not None
+
+
+def test_the_configured_key_is_refused() -> None:
+    secrets = ("not-shaped-like-one",)
+    with pytest.raises(UsageError) as info:
+        parse_chat(
+            chat, "Hi not-shaped-like-one", NS, default_model="x", cell=False, secrets=secrets
+        )
+    assert "not-shaped" not in str(info.value)
+
+
+def test_repeated_sweep_values_are_sent_once() -> None:
+    opts = pc("-t 0.5,0.5 --top-p 0.9 --top-p 0.9")
+    assert opts.temperatures == (0.5,) and opts.top_ps == (0.9,) and not opts.is_sweep
+    assert opts.warnings == (
+        "--temperature, --top-p repeats a value: identical combinations are sent once, "
+        "1 request instead of 4 (use -n N for several answers)",
+    )
+
+
+def test_max_sweep_counts_every_combination() -> None:
+    line = "-m a,b -t 0.1,0.2 --top-p 0.5,0.6 -s x -s y"
+    assert len(parse_chat(chat, line, NS, default_model="m", cell=True, max_sweep=16).params) == 16
+    with pytest.raises(UsageError, match=r"This sweep is 16 requests \(2 --model x 2 "):
+        parse_chat(chat, line, NS, default_model="m", cell=True, max_sweep=15)
