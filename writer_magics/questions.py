@@ -64,8 +64,15 @@ def _magic_start(tokens: list[tokenize.TokenInfo]) -> tuple[int, int, str] | Non
     skip = (tokenize.INDENT, tokenize.DEDENT)
     significant = [t for t in tokens if t.type not in skip]
     candidates = [0]
+    depth = 0
     for i, token in enumerate(significant[:-1]):  # x = %chat ... (IPython's MagicAssign)
-        if token.type == tokenize.OP and token.string == "=":
+        if token.type != tokenize.OP:
+            continue
+        if token.string in ("(", "[", "{"):
+            depth += 1
+        elif token.string in (")", "]", "}"):
+            depth -= 1
+        elif token.string == "=" and depth == 0:
             candidates.append(i + 1)
             break
     for i in candidates:
@@ -105,7 +112,7 @@ def magic_questions(lines: list[str]) -> list[str]:
     """
     if not lines or lines[0].startswith("%%"):
         return lines
-    if not any("%" in line for line in lines):
+    if not any(f"%{name}" in line for line in lines for name in MAGIC_NAMES):
         return lines
     done = 0  # rows before this are settled (rewritten or left as help)
     for _ in range(len(lines) + 1):  # each round settles at least one line
