@@ -864,18 +864,19 @@ def refuse_keys(line: str, secrets: Iterable[str | None], magic: str) -> None:
 
     The message names where (the option, or the prompt) but never shows the key.
     """
-    known = [s for s in secrets if s and len(s) >= 8]
-    for match in _KEY_WORD.finditer(line):
-        word = match.group()
-        if looks_like_key(word) or any(s in line for s in known):
-            before = line[: match.start()].rstrip("'\"\u2018\u201c").split()
-            option = before[-1].split("=")[0] if before else ""
-            where = f"as the value of {option}" if option.startswith("-") else "on the line"
-            raise UsageError(
-                f"The {magic} line holds what looks like an API key ({where}, column "
-                f"{_column(magic, match.start())}); nothing was sent. Keep keys in "
-                "WRITER_API_KEY or .env; if it is not a key, put the text in the cell body"
-            )
+    found = [m.start() for m in _KEY_WORD.finditer(line) if looks_like_key(m.group())]
+    found += [line.find(s) for s in secrets if s and len(s) >= 8 and s in line]
+    if not found:
+        return
+    start = min(found)
+    before = line[:start].rstrip("'\"\u2018\u201c").split()
+    option = before[-1].split("=")[0] if before else ""
+    where = f"as the value of {option}" if option.startswith("-") else "on the line"
+    raise UsageError(
+        f"The {magic} line holds what looks like an API key ({where}, column "
+        f"{_column(magic, start)}); nothing was sent. Keep keys in WRITER_API_KEY or .env; "
+        "if it is not a key, put the text in the cell body"
+    )
 
 
 # --------------------------------------------------------------------------- values
