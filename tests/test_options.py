@@ -275,6 +275,12 @@ def test_command_errors() -> None:
         "--show and --reset cannot be used together; give one chat command at a time"
     )
     assert error(pc, "--undo please", False) == "%chat --undo takes no prompt text, got 'please'"
+    assert error(pc, "--save my chat.json", False) == (
+        "%chat --save takes no prompt text, got 'chat.json'; quote a path with spaces: "
+        '--save "my chat.json"'
+    )
+    assert pc("--save “my chat.json”", False).path == "my chat.json"
+    assert pc("--load 'Ann's chat.json'", False).path == "Ann's chat.json"
     assert error(pc, "--save", False) == "--save needs a value, e.g. --save chat.json"
 
 

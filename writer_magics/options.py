@@ -1217,7 +1217,12 @@ def parse_chat(
                 f"--{command.value} works in the line form only: %chat --{command.value}"
             )
         if scan.prompt is not None:
-            raise UsageError(f"%chat --{command.value} takes no prompt text, got {scan.prompt!r}")
+            hint = ""
+            if command in (ChatCommand.SAVE, ChatCommand.LOAD):
+                hint = f'; quote a path with spaces: --{command.value} "my chat.json"'
+            raise UsageError(
+                f"%chat --{command.value} takes no prompt text, got {scan.prompt!r}{hint}"
+            )
         if command in (ChatCommand.SAVE, ChatCommand.LOAD):
             path = getattr(ns, command.value)
             if not path or not path.strip():
