@@ -16,10 +16,10 @@ instance the end of nested JSON, ``}}``) pass through untouched; processing them
 f-string style would silently corrupt pasted JSON.
 
 Code is never rewritten. Inside fenced code blocks (three or more backticks or tildes
-on their own line, CommonMark rules) and inline code spans (in single backticks) nothing is filled
-and nothing is unescaped, except a fenced line that consists only of one placeholder
-(``{source}`` alone on its line, indentation kept), so "review this:" followed by a
-fence around ``{source}`` sends the code. ``${...}`` (shell and template syntax) is
+starting a line, at any indentation) and inline code spans (text in backticks)
+nothing is filled and nothing is unescaped, except a fenced line that consists only of
+one placeholder (``{source}`` alone on its line, indentation kept), so "review this:"
+followed by a fence around ``{source}`` sends the code. ``${...}`` (shell and template syntax) is
 never filled, in prose or code. ``--raw`` sends the cell exactly as written.
 
 A reference the rule fills whose name is undefined, or whose attribute or item lookup
@@ -200,11 +200,12 @@ def _matching_brace(text: str, brace: int) -> int:
     return brace + 1  # unclosed: only this brace is passed over
 
 
-# A fence opens with 3+ backticks or tildes after at most 3 spaces (CommonMark); a
-# backtick fence's info string has no backtick. It closes with 3+ of the same
-# character, at least as many, and nothing but spaces after; unclosed, it runs to the end.
-_FENCE_OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}(?=[^`]*$)|~{3,})")
-_FENCE_CLOSE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*$")
+# A fence opens with 3+ backticks or tildes at the start of a line (as CommonMark, but
+# any indentation: fences inside list items are code too); a backtick fence's info
+# string has no backtick. It closes with 3+ of the same character, at least as many,
+# and nothing but spaces after; unclosed, it runs to the end of the prompt.
+_FENCE_OPEN = re.compile(r"^[ \t]*(?P<fence>`{3,}(?=[^`]*$)|~{3,})")
+_FENCE_CLOSE = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*$")
 _ALONE = re.compile(rf"^(\s*)\{{({_REF})\}}(\s*)$")
 # An inline code span: a run of N backticks up to the next run of exactly N.
 _CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`).*?(?<!`)\1(?!`)", re.DOTALL)
