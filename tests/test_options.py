@@ -591,6 +591,8 @@ def test_name_options_keep_references_to_objects() -> None:
         ("-s ‘$persona’ Hi", ("$persona",), "Hi"),
         ("“What is RAG?”", None, "What is RAG?"),
         ("What's up, it's 5 o'clock", None, "What's up, it's 5 o'clock"),
+        ("-s 'terse' 'What is RAG?'", ("terse",), "What is RAG?"),
+        ("-s 'terse' Bob's 'idea'", ("terse",), "Bob's 'idea'"),
     ],
 )
 def test_quotes_as_meant(line: str, systems: tuple[str, ...] | None, prompt: str) -> None:

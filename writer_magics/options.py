@@ -769,6 +769,8 @@ def _check_split(line: str, start: int, quote: str, magic: str) -> None:
     if not quote:
         return
     close = _QUOTES[quote]
+    if start < len(line) and line[start] in _QUOTES:
+        return  # the prompt is quoted itself: -s 'terse' 'What is RAG?'
     end = start
     while end < len(line) and not line[end].isspace():
         if line[end] == close and not _is_apostrophe(line, end):
