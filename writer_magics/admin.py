@@ -16,12 +16,12 @@ Plain functions: the magic only passes its line, log and cache. Bad input is one
 from __future__ import annotations
 
 import argparse
-import shlex
 from typing import NoReturn
 
 from IPython.core.error import UsageError
 
 from writer_magics.cache import ResponseCache, unreadable
+from writer_magics.options import split_words
 from writer_magics.promptlog import LogEntry, PromptLog
 
 USAGE = (
@@ -55,10 +55,7 @@ def _parser() -> _Parser:
 
 def run_writer_command(line: str, *, log: PromptLog | None, cache: ResponseCache) -> None:
     """Parse and run one ``%writer`` line; prints or displays what it did."""
-    try:
-        words = shlex.split(line)
-    except ValueError as exc:
-        raise UsageError(f"%writer: {exc}. Usage: {USAGE}") from None
+    words = split_words(line, "%writer")  # quotes as on the %chat line, curly ones too
     if not words or words[0] in ("help", "-h", "--help"):
         print(f"Usage: {USAGE}")
         return

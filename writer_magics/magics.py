@@ -62,6 +62,12 @@ class WriterMagics(Magics):
         help="Live view: ipywidgets in a kernel, plain text in a terminal, or forced.",
     ).tag(config=True)
     max_concurrency = Int(4, help="How many requests of a sweep run at once.").tag(config=True)
+    max_sweep = Int(
+        options.DEFAULT_MAX_SWEEP, help="Most requests one sweep cell may send (larger: refused)."
+    ).tag(config=True)
+    max_prompt_bytes = Int(
+        4_000_000, help="Larger prompts need --allow-large (UTF-8 bytes; 0: no limit)."
+    ).tag(config=True)
     max_tool_rounds = Int(5, help="Requests per %%chat --tools cell before giving up.").tag(
         config=True
     )
@@ -88,13 +94,15 @@ class WriterMagics(Magics):
         "max_concurrency",
         "max_tool_rounds",
         "max_retries",
+        "max_sweep",
+        "max_prompt_bytes",
     )
     def _positive(self, proposal: Any) -> Any:
         """Bad settings are refused when set, not when a request fails later."""
         value, name = proposal["value"], proposal["trait"].name
-        if name == "max_retries" and value < 0:
-            raise TraitError(f"WriterMagics.max_retries must be 0 or more, not {value!r}")
-        if name != "max_retries" and value <= 0:
+        if name in ("max_retries", "max_prompt_bytes") and value < 0:
+            raise TraitError(f"WriterMagics.{name} must be 0 or more, not {value!r}")
+        if name not in ("max_retries", "max_prompt_bytes") and value <= 0:
             raise TraitError(f"WriterMagics.{name} must be positive, not {value!r}")
         return value
 
@@ -122,10 +130,10 @@ class WriterMagics(Magics):
     def complete(self, line: str, cell: str | None = None) -> None:
         """Send the cell (or the rest of the line) to /v1/completions and stream the answer."""
         opts = options.parse_complete(
-            self.complete, line, self.user_ns, default_model=self.model, cell=cell is not None
+            self.complete, line, self.user_ns, cell=cell is not None, **self._line_limits()
         )
         self._warn(opts.warnings)
-        text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%complete")
+        text = self._render(cell, opts, "complete")
         stream = opts.stream and self.stream
         requests = {p: bodies.completion(opts, p, text, stream=stream) for p in opts.params}
         with self._keeping_partial(opts.out):
@@ -138,14 +146,14 @@ class WriterMagics(Magics):
     def chat(self, line: str, cell: str | None = None) -> None:
         """Send the cell as the next message of a conversation and stream the answer."""
         opts = options.parse_chat(
-            self.chat, line, self.user_ns, default_model=self.model, cell=cell is not None
+            self.chat, line, self.user_ns, cell=cell is not None, **self._line_limits()
         )
         if opts.command is not None:
             from writer_magics.commands import run_chat_command
 
             return run_chat_command(opts, self.sessions, secrets=self._secrets())
         self._warn(opts.warnings)
-        text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%chat")
+        text = self._render(cell, opts, "chat")
         from writer_magics import features
 
         extras = features.prepare(opts, self.user_ns)
@@ -179,6 +187,26 @@ class WriterMagics(Magics):
         assert self.shell is not None
         namespace: dict[str, Any] = self.shell.user_ns
         return namespace
+
+    def _line_limits(self) -> dict[str, Any]:
+        """What parsing the magic line needs from the settings (model, sweep limit, key)."""
+        try:  # the configured key, so that typing it on the line is refused
+            key = settings.api_key(self.api_key or None)
+        except Exception:
+            key = None
+        return {"default_model": self.model, "max_sweep": self.max_sweep, "secrets": (key,)}
+
+    def _render(self, cell: str | None, opts: options.Options, name: str) -> str:
+        """The prompt text by the interpolation rule (prompt.render); it and any
+        ``-s`` text over ``max_prompt_bytes`` need ``--allow-large``."""
+        magic = ("%%" if cell is not None else "%") + name
+        limit = None if opts.allow_large else self.max_prompt_bytes
+        if limit is not None and isinstance(opts, ChatOptions):
+            for system in opts.systems or ():
+                prompt.check_size(system, limit, magic, "system prompt")
+        return prompt.render(
+            _body(cell, opts.prompt), self.user_ns, magic=magic, raw=opts.raw, max_bytes=limit
+        )
 
     def _remember_cell(self, info: Any) -> None:
         self._executions += 1
