@@ -110,7 +110,10 @@ def run_models(magics: WriterMagics) -> None:
         models, source = list(KNOWN_MODELS), "known list (replay mode: nothing is sent)"
     else:
         client = magics.client()
-        models = magics.loop.run(lambda: fetch_models(client, timeout=magics.read_timeout))
+        try:
+            models = magics.loop.run(lambda: fetch_models(client, timeout=magics.read_timeout))
+        except WriterError as error:
+            raise _one_line(error) from None
         magics.models.remember(models)
         source = f"GET {client.settings.base_url.rstrip('/')}/v1/models"
     rows, notes = model_rows(models, magics.model)
@@ -130,6 +133,14 @@ def run_models(magics: WriterMagics) -> None:
     if notes:
         md += ["", *(f"> {md_escape(n)}  " for n in notes)]
     display({"text/markdown": "\n".join(md), "text/plain": "\n".join(plain)}, raw=True)
+
+
+def _one_line(error: WriterError) -> WriterError:
+    """The error with its hint folded into the one line ``%writer models`` shows."""
+    if error.hint:
+        error.args = (f"{error.message} {error.hint}", *error.args[1:])
+        error.hint = None
+    return error
 
 
 # --------------------------------------------------------------------------- status
