@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from IPython.core.completer import provisionalcompleter
 from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
 
 from writer_magics import completion
 from writer_magics.admin import writer_parser
@@ -213,4 +214,12 @@ def test_background_fetch_once_and_offline_falls_back(
     with pytest.raises(Exception, match="Could not connect"):
         magics.models._future.result(timeout=10)
     assert magics.models.fetched() is None
+    shell.run_line_magic("config", "WriterMagics.view = 'text'")
+    with capture_output() as captured:
+        shell.run_line_magic("writer", "status")
+    [status] = captured.outputs
+    assert (
+        "Model list        known list (GET /v1/models failed: Could not connect"
+        in (status.data["text/plain"])
+    )
     assert [t for *_, t in complete(shell, "%%chat -m ")] == ["palmyra-x5", "palmyra-x4"]

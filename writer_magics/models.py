@@ -109,6 +109,13 @@ class ModelCatalog:
             self._models = tuple(future.result())
         return self._models
 
+    def failure(self) -> BaseException | None:
+        """Why the background fetch failed, once it has (never waits)."""
+        future = self._future
+        if future is None or not future.done() or future.cancelled():
+            return None
+        return future.exception()
+
     def remember(self, models: list[ModelInfo]) -> None:
         """A list fetched in the foreground (``%writer models``) replaces the old one."""
         self._models = tuple(models)

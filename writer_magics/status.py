@@ -259,6 +259,8 @@ def status_rows(magics: WriterMagics) -> tuple[list[Row], list[str]]:
     fetched = magics.models.fetched()
     if fetched is not None:
         models = f"{len(fetched)} from GET /v1/models (used by Tab completion)"
+    elif (failed := magics.models.failure()) is not None:
+        models = f"known list (GET /v1/models failed: {one_line(failed)})"
     elif not magics.fetch_models:
         models = "known list (WriterMagics.fetch_models = False)"
     else:
