@@ -223,3 +223,52 @@ def test_background_fetch_once_and_offline_falls_back(
         in (status.data["text/plain"])
     )
     assert [t for *_, t in complete(shell, "%%chat -m ")] == ["palmyra-x5", "palmyra-x4"]
+
+
+def test_tab_never_waits_for_the_fetch(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While GET /v1/models is held open by the server, Tab answers from the known list;
+    once the answer is in, Tab offers the server's list (minus removed models)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    release = threading.Event()
+    arrived = threading.Event()
+
+    class Held(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            arrived.set()
+            release.wait(timeout=30)
+            body = json.dumps(
+                {"models": [{"id": "palmyra-x7", "name": "X7"}, {"id": "palmyra-fin"}]}
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Held)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        shell.run_line_magic("unload_ext", "writer_magics")
+        monkeypatch.setenv("WRITER_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setenv("WRITER_MAGICS_FETCH_MODELS", "1")
+        shell.run_line_magic("load_ext", "writer_magics")
+        shell.run_cell("a = 1")
+        assert arrived.wait(timeout=10)
+        assert [t for *_, t in complete(shell, "%%chat -m ")] == ["palmyra-x5", "palmyra-x4"]
+        release.set()
+        magics = shell.magics_manager.registry["WriterMagics"]
+        magics.models._future.result(timeout=10)
+        assert [t for *_, t in complete(shell, "%%chat -m ")] == ["palmyra-x7"]
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
