@@ -272,3 +272,21 @@ def test_tab_never_waits_for_the_fetch(
         release.set()
         server.shutdown()
         server.server_close()
+
+
+def test_a_hostile_namespace_object_never_breaks_tab(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Proxy:
+        def __getattr__(self, name: str) -> Any:
+            raise RuntimeError("lazy proxy")
+
+        @property
+        def __class__(self) -> type:  # type: ignore[override]
+            raise RuntimeError("lazy proxy")
+
+    shell.user_ns["proxy"] = Proxy()
+    shell.user_ns["ok_schema"] = {"type": "object"}
+    found = [t for *_, t in complete(shell, "%%chat --schema ")]
+    assert found == ["ok_schema"]
+    assert "Traceback" not in capsys.readouterr().err

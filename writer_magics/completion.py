@@ -279,9 +279,9 @@ def _candidates(kind: str, given: dict[str, list[str]], sources: Sources) -> lis
         return [*TOOL_CHOICES, *tools]
     names = _public(sources)
     if kind == "tools":
-        return [n for n in names if _is_tool(sources.namespace[n])]
+        return [n for n in names if _safely(_is_tool, sources.namespace[n])]
     if kind == "schema":
-        return [n for n in names if _is_schema(sources.namespace[n])]
+        return [n for n in names if _safely(_is_schema, sources.namespace[n])]
     return []
 
 
@@ -294,6 +294,14 @@ def _public(sources: Sources) -> list[str]:
         and not n.startswith("_")
         and n not in sources.hidden
     )
+
+
+def _safely(test: Callable[[Any], bool], value: Any) -> bool:
+    """A namespace object whose attributes raise (lazy proxies) is just not offered."""
+    try:
+        return test(value)
+    except Exception:
+        return False
 
 
 def _is_tool(value: Any) -> bool:
@@ -311,7 +319,7 @@ def _is_schema(value: Any) -> bool:
 
 
 def _image_names(sources: Sources) -> list[str]:
-    return [n for n in _public(sources) if _holds_image(sources.namespace[n])]
+    return [n for n in _public(sources) if _safely(_holds_image, sources.namespace[n])]
 
 
 def _holds_image(value: Any) -> bool:
@@ -359,15 +367,21 @@ def _paths(fragment: str, cwd: Path | None, *, images_only: bool, quoted: bool) 
 # --------------------------------------------------------------------------- IPython
 
 
-def sources_for(magics: WriterMagics) -> Sources:
-    """The live sources of one kernel (read at each Tab, all in memory)."""
+def sources_for(
+    magics: WriterMagics, built: dict[str, argparse.ArgumentParser] | None = None
+) -> Sources:
+    """The live sources of one kernel (read at each Tab, all in memory); ``built``
+    keeps the ``%writer`` parser between Tabs."""
     shell = magics.shell
+    built = {} if built is None else built
 
     def parsers(name: str) -> argparse.ArgumentParser:
         if name == "writer":
-            from writer_magics.admin import writer_parser
+            if "writer" not in built:
+                from writer_magics.admin import writer_parser
 
-            return writer_parser()
+                built["writer"] = writer_parser()
+            return built["writer"]
         parser: argparse.ArgumentParser = getattr(magics, name).parser
         return parser
 
@@ -385,10 +399,18 @@ def make_matcher(magics: WriterMagics) -> Callable[[Any], dict[str, Any]]:
     """An IPython Matcher API v2 function bound to one magics instance."""
     from IPython.core.completer import SimpleCompletion
 
+    built: dict[str, argparse.ArgumentParser] = {}
+
     def writer_magics_matcher(context: Any) -> dict[str, Any]:
-        found = offer(
-            context.full_text, context.cursor_line, context.cursor_position, sources_for(magics)
-        )
+        try:
+            found = offer(
+                context.full_text,
+                context.cursor_line,
+                context.cursor_position,
+                sources_for(magics, built),
+            )
+        except Exception:  # IPython would print a traceback into the notebook on Tab
+            found = None
         if found is None:
             return {"completions": [], "suppress": False}
         return {
