@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
+from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, validate
 
-from writer_magics import api, bodies, options, prompt, settings
+from writer_magics import api, bodies, completion, models, options, prompt, settings
 from writer_magics.api import Request
 from writer_magics.errors import REDACTED, APIStatusError, WriterError, redact
 from writer_magics.history import Call, Conversation, Sessions, Turn
@@ -86,6 +86,14 @@ class WriterMagics(Magics):
     log_path = Unicode("", help="Prompt log file (default: log.sqlite3 in the data dir).").tag(
         config=True
     )
+    fetch_models = Bool(
+        help="Fetch the key's model list (GET /v1/models) once in the background for Tab "
+        "completion of -m; off: the known list (default off when WRITER_MAGICS_FETCH_MODELS=0)."
+    ).tag(config=True)
+
+    @default("fetch_models")
+    def _fetch_models_default(self) -> bool:
+        return models.fetch_default()
 
     @validate(
         "connect_timeout",
@@ -118,9 +126,14 @@ class WriterMagics(Magics):
         #: one execution of a cell from a re-run of it.
         self._running: list[tuple[object, Call]] = []
         self._executions = 0
+        #: Model ids for Tab completion (one background GET /v1/models per kernel).
+        self.models = models.ModelCatalog()
+        self._matcher: Any = None
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
             shell.events.register("post_run_cell", self._forget_cell)
+            shell.events.register("pre_run_cell", self._start_model_fetch)
+            self._matcher = completion.install(shell, self)
 
     # ------------------------------------------------------------------ magics
 
@@ -172,12 +185,17 @@ class WriterMagics(Magics):
     @line_magic
     def writer(self, line: str) -> None:
         """The prompt log and the cache: ``%writer log [-n N] [--search TEXT] [--export PATH]``,
-        ``%writer cache --export PATH | --import PATH | --clear | --info``."""
+        ``%writer cache --export PATH | --import PATH | --clear | --info``; the models the
+        key can use: ``%writer models``; what the next cell will do: ``%writer status``."""
         from writer_magics.admin import run_writer_command
+        from writer_magics.status import run_models, run_status
 
         settings = self._send_settings(use_cache=True)
         run_writer_command(
-            line, log=self.sender.prompt_log(settings), cache=self.sender.cache(settings)
+            line,
+            log=self.sender.prompt_log(settings),
+            cache=self.sender.cache(settings),
+            commands={"models": lambda: run_models(self), "status": lambda: run_status(self)},
         )
 
     # ------------------------------------------------------------------ steps
@@ -212,6 +230,9 @@ class WriterMagics(Magics):
         self._executions += 1
         call = Call(getattr(info, "cell_id", None) or None, self._executions)
         self._running.append((info, call))
+
+    def _start_model_fetch(self, info: Any) -> None:
+        models.start_background_fetch(self)
 
     def _forget_cell(self, result: Any) -> None:
         # post_run_cell also comes for cells that never had a pre_run_cell (empty ones)
@@ -444,6 +465,10 @@ class WriterMagics(Magics):
                 self.shell.events.unregister("pre_run_cell", self._remember_cell)
             with contextlib.suppress(ValueError):
                 self.shell.events.unregister("post_run_cell", self._forget_cell)
+            with contextlib.suppress(ValueError):
+                self.shell.events.unregister("pre_run_cell", self._start_model_fetch)
+            completion.uninstall(self.shell, self._matcher)
+        self.models.cancel()
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
