@@ -367,6 +367,8 @@ class _Attempt:
         self.idle = timeout if timeout is not None else settings.read_timeout
         self.deadline = deadline
         self.base = settings.base_url
+        #: The response's Content-Encoding, for the message when it lies.
+        self.encoding = ""
 
     async def within(self, awaitable: Awaitable[T], seconds: float | None = None) -> T:
         """Await with the idle bound (or ``seconds``) and the deadline, whichever is first."""
@@ -414,6 +416,7 @@ class _Attempt:
             response = await self.within(
                 self.http.send(request, stream=True), self.idle + self.settings.connect_timeout
             )
+            self.encoding = printable(response.headers.get("content-encoding", ""))[:40]
             try:
                 async for event in self._read(response):
                     yield event
@@ -429,8 +432,13 @@ class _Attempt:
         except httpx.TimeoutException:
             raise self.timeout_error(False) from None
         except httpx.DecodingError as exc:
+            claim = (
+                f"it is marked Content-Encoding: {self.encoding} but is not"
+                if self.encoding
+                else _reason(exc)
+            )
             raise MalformedEventError(
-                f"The answer from {self.base} could not be decoded ({_reason(exc)}); "
+                f"The answer from {self.base} could not be decoded ({claim}); "
                 "the text received so far is kept."
             ) from None
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
