@@ -369,19 +369,14 @@ class _Attempt:
         self.base = settings.base_url
         #: The response's Content-Encoding, for the message when it lies.
         self.encoding = ""
+        self.watch = _Watchdog(self.idle, deadline)
 
-    async def within(self, awaitable: Awaitable[T], seconds: float | None = None) -> T:
-        """Await with the idle bound (or ``seconds``) and the deadline, whichever is first."""
-        limit = self.idle if seconds is None else seconds
-        total = False
-        if self.deadline is not None:
-            left = self.deadline - time.monotonic()
-            if left < limit:
-                limit, total = max(left, 0.0), True
+    async def within(self, awaitable: Awaitable[T]) -> T:
+        """Await one step (headers, an event, a body) under the idle bound and the deadline."""
         try:
-            return await _wait(awaitable, limit)
-        except asyncio.TimeoutError:
-            raise self.timeout_error(total) from None
+            return await self.watch.wait(awaitable)
+        except _Expired as expired:
+            raise self.timeout_error(expired.total) from None
 
     def timeout_error(self, total: bool) -> RequestTimeoutError:
         if total:
@@ -413,9 +408,8 @@ class _Attempt:
                 timeout=http_timeout,
             )
             # Headers may take a connection plus one idle wait (a trickle cannot stretch it).
-            response = await self.within(
-                self.http.send(request, stream=True), self.idle + self.settings.connect_timeout
-            )
+            self.watch.allow(self.settings.connect_timeout)
+            response = await self.within(self.http.send(request, stream=True))
             self.encoding = printable(response.headers.get("content-encoding", ""))[:40]
             try:
                 async for event in self._read(response):
@@ -450,6 +444,8 @@ class _Attempt:
             raise APIConnectionError(
                 f"The request to {self.base} failed ({_reason(exc)})."
             ) from None
+        finally:
+            self.watch.close()
 
     async def _read(self, response: httpx.Response) -> AsyncIterator[Event]:
         if response.is_redirect or 300 <= response.status_code < 400:
@@ -502,26 +498,39 @@ class _Attempt:
         return raw.decode(response.encoding or "utf-8", errors="replace")
 
     async def _stream_events(self, response: httpx.Response) -> AsyncIterator[Event]:
+        """The SSE events as typed events; the watchdog bounds the wait for each one.
+
+        (``begin``/``end`` around the read rather than :meth:`within` per event: a long
+        stream has tens of thousands of events, and this loop is the hot path.)
+        """
         finished = self.endpoint == "completions"  # completions streams carry no finish reason
         sse_events = EventSource(response).aiter_sse()
-        while True:
-            try:
-                sse = await self.within(anext(sse_events))
-            except StopAsyncIteration:
-                break
-            try:
-                decoded = decode_sse_data(self.endpoint, sse.data, sse.event)
-            except RecursionError:
-                raise MalformedEventError(
-                    "the server sent an event nested too deeply to read"
-                ) from None
-            for event in decoded:
-                if isinstance(event, StreamEnd):
-                    await _drain(sse_events)
-                    return
-                if isinstance(event, ChoiceFinished):
-                    finished = True
-                yield event
+        watch = self.watch
+        watch.begin()
+        try:
+            async for sse in sse_events:
+                watch.end()
+                try:
+                    decoded = decode_sse_data(self.endpoint, sse.data, sse.event)
+                except RecursionError:
+                    raise MalformedEventError(
+                        "the server sent an event nested too deeply to read"
+                    ) from None
+                for event in decoded:
+                    if isinstance(event, StreamEnd):
+                        await _drain(sse_events)
+                        return
+                    if isinstance(event, ChoiceFinished):
+                        finished = True
+                    yield event
+                watch.begin()
+        except asyncio.CancelledError:
+            expired = watch.expired()
+            if expired is None:
+                raise
+            raise self.timeout_error(expired) from None
+        finally:
+            watch.end()
         if not finished:
             raise StreamInterrupted(
                 "The stream ended before the model finished; the text received so far is kept."
@@ -535,6 +544,111 @@ class _Attempt:
         except ValueError:
             shown = _clip(printable(redact(response.text, [self.settings.api_key])), 80)
             raise MalformedEventError(f"the server's answer is not JSON: {shown!r}") from None
+
+
+class _Expired(Exception):
+    """Internal: the watchdog stopped a wait (``total``: the deadline, else the idle bound)."""
+
+    def __init__(self, total: bool) -> None:
+        super().__init__("expired")
+        self.total = total
+
+
+class _Watchdog:
+    """Bounds the time without progress (``idle`` seconds) and in total (a deadline).
+
+    As ``asyncio.timeout`` does, it cancels the waiting task and turns that into an
+    error; but with one timer per idle window instead of one per event (a long stream
+    has tens of thousands of events): :meth:`end` notes progress, and the timer re-arms
+    itself until ``idle`` seconds pass with a wait pending (between :meth:`begin` and
+    :meth:`end`) and no progress, or the deadline passes. It only ever cancels a task
+    inside a wait, never while the stream's consumer runs. Times are
+    ``time.monotonic()`` seconds.
+    """
+
+    def __init__(self, idle: float, deadline: float | None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.idle = idle
+        self.deadline = deadline
+        self.last = time.monotonic()
+        #: Extra seconds for the next wait only (the connection, before the headers).
+        self.grace = 0.0
+        self.task: asyncio.Task[Any] | None = None
+        self.handle: asyncio.TimerHandle | None = None
+        self.fired: bool | None = None  # True: the deadline; False: the idle bound
+        self.closed = False
+
+    def allow(self, seconds: float) -> None:
+        """Give the next :meth:`wait` ``seconds`` more than the idle bound."""
+        self.grace = seconds
+        self._arm()
+
+    async def wait(self, awaitable: Awaitable[T]) -> T:
+        """``await awaitable`` under the bounds; raises :class:`_Expired` when they stop it."""
+        self.begin()
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            expired = self.expired()
+            if expired is None:
+                raise
+            raise _Expired(expired) from None
+        finally:
+            self.end()
+            if self.grace:
+                self.grace = 0.0
+                self._arm()
+
+    def begin(self) -> None:
+        """A wait starts in the current task: from now on the timer may cancel it."""
+        self.task = asyncio.current_task()
+        if self.handle is None:
+            self._arm()
+
+    def end(self) -> None:
+        """The wait is over (something arrived): progress, and no cancelling until ``begin``."""
+        self.task = None
+        self.last = time.monotonic()
+
+    def expired(self) -> bool | None:
+        """After a ``CancelledError`` in a wait: True (deadline) / False (idle) if it was ours.
+
+        ``None``: someone else cancelled too (Ctrl-C), so the cancellation goes on.
+        """
+        fired, self.fired = self.fired, None
+        if fired is None:
+            return None
+        if sys.version_info >= (3, 11) and self.task is not None and self.task.uncancel() > 0:
+            return None
+        return fired
+
+    def close(self) -> None:
+        self.closed = True
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+    def _due(self) -> float:
+        when = self.last + self.idle + self.grace
+        return when if self.deadline is None else min(when, self.deadline)
+
+    def _arm(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        if not self.closed:
+            delay = max(0.0, self._due() - time.monotonic())
+            self.handle = self.loop.call_later(delay, self._check)
+
+    def _check(self) -> None:
+        self.handle = None
+        now = time.monotonic()
+        past_deadline = self.deadline is not None and now >= self.deadline
+        if self.task is not None and (past_deadline or now >= self.last + self.idle + self.grace):
+            self.fired = past_deadline
+            self.task.cancel()
+        elif not past_deadline:
+            self._arm()
 
 
 async def _wait(awaitable: Awaitable[T], seconds: float) -> T:
