@@ -350,6 +350,23 @@ HTTP = [
         sent=1,
         says=("total_timeout", "la la"),
     ),
+    Fault(
+        "endless-after-done",
+        "%chat Hi",
+        reply=hostile.forever(first=[chunk("All done.", "stop"), "data: [DONE]\n\n"], gap=0.05),
+        sent=1,
+        says=("All done.",),
+        fails=False,
+    ),
+    Fault(
+        "retries-stop-at-total-timeout",
+        "%chat Hi",
+        # Tries at 0, 0.35 and 0.7 s; the next would start after the 1 s deadline.
+        reply=hostile.status(503, {"message": "busy"}, {"Retry-After": "0.35"}),
+        config={"max_retries": 10, "total_timeout": 1.0},
+        sent=3,
+        says=("Retrying in 0.3 s", "Writer had a problem (503)"),
+    ),
     # §3: NaN or infinite settings are refused when set (every Float trait).
     *[
         Fault(
