@@ -448,7 +448,7 @@ class _Attempt:
             self.watch.close()
 
     async def _read(self, response: httpx.Response) -> AsyncIterator[Event]:
-        if response.is_redirect or 300 <= response.status_code < 400:
+        if 300 <= response.status_code < 400:  # never followed: the key would go along
             raise redirect_error(response)
         if response.is_error:
             raise await self._status_failure(response)
