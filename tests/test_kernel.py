@@ -97,6 +97,8 @@ def execute(
         if msg["header"]["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             idle = True
     reply = client.get_shell_msg(timeout=10)
+    while reply["parent_header"].get("msg_id") != msg_id:  # e.g. a spare kernel_info_reply
+        reply = client.get_shell_msg(timeout=10)
     result.reply = reply["content"]
     result.reply_time = time.monotonic()
     assert idle, f"the kernel did not go idle within {timeout} s"
