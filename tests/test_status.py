@@ -107,7 +107,8 @@ def test_models_errors_are_one_line(
     monkeypatch.chdir(tmp_path)  # no .env here
     monkeypatch.delenv("WRITER_API_KEY")
     [line] = error_lines(run(shell, "%writer models"))
-    assert line.startswith("ConfigurationError: No Writer API key is set.")
+    assert line.startswith("ConfigurationError: No Writer API key is set")
+    assert "WRITER_API_KEY" in line
     assert server.requests == []
     monkeypatch.setenv("WRITER_API_KEY", API_KEY)
     with start_server(api_key="sk-the-right-one") as guarded:

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 from writer_magics import settings
 from writer_magics.demo_stream import TerminalEcho
+from writer_magics.errors import WriterError
 
 NOTEBOOKS = ("quickstart", "prompt-engineering", "teaching")
 DEFAULT_OUT = "demo-output"  # gitignored in the repo
@@ -296,6 +297,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         return demo(args, stream)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=stream)
+        return 1
+    except WriterError as exc:  # e.g. an unreadable .env
+        print(f"error: {exc.message}", file=stream)
         return 1
     except ImportError as exc:
         print(

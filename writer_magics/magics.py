@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, vali
 
 from writer_magics import api, bodies, completion, models, options, prompt, settings
 from writer_magics.api import Request
-from writer_magics.errors import REDACTED, APIStatusError, WriterError, redact
+from writer_magics.errors import REDACTED, APIStatusError, WriterError, printable, redact
 from writer_magics.history import Call, Conversation, Sessions, Turn
 from writer_magics.options import ChatOptions, Params
 from writer_magics.runner import LoopThread
@@ -47,10 +48,21 @@ class WriterMagics(Magics):
         "", help="API base URL (WRITER_BASE_URL wins; default https://api.writer.com)."
     ).tag(config=True)
     api_key = Unicode(
-        "", help="API key, used only when WRITER_API_KEY and .env have none. Never shown."
+        "",
+        help="API key, used only when WRITER_API_KEY and the nearest .env have none. "
+        "Surrounding whitespace is removed; never shown.",
     ).tag(config=True)
     connect_timeout = Float(10.0, help="Seconds to wait for a connection.").tag(config=True)
-    read_timeout = Float(60.0, help="Seconds to wait for each event of an answer.").tag(config=True)
+    read_timeout = Float(
+        60.0,
+        help="Seconds to wait for the next event of an answer (keep-alive comments do not "
+        "count); --timeout S sets it for one cell.",
+    ).tag(config=True)
+    total_timeout = Float(
+        600.0,
+        help="Seconds a cell's requests may take from sending to the last event, retries "
+        "included (each --tools round counts afresh); 0 means no limit.",
+    ).tag(config=True)
     max_retries = Int(2, help="Retries for 408/409/429/5xx and connection errors.").tag(config=True)
     stream = Bool(True, help="Stream answers as they arrive (--no-stream per cell).").tag(
         config=True
@@ -98,6 +110,7 @@ class WriterMagics(Magics):
     @validate(
         "connect_timeout",
         "read_timeout",
+        "total_timeout",
         "max_updates_per_second",
         "max_concurrency",
         "max_tool_rounds",
@@ -106,13 +119,24 @@ class WriterMagics(Magics):
         "max_prompt_bytes",
     )
     def _positive(self, proposal: Any) -> Any:
-        """Bad settings are refused when set, not when a request fails later."""
+        """Bad settings are refused when set, not when a request fails later.
+
+        Every number must be finite (no NaN or infinity); ``max_retries`` and
+        ``total_timeout`` may be 0 (no retries; no limit), the others must be positive.
+        """
         value, name = proposal["value"], proposal["trait"].name
-        if name in ("max_retries", "max_prompt_bytes") and value < 0:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TraitError(f"WriterMagics.{name} must be a finite number, not {value!r}")
+        if name in ("max_retries", "total_timeout", "max_prompt_bytes") and value < 0:
             raise TraitError(f"WriterMagics.{name} must be 0 or more, not {value!r}")
-        if name not in ("max_retries", "max_prompt_bytes") and value <= 0:
+        if name not in ("max_retries", "total_timeout", "max_prompt_bytes") and value <= 0:
             raise TraitError(f"WriterMagics.{name} must be positive, not {value!r}")
         return value
+
+    @validate("api_key")
+    def _secret(self, proposal: Any) -> settings.Secret:
+        """The key without surrounding whitespace, in a string whose repr hides it."""
+        return settings.Secret(str.strip(proposal["value"]))
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)  # type: ignore[no-untyped-call]
@@ -442,12 +466,17 @@ class WriterMagics(Magics):
         """The kernel's one client, with settings read afresh for this request."""
         from writer_magics.client import ClientSettings, WriterClient
 
+        key = settings.find(settings.KEY_VARIABLE, self.api_key or None)
+        url = settings.find(settings.BASE_URL_VARIABLE, self.base_url or None)
         current = ClientSettings(
-            base_url=settings.base_url(self.base_url or None),
-            api_key=settings.api_key(self.api_key or None),
+            base_url=url.value or settings.DEFAULT_BASE_URL,
+            api_key=key.value,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             max_retries=self.max_retries,
+            total_timeout=self.total_timeout or None,
+            key_source=key.source,
+            base_url_source=url.source if url.value else "the default",
         )
         if self._client is None:
             self._client = WriterClient(current, on_retry=self._report_retry)
@@ -456,7 +485,9 @@ class WriterMagics(Magics):
         return self._client
 
     def _report_retry(self, attempt: int, wait: float, reason: str) -> None:
-        print(f"Retrying in {wait:.1f} s ({reason})", file=sys.stderr)
+        """One line per retry on stderr, through the one redaction step."""
+        key = self._client.settings.api_key if self._client is not None else None
+        print(redact(f"Retrying in {wait:.1f} s ({printable(reason)})", [key]), file=sys.stderr)
 
     def close(self) -> None:
         """Undo everything __init__ did; called by unload_ipython_extension."""
@@ -480,7 +511,7 @@ class WriterMagics(Magics):
         """``%config WriterMagics`` must never print the key."""
         text: str = super().class_get_trait_help(trait, inst, helptext)
         if trait.name == "api_key" and inst is not None and inst.api_key:
-            text = text.replace(repr(inst.api_key), f"'{REDACTED}'")
+            text = redact(text.replace(repr(str(inst.api_key)), f"'{REDACTED}'"), [inst.api_key])
         return text
 
 

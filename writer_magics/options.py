@@ -439,7 +439,8 @@ _SPECS: tuple[_Spec, ...] = (
     ),
     _Spec(
         ("--timeout",),
-        "Seconds to wait for this request.",
+        "Seconds to wait for each next event of the answer (default: "
+        "WriterMagics.read_timeout; a cell's total time: WriterMagics.total_timeout).",
         "S",
         example="30",
         group="output",
