@@ -11,9 +11,6 @@ from typing import Any
 
 import pytest
 
-from writer_magics import api
-from writer_magics.api import Accumulator, Event, TextDelta
-from writer_magics.client import ClientSettings, WriterClient, is_loopback, retry_wait
 from writer_magics.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -29,8 +26,11 @@ from writer_magics.errors import (
     WriterError,
     redact,
 )
-from writer_magics.runner import LoopThread
 from writer_magics.server import ServerHandle, start_server
+from writer_magics.transport import events as api
+from writer_magics.transport.client import ClientSettings, WriterClient, is_loopback, retry_wait
+from writer_magics.transport.events import Accumulator, Event, TextDelta
+from writer_magics.transport.loop import LoopThread
 
 KEY = "sk-client-test-SECRET-42"
 

@@ -18,23 +18,27 @@ from typing import TYPE_CHECKING, Any, cast
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, validate
 
-from writer_magics import api, bodies, completion, models, options, prompt, settings
-from writer_magics.api import Request
+from writer_magics import config as settings
+from writer_magics import request as bodies
+from writer_magics.answer.history import Call, Conversation, Sessions, Turn
 from writer_magics.errors import REDACTED, APIStatusError, WriterError, printable, redact
-from writer_magics.history import Call, Conversation, Sessions, Turn
-from writer_magics.options import ChatOptions, Params
-from writer_magics.runner import LoopThread
+from writer_magics.line import completion, options, prompt
+from writer_magics.line.options import ChatOptions, Params
+from writer_magics.transport import events as api
+from writer_magics.transport import models
+from writer_magics.transport.events import Request
+from writer_magics.transport.loop import LoopThread
 
 # The rest (display, execute, sender, features...) loads with the first cell, keeping
 # %load_ext fast: see bench/load.py.
 
 if TYPE_CHECKING:
-    from writer_magics.client import WriterClient
+    from writer_magics.answer.result import Result
     from writer_magics.display import ViewKind
-    from writer_magics.execute import Outcomes
-    from writer_magics.features import ChatFeatures
-    from writer_magics.result import Result
-    from writer_magics.sender import Sender, SendSettings
+    from writer_magics.send import Sender, SendSettings
+    from writer_magics.send_execute import Outcomes
+    from writer_magics.tools.prepare import ChatFeatures
+    from writer_magics.transport.client import WriterClient
 
 
 @magics_class
@@ -186,12 +190,12 @@ class WriterMagics(Magics):
             self.chat, line, self.user_ns, cell=cell is not None, **self._line_limits()
         )
         if opts.command is not None:
-            from writer_magics.commands import run_chat_command
+            from writer_magics.commands.chat import run_chat_command
 
             return run_chat_command(opts, self.sessions, secrets=self._secrets())
         self._warn(opts.warnings)
         text = self._render(cell, opts, "chat")
-        from writer_magics import features
+        from writer_magics.tools import prepare as features
 
         extras = features.prepare(opts, self.user_ns)
         # Not stored until an answer is recorded: a failed cell creates no session.
@@ -211,8 +215,8 @@ class WriterMagics(Magics):
         """The prompt log and the cache: ``%writer log [-n N] [--search TEXT] [--export PATH]``,
         ``%writer cache --export PATH | --import PATH | --clear | --info``; the models the
         key can use: ``%writer models``; what the next cell will do: ``%writer status``."""
-        from writer_magics.admin import run_writer_command
-        from writer_magics.status import run_models, run_status
+        from writer_magics.commands.status import run_models, run_status
+        from writer_magics.commands.writer import run_writer_command
 
         settings = self._send_settings(use_cache=True)
         run_writer_command(
@@ -274,7 +278,7 @@ class WriterMagics(Magics):
     def _keeping_partial(self, out: str | None) -> Iterator[None]:
         """An interrupted answer: ``-o NAME`` and ``last_result`` get the partial Result
         (``result.interrupted``); the history is left as it was (nothing is recorded)."""
-        from writer_magics.execute import Interrupted, Outcomes
+        from writer_magics.send_execute import Interrupted, Outcomes
 
         try:
             yield
@@ -289,7 +293,7 @@ class WriterMagics(Magics):
     ) -> Iterator[None]:
         """A request refused as too long for the model says what the history holds
         and how to trim it (see :func:`history.context_length_error`)."""
-        from writer_magics.history import context_length_error
+        from writer_magics.answer.history import context_length_error
 
         try:
             yield
@@ -366,7 +370,7 @@ class WriterMagics(Magics):
         self, requests: dict[Params, Request], opts: ChatOptions, extras: ChatFeatures
     ) -> tuple[Result, list[dict[str, Any]]]:
         """Answer the model's tool calls with the kernel's functions until it answers."""
-        from writer_magics.toolloop import run_tool_rounds
+        from writer_magics.tools.rounds import run_tool_rounds
 
         ((params, first),) = requests.items()
 
@@ -402,8 +406,8 @@ class WriterMagics(Magics):
 
     def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
         """Parse a ``--schema`` answer and draw the logprobs picture under the answer."""
-        from writer_magics import features
         from writer_magics.display.markup import show_html
+        from writer_magics.tools import prepare as features
 
         picture = features.logprobs_html(answer)
         if picture is not None:
@@ -419,14 +423,14 @@ class WriterMagics(Magics):
     def sender(self) -> Sender:
         """Sends requests and owns the cache and log files (made on first use)."""
         if self._sender is None:
-            from writer_magics.sender import Sender
+            from writer_magics.send import Sender
 
             self._sender = Sender(self.loop, self.client)
         return self._sender
 
     def _send_settings(self, *, use_cache: bool) -> SendSettings:
-        from writer_magics.cache import replay_path
-        from writer_magics.sender import SendSettings
+        from writer_magics.send import SendSettings
+        from writer_magics.transport.cache import replay_path
 
         replay = replay_path() or _path(self.replay)
         return SendSettings(
@@ -448,8 +452,8 @@ class WriterMagics(Magics):
         One request keeps its Result (``answer`` when the caller refined it); a
         sweep keeps a :class:`Sweep`.
         """
-        from writer_magics.result import Result
-        from writer_magics.sweep import Sweep
+        from writer_magics.answer.result import Result
+        from writer_magics.answer.sweep import Sweep
 
         kept: Any = answer
         if outcomes is not None and len(outcomes.results) > 1:
@@ -464,7 +468,7 @@ class WriterMagics(Magics):
 
     def client(self) -> WriterClient:
         """The kernel's one client, with settings read afresh for this request."""
-        from writer_magics.client import ClientSettings, WriterClient
+        from writer_magics.transport.client import ClientSettings, WriterClient
 
         key = settings.find(settings.KEY_VARIABLE, self.api_key or None)
         url = settings.find(settings.BASE_URL_VARIABLE, self.base_url or None)

@@ -23,19 +23,11 @@ import httpx
 from httpx_sse import EventSource
 
 from writer_magics import __version__
-from writer_magics.api import (
-    DEFAULT_MODEL,
-    JSON,
-    PATHS,
-    ChoiceFinished,
-    Endpoint,
-    Event,
-    Request,
-    StreamEnd,
-    decode_response,
-    decode_sse_data,
-    error_description,
-    removed_model_warning,
+from writer_magics.config import (
+    BASE_URL_VARIABLE,
+    DEFAULT_BASE_URL,
+    KEY_VARIABLE,
+    key_problem,
 )
 from writer_magics.errors import (
     APIConnectionError,
@@ -54,11 +46,19 @@ from writer_magics.errors import (
     printable,
     redact,
 )
-from writer_magics.settings import (
-    BASE_URL_VARIABLE,
-    DEFAULT_BASE_URL,
-    KEY_VARIABLE,
-    key_problem,
+from writer_magics.transport.events import (
+    DEFAULT_MODEL,
+    JSON,
+    PATHS,
+    ChoiceFinished,
+    Endpoint,
+    Event,
+    Request,
+    StreamEnd,
+    decode_response,
+    decode_sse_data,
+    error_description,
+    removed_model_warning,
 )
 
 T = TypeVar("T")

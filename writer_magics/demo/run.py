@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from writer_magics import settings
-from writer_magics.demo_stream import TerminalEcho
+from writer_magics import config as settings
+from writer_magics.demo.stream import TerminalEcho
 from writer_magics.errors import WriterError
 
 NOTEBOOKS = ("quickstart", "prompt-engineering", "teaching")
@@ -35,7 +35,7 @@ DEFAULT_TOKENS_PER_SECOND = 120.0
 
 def notebook_dirs() -> list[Path]:
     """Where the notebooks may be: the clone's ``notebooks/`` (editable), then the wheel's."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     return [package.parent / "notebooks", package / "notebooks"]
 
 
