@@ -382,7 +382,121 @@ HTTP = [
     ],
 ]
 
-FAULTS = KEYS + LOOPBACK + HTTP
+RECORDINGS = Path(__file__).parent / "data" / "writer-recordings"
+DEEP_JSON = "[" * 50_000 + "]" * 50_000
+
+
+def _damaged_cache(stage: Stage) -> None:
+    """A cache with a torn UTF-8 line and a line nested too deeply to parse."""
+    header = b'{"format":"writer-magics-cache","version":1}\n'
+    bad = b'{"endpoint": "chat", "body": {"m": "\xff\xfe"}}\n' + DEEP_JSON.encode() + b"\n"
+    (stage.data / "cache.jsonl").write_bytes(header + bad)
+
+
+def _damaged_history(stage: Stage) -> None:
+    (stage.work / "bad-utf8.json").write_bytes(b'{"format": "writer-magics-history", "\xff"}')
+    (stage.work / "deep.json").write_text(DEEP_JSON, encoding="utf-8")
+
+
+def _recorded_tool_calls(stage: Stage, output: str) -> None:
+    result = stage.shell.user_ns["r"]
+    calls = result.choices[0].tool_calls
+    assert len(calls) == 2 and all(c["function"]["name"] for c in calls), calls
+
+
+def _sessions_table_intact(stage: Stage, _output: str) -> None:
+    with capture_output() as captured:
+        stage.shell.run_cell("%chat --sessions")
+    (table,) = [o.data["text/markdown"] for o in captured.outputs]
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert all(row.count("|") - row.count("\\|") == rows[0].count("|") for row in rows), table
+
+
+def _recording(name: str) -> bytes:
+    return (RECORDINGS / name).read_bytes()
+
+
+FILES = [
+    # §4: damaged local files never disable the rest.
+    Fault(
+        "cache-damaged-lines",
+        "%%chat --cache\nHi",
+        prepare=_damaged_cache,
+        sent=1,
+        says=("skipped 2 unreadable lines",),
+        fails=False,
+    ),
+    Fault(
+        "cache-info-with-damage",
+        "%writer cache --info",
+        prepare=_damaged_cache,
+        sent=0,
+        says=("skipped 2 unreadable lines",),
+        fails=False,
+    ),
+    Fault("history-load-bad-utf8", "%chat --load bad-utf8.json", prepare=_damaged_history, sent=0),
+    Fault("history-load-deep-json", "%chat --load deep.json", prepare=_damaged_history, sent=0),
+]
+
+LIMITS = [
+    # §5: limits before sending.
+    Fault("n-unbounded", "%chat -n 1000000 Hi", sent=0, says=("-n",)),
+    Fault("max-tokens-over-32-bit", "%chat --max-tokens 4294967296 Hi", sent=0),
+    Fault("best-of-over-32-bit", "%complete --best-of 4294967296 Once", sent=0),
+    Fault(
+        "sweep-over-max-sweep",
+        "%chat -t 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0 "
+        "-m palmyra-x5,palmyra-x4,palmyra-x5a,palmyra-x5b Hi",
+        sent=0,
+        says=("max_sweep",),
+    ),
+    Fault("sweep-identical", "%chat -t 0.5,0.5 Hi", sent=1, says=("once",), fails=False),
+    *[
+        Fault(f"out-name-{name}", f"%chat -o {name} Hi", sent=0)
+        for name in ("__builtins__", "class", "1x", "print")
+    ],
+    Fault(
+        "session-name-breaks-table",
+        "%chat --session 'a|b`c' Hi",
+        sent=1,
+        fails=False,
+        check=_sessions_table_intact,
+    ),
+    Fault(
+        "prompt-over-size-limit",
+        "%%chat\n{big}",
+        setup=("big = 'x' * 4_100_000",),
+        sent=0,
+        says=("--allow-large",),
+    ),
+    Fault("key-on-the-line", f"%chat -s {KEY} Hi", sent=0),
+]
+
+WIRE = [
+    # §6: wire fidelity.
+    Fault("graph-not-a-uuid", "%chat --graph my-graph Hi", sent=0, says=("UUID",)),
+    Fault(
+        "recorded-tool-call-stream",
+        "%chat -o r What is the weather?",
+        reply=hostile.sse([_recording("writer-framework_palmyra-x-004_tool-calls.sse").decode()]),
+        sent=1,
+        fails=False,
+        check=_recorded_tool_calls,
+    ),
+    Fault(
+        "recorded-401",
+        "%chat Hi",
+        reply=hostile.status(
+            401,
+            _recording("writer_401_invalid-key.json"),
+            {"Content-Type": "application/json"},
+        ),
+        sent=1,
+        says=("AuthenticationError",),
+    ),
+]
+
+FAULTS = KEYS + LOOPBACK + HTTP + FILES + LIMITS + WIRE
 
 
 # ------------------------------------------------------------------ the one test
