@@ -11,7 +11,8 @@ from IPython.core.error import UsageError
 
 from writer_magics.answer.result import Result
 from writer_magics.display import TextView
-from writer_magics.send_execute import Request, execute
+from writer_magics.request import Request, chat_request
+from writer_magics.send_execute import execute
 from writer_magics.server import ServerHandle
 from writer_magics.tools.builtin import (
     Source,
@@ -26,7 +27,6 @@ from writer_magics.tools.builtin import (
     web_search_tool,
 )
 from writer_magics.transport.client import ClientSettings, WriterClient
-from writer_magics.transport.events import chat_request
 from writer_magics.transport.loop import LoopThread
 
 # --------------------------------------------------------------------------- builders

@@ -47,6 +47,7 @@ from typing import Any, TypeVar, cast
 from IPython.core import magic_arguments as _ma
 from IPython.core.error import UsageError
 
+from writer_magics import config
 from writer_magics.line.prompt import (
     REFERENCE_PATTERN,
     PromptError,
@@ -54,7 +55,6 @@ from writer_magics.line.prompt import (
     resolve_reference,
 )
 from writer_magics.tools.builtin import builtin_tool, check_language, parse_llm_tool
-from writer_magics.transport import events as api
 
 __all__ = [
     "REMOVED_MODELS",
@@ -79,8 +79,8 @@ _argument = cast(Callable[..., _Decorator], _ma.argument)
 _argument_group = cast(Callable[..., _Decorator], _ma.argument_group)
 _kwds = cast(Callable[..., _Decorator], _ma.kwds)
 
-REMOVED_MODELS = api.REMOVED_MODELS
-REPLACEMENT_MODEL = api.DEFAULT_MODEL
+REMOVED_MODELS = config.REMOVED_MODELS
+REPLACEMENT_MODEL = config.DEFAULT_MODEL
 INT32_MAX = 2**31 - 1
 #: -n: Writer documents no upper bound; each choice is a panel, so a practical one.
 MAX_N = 128
@@ -228,7 +228,7 @@ def combinations(opts: Options) -> list[Params]:
     ]
 
 
-removal_warning = api.removed_model_warning
+removal_warning = config.removed_model_warning
 
 
 # --------------------------------------------------------------------------- the table
