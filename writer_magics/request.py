@@ -21,6 +21,8 @@ from writer_magics.line.options import ChatOptions, CompleteOptions, Params
 Endpoint: TypeAlias = Literal["completions", "chat"]
 #: A JSON object as Python data (the one alias of the package).
 JSON: TypeAlias = dict[str, Any]
+#: The model Writer's translation tool runs on.
+TRANSLATION_MODEL = "palmyra-translate"
 
 
 @dataclass(frozen=True)
@@ -158,3 +160,72 @@ def _tool_choice(choice: str | Mapping[str, Any] | None) -> str | JSON | None:
 
 def _drop_unset(body: JSON) -> JSON:
     return {k: v for k, v in body.items() if v is not None}
+
+
+# --------------------------------------------------------------------------- built-in tools
+# The exact tool JSON of ``shared/writer-api.md`` section 3.2, built here and nowhere else.
+
+
+def builtin_tool(opts: ChatOptions) -> JSON | None:
+    """The JSON of the one built-in tool ``opts`` asks for, or None.
+
+    The option parser has already refused two built-in tool types in one cell
+    (:func:`writer_magics.tools.builtin.one_builtin`); were there more, the first wins.
+    """
+    tools: list[JSON] = []
+    if opts.web_search:
+        tools.append(web_search_tool(opts.include_domains, opts.exclude_domains))
+    if opts.graph_ids:
+        tools.append(graph_tool(opts.graph_ids, opts.subqueries))
+    if opts.llm_tool is not None:
+        tools.append(llm_tool(*opts.llm_tool))
+    if opts.translate_to is not None:
+        tools.append(translation_tool(opts.translate_to, opts.translate_from))
+    return tools[0] if tools else None
+
+
+def web_search_tool(
+    include_domains: Sequence[str] = (), exclude_domains: Sequence[str] = ()
+) -> JSON:
+    """``web_search``: both domain lists are required by Writer, even when empty."""
+    return {
+        "type": "web_search",
+        "function": {
+            "include_domains": list(include_domains),
+            "exclude_domains": list(exclude_domains),
+        },
+    }
+
+
+def graph_tool(graph_ids: Sequence[str], subqueries: bool = False) -> JSON:
+    """``graph`` (Knowledge Graph): ``graph_ids`` and ``subqueries`` are both required."""
+    return {"type": "graph", "function": {"graph_ids": list(graph_ids), "subqueries": subqueries}}
+
+
+def llm_tool(model: str, description: str) -> JSON:
+    """``llm``: delegate questions matching ``description`` to another Palmyra model."""
+    return {"type": "llm", "function": {"description": description, "model": model}}
+
+
+def translation_tool(
+    target: str,
+    source: str | None = None,
+    *,
+    formality: bool = True,
+    length_control: bool = False,
+    mask_profanity: bool = False,
+) -> JSON:
+    """``translation`` with ``palmyra-translate``; the three switches are required keys.
+
+    The defaults are those of Writer's reference example.
+    """
+    function: JSON = {
+        "model": TRANSLATION_MODEL,
+        "formality": formality,
+        "length_control": length_control,
+        "mask_profanity": mask_profanity,
+    }
+    if source is not None:
+        function["source_language_code"] = source
+    function["target_language_code"] = target
+    return {"type": "translation", "function": function}

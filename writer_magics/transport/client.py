@@ -2,8 +2,8 @@
 
 It authenticates, enforces the safety rules on where the key may go, retries what
 is safe to retry (only before the first event of a stream: text a user has seen is
-never replayed), and turns HTTP and SSE into the typed events of :mod:`api`. All
-decoding lives in :mod:`api`; all messages live in :mod:`errors`.
+never replayed), and turns HTTP and SSE into the typed events of :mod:`.events`.
+All decoding lives in :mod:`.events`; all messages live in :mod:`errors`.
 """
 
 from __future__ import annotations
