@@ -21,7 +21,6 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, vali
 from writer_magics import config as settings
 from writer_magics import request as bodies
 from writer_magics.answer.history import Call, Conversation, Sessions, Turn
-from writer_magics.display import titles as view_titles
 from writer_magics.errors import REDACTED, APIStatusError, WriterError, printable, redact
 from writer_magics.line import completion, options, prompt
 from writer_magics.line.options import ChatOptions, Params
@@ -325,6 +324,8 @@ class WriterMagics(Magics):
                 url, key = client.url(request.endpoint), client.settings.api_key
                 show_markdown(dry_run_markdown(url, request.body, key))
             return None
+        from writer_magics.display import titles as view_titles
+
         outcomes = self.sender.send(
             requests,
             self._send_settings(use_cache=opts.cache),
