@@ -13,12 +13,12 @@ from writer_magics.answer.history import (
     FORMAT_VERSION,
     Call,
     Conversation,
-    HistoryFileError,
     Sessions,
     Turn,
     load,
     save,
 )
+from writer_magics.errors import HistoryFileError
 
 
 def turn(user: str, assistant: str, **kw: Any) -> Turn:

@@ -13,15 +13,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import API_KEY
-from writer_magics.answer.promptlog import (
-    SCHEMA_VERSION,
-    PromptLog,
-    PromptLogError,
-    data_dir,
-    default_log_path,
-)
+from writer_magics.answer.promptlog import SCHEMA_VERSION, PromptLog, data_dir, default_log_path
 from writer_magics.answer.result import Choice, Result, Timing
 from writer_magics.display import TextView
+from writer_magics.errors import PromptLogError
 from writer_magics.send_execute import Request, execute
 from writer_magics.server import ServerHandle
 from writer_magics.transport import events as api

@@ -17,8 +17,8 @@ import pytest
 from IPython.core.error import UsageError
 from pydantic import BaseModel
 
+from writer_magics.errors import ToolSchemaError
 from writer_magics.tools.functions import (
-    ToolSchemaError,
     error_text,
     function_tool,
     parse_docstring,

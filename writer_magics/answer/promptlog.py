@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from writer_magics.answer.result import Result
-from writer_magics.errors import WriterError, redact
+from writer_magics.errors import PromptLogError, redact
 from writer_magics.files import write_atomically
 from writer_magics.transport.events import JSON
 
@@ -61,10 +61,6 @@ _COLUMNS = (
     "id, time, endpoint, model, params, prompt, messages, answer, prompt_tokens, "
     "completion_tokens, total_tokens, first_token, total_time, status, error"
 )
-
-
-class PromptLogError(WriterError):
-    """``%writer log`` could not read the log (appends never raise)."""
 
 
 def data_dir() -> Path:
