@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from writer_magics.answer.result import Result
-from writer_magics.errors import PromptLogError, redact
+from writer_magics.errors import PromptLogError, one_line, redact
 from writer_magics.files import write_atomically
 from writer_magics.transport.events import JSON
 
@@ -156,7 +156,7 @@ class PromptLog:
             if self._warned:
                 return
             self._warned = True
-        reason = redact(f"{type(exc).__name__}: {exc}".splitlines()[0], [api_key])
+        reason = redact(one_line(exc), [api_key])
         print(
             f"writer-magics: could not write the prompt log {self.path} ({reason}); "
             "answers are not affected. Turn it off with %config WriterMagics.log = False.",
