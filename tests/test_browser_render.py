@@ -26,7 +26,10 @@ HAZARDS = (
 
 
 def _output(markdown: str) -> nbformat.NotebookNode:
-    return nbformat.v4.new_output("display_data", data={"text/markdown": markdown})
+    output: nbformat.NotebookNode = nbformat.v4.new_output(
+        "display_data", data={"text/markdown": markdown}
+    )
+    return output
 
 
 @pytest.mark.timeout(150)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -244,6 +244,7 @@ def test_cancellation_closes_the_http_stream(loop: LoopThread, server: ServerHan
     got_text = False
     started = time.monotonic()
     stream = loop.merge({0: lambda: client.events("chat", chat_body("Go [[tps:20]]"))})
+    assert isinstance(stream, Generator)  # merge is a generator: close() cancels
     for item in stream:
         if isinstance(item.value, TextDelta):
             got_text = True

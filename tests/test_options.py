@@ -362,6 +362,7 @@ def test_decorators_work_on_a_registered_magic() -> None:
         @line_cell_magic
         def chat(self, line: str, cell: str | None = None) -> None:
             """Chat with Palmyra."""
+            assert self.shell is not None
             seen.append(
                 parse_chat(
                     self.chat, line, self.shell.user_ns, default_model="m", cell=cell is not None
@@ -370,7 +371,7 @@ def test_decorators_work_on_a_registered_magic() -> None:
 
     InteractiveShell.clear_instance()
     shell = InteractiveShell.instance()
-    shell.register_magics(Demo(shell))
+    shell.register_magics(Demo(shell))  # type: ignore[no-untyped-call]  # IPython's Magics
     shell.user_ns["persona"] = "You are {terse}"
     # (a line ending in "word?" would be IPython's help syntax and never reach the magic)
     shell.run_cell("%chat -s $persona Define RAG.", store_history=False)
@@ -567,7 +568,7 @@ def test_name_options_keep_references_to_objects() -> None:
     def lookup() -> None:
         pass
 
-    ns = {"Answer": Answer, "lookup": lookup, "cfg": {"s": {}}, "which": "Answer"}
+    ns: dict[str, Any] = {"Answer": Answer, "lookup": lookup, "cfg": {"s": {}}, "which": "Answer"}
     assert pc("--schema {Answer}", **ns).schema == "Answer"
     assert pc("--schema $Answer", **ns).schema == "Answer"
     assert pc("--schema {cfg['s']}", **ns).schema == "cfg['s']"

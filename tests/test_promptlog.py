@@ -16,11 +16,11 @@ from tests.conftest import API_KEY
 from writer_magics.answer.promptlog import (
     SCHEMA_VERSION,
     PromptLog,
-    PromptLogError,
     default_log_path,
 )
 from writer_magics.answer.result import Choice, Result, Timing
 from writer_magics.display import TextView
+from writer_magics.errors import PromptLogError
 from writer_magics.files import data_dir
 from writer_magics.request import Request, chat_request, completion_request
 from writer_magics.send_execute import execute

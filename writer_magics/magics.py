@@ -277,7 +277,8 @@ class WriterMagics(Magics):
     def _keeping_partial(self, out: str | None) -> Iterator[None]:
         """An interrupted answer: ``-o NAME`` and ``last_result`` get the partial Result
         (``result.interrupted``); the history is left as it was (nothing is recorded)."""
-        from writer_magics.send_execute import Interrupted, Outcomes
+        from writer_magics.errors import Interrupted
+        from writer_magics.send_execute import Outcomes
 
         try:
             yield

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from writer_magics.answer.result import Result
 from writer_magics.display import ViewKind, open_view
-from writer_magics.errors import one_line
+from writer_magics.errors import Interrupted, one_line
 from writer_magics.line.options import Params
 from writer_magics.request import Request
-from writer_magics.send_execute import Interrupted, Outcomes, execute
+from writer_magics.send_execute import Outcomes, execute
 from writer_magics.transport.events import Event
 from writer_magics.transport.loop import LoopThread
 
@@ -160,7 +160,7 @@ class Sender:
         sinks: Mapping[Params, list[Event]],
         outcomes: Outcomes[Params],
     ) -> None:
-        from writer_magics.transport.cache import CacheError
+        from writer_magics.errors import CacheError
 
         for key, events in sinks.items():
             if key in outcomes.errors or outcomes.results[key].status != "done" or not events:
@@ -192,7 +192,7 @@ class Sender:
 
 def _readable(store: ResponseCache) -> bool:
     """Load the cache; a file that cannot be read at all is one warning, not a failure."""
-    from writer_magics.transport.cache import CacheError
+    from writer_magics.errors import CacheError
 
     try:
         len(store)
@@ -206,7 +206,7 @@ def _lookup(store: ResponseCache | None, request: Request, replaying: bool) -> A
     """The cached answer for a request, or None; a broken cache file only warns."""
     if store is None:
         return None
-    from writer_magics.transport.cache import CacheError
+    from writer_magics.errors import CacheError
 
     try:
         return store.get(request.endpoint, request.body)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from writer_magics.answer.result import Result, Status, Timing, build_result
 from writer_magics.display import LiveView, Outcome
-from writer_magics.errors import WriterError, one_line
+from writer_magics.errors import Interrupted, one_line
 from writer_magics.request import Request
 from writer_magics.transport.events import (
     Accumulator,
@@ -29,22 +29,9 @@ from writer_magics.transport.loop import LoopThread
 if TYPE_CHECKING:  # httpx is imported on the first request, not at %load_ext
     from writer_magics.transport.client import WriterClient
 
-__all__ = ["Interrupted", "Outcomes", "Request", "execute"]
+__all__ = ["Outcomes", "Request", "execute"]
 
 K = TypeVar("K", bound=Hashable)
-
-
-class Interrupted(WriterError):
-    """Ctrl-C or the kernel's stop button while the answer was streaming.
-
-    ``results`` holds the partial answers (already on screen), so callers can log them.
-    """
-
-    results: dict[Any, Result]
-
-    def __init__(self, message: str, results: dict[Any, Result] | None = None) -> None:
-        super().__init__(message)
-        self.results = results or {}
 
 
 @dataclass

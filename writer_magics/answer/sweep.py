@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from writer_magics.answer.result import Result
-from writer_magics.errors import WriterError
+from writer_magics.errors import one_line
 
 if TYPE_CHECKING:  # options imports IPython and execute imports httpx: types only
     from writer_magics.line.options import Params
@@ -41,7 +41,7 @@ class Sweep(Sequence[tuple["Params", Result]]):
         """From ``execute()``'s outcomes (results in combination order, errors by key)."""
         return cls(
             list(outcomes.results.items()),
-            {key: _one_line(exc) for key, exc in outcomes.errors.items()},
+            {key: one_line(exc) for key, exc in outcomes.errors.items()},
         )
 
     # -- the sequence
@@ -179,11 +179,3 @@ def _preview(text: str | None, limit: int = PREVIEW_CHARS) -> str:
 
 def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.2f} s"
-
-
-def _one_line(error: BaseException) -> str:
-    if isinstance(error, WriterError):
-        return error.message
-    if isinstance(error, KeyboardInterrupt):
-        return "interrupted"
-    return f"{type(error).__name__}: {error}".splitlines()[0]

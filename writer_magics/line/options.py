@@ -48,9 +48,9 @@ from IPython.core import magic_arguments as _ma
 from IPython.core.error import UsageError
 
 from writer_magics import config
+from writer_magics.errors import PromptError
 from writer_magics.line.prompt import (
     REFERENCE_PATTERN,
-    PromptError,
     is_reference,
     resolve_reference,
 )

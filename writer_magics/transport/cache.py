@@ -52,7 +52,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeAlias, cast
 
-from writer_magics.errors import REDACTED, ReplayMissError, WriterError, redact
+from writer_magics.errors import REDACTED, CacheError, ReplayMissError, redact
 from writer_magics.files import data_dir, write_atomically
 from writer_magics.request import JSON, Endpoint
 from writer_magics.transport.events import (
@@ -75,10 +75,6 @@ TRANSPORT_FIELDS = ("stream", "stream_options")
 #: Environment variable naming a cache file to replay (only cached answers, no key).
 REPLAY_VARIABLE = "WRITER_MAGICS_REPLAY"
 _ENDPOINTS: tuple[Endpoint, ...] = ("completions", "chat")
-
-
-class CacheError(WriterError):
-    """The cache file cannot be read or written, or an import file is not a cache."""
 
 
 # --------------------------------------------------------------------------- keys
