@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from writer_magics.answer.result import Accumulator
 from writer_magics.errors import MalformedEventError, ServerSentError
 from writer_magics.transport import events as api
 from writer_magics.transport.events import (
-    Accumulator,
     ChoiceFinished,
     DataDelta,
     LogprobsDelta,

@@ -11,7 +11,7 @@ from IPython.core.error import UsageError
 
 from writer_magics.answer.result import Result
 from writer_magics.display import TextView
-from writer_magics.send_execute import Request, execute
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
 from writer_magics.tools.builtin import (
     Source,
@@ -26,7 +26,7 @@ from writer_magics.tools.builtin import (
     web_search_tool,
 )
 from writer_magics.transport.client import ClientSettings, WriterClient
-from writer_magics.transport.events import chat_request
+from writer_magics.transport.events import Request, chat_request
 from writer_magics.transport.loop import LoopThread
 
 # --------------------------------------------------------------------------- builders

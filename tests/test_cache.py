@@ -13,7 +13,7 @@ import pytest
 
 from writer_magics.display import TextView
 from writer_magics.errors import ReplayMissError
-from writer_magics.send_execute import Request, execute
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
 from writer_magics.transport import events as api
 from writer_magics.transport.cache import (
@@ -35,6 +35,7 @@ from writer_magics.transport.events import (
     DataDelta,
     Event,
     LogprobsDelta,
+    Request,
     StreamEnd,
     TextDelta,
     ToolCallDelta,

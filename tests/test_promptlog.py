@@ -22,11 +22,11 @@ from writer_magics.answer.promptlog import (
 )
 from writer_magics.answer.result import Choice, Result, Timing
 from writer_magics.display import TextView
-from writer_magics.send_execute import Request, execute
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
 from writer_magics.transport import events as api
 from writer_magics.transport.client import ClientSettings, WriterClient
-from writer_magics.transport.events import Usage
+from writer_magics.transport.events import Request, Usage
 from writer_magics.transport.loop import LoopThread
 
 KEY = "sk-test-LOGKEY-0123456789"

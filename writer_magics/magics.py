@@ -33,10 +33,9 @@ from writer_magics.transport.loop import LoopThread
 # %load_ext fast: see bench/load.py.
 
 if TYPE_CHECKING:
-    from writer_magics.answer.result import Result
+    from writer_magics.answer.result import Outcomes, Result
     from writer_magics.display import ViewKind
     from writer_magics.send import Sender, SendSettings
-    from writer_magics.send_execute import Outcomes
     from writer_magics.tools.prepare import ChatFeatures
     from writer_magics.transport.client import WriterClient
 
@@ -278,7 +277,8 @@ class WriterMagics(Magics):
     def _keeping_partial(self, out: str | None) -> Iterator[None]:
         """An interrupted answer: ``-o NAME`` and ``last_result`` get the partial Result
         (``result.interrupted``); the history is left as it was (nothing is recorded)."""
-        from writer_magics.send_execute import Interrupted, Outcomes
+        from writer_magics.answer.result import Outcomes
+        from writer_magics.send import Interrupted
 
         try:
             yield

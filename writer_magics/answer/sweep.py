@@ -16,8 +16,8 @@ from writer_magics.answer.result import Result
 from writer_magics.errors import WriterError
 
 if TYPE_CHECKING:  # options imports IPython and execute imports httpx: types only
+    from writer_magics.answer.result import Outcomes
     from writer_magics.line.options import Params
-    from writer_magics.send_execute import Outcomes
 
 #: Parameter fields in table order (the fields of ``options.Params``).
 PARAM_FIELDS = ("model", "temperature", "top_p", "max_tokens", "system")

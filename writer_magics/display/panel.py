@@ -1,8 +1,10 @@
 """One stream's live state (text, tool calls, sources, timing) and how it reads.
 
-Every view (widget, Markdown, text) folds events into a :class:`PanelState` and asks
-it for the status line and the final Markdown, so the three views agree on what is
-shown. No IPython here.
+Every view (widget, Markdown, text) keeps a :class:`PanelState` per panel and asks it
+for the status line and the final Markdown, so the three views agree on what is
+shown. The answer itself is not folded here: a panel reads its request's
+:class:`~writer_magics.answer.result.Accumulator`, the one fold, which
+:func:`writer_magics.send.execute` hands over with every event. No IPython here.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from writer_magics.answer.result import Choice, Result, Status
+from writer_magics.answer.result import Accumulator, Choice, ChoiceState, Result, Status
 from writer_magics.display.blocks import renderable
 from writer_magics.display.markup import code_span
 from writer_magics.tools.builtin import sources_markdown
-from writer_magics.transport.events import Accumulator, ChoiceState, Event, TextDelta
+from writer_magics.transport.events import Event, TextDelta
 
 
 @dataclass(frozen=True)
@@ -47,14 +49,25 @@ class PanelState:
     def __init__(self, title: str, clock: Callable[[], float]) -> None:
         self.title = title
         self.clock = clock
+        #: The request's fold this panel reads (set by the first event).
         self.acc = Accumulator()
+        self.choices: set[int] = set()  # the choices of ``acc`` shown in this panel
         self.started = clock()
         self.first_text: float | None = None
         self.text_events = 0
         self.primary: int | None = None  # the choice whose text streams live
 
-    def add(self, event: Event) -> None:
-        self.acc.add(event)
+    def add(self, event: Event, fold: Accumulator | None = None) -> None:
+        """Note an event for this panel. ``fold`` is its request's Accumulator, which
+        already holds the event (:func:`writer_magics.send.execute`); without one (a
+        view fed by hand, as in the tests and the demo) the panel keeps its own."""
+        if fold is None:
+            self.acc.add(event)
+        else:
+            self.acc = fold
+        choice = getattr(event, "choice", None)
+        if isinstance(choice, int):
+            self.choices.add(choice)
         if isinstance(event, TextDelta):
             if self.primary is None:
                 self.primary = event.choice
@@ -71,7 +84,8 @@ class PanelState:
 
     def extras(self) -> str:
         """Tool calls and sources, as Markdown shown under the text."""
-        return "\n\n".join(filter(None, (_extras(c) for c in self.acc.ordered())))
+        shown = [c for c in self.acc.ordered() if c.index in self.choices]
+        return "\n\n".join(filter(None, (_extras(c) for c in shown)))
 
     def status(self) -> str:
         """``waiting…`` or ``streaming · ~42 tokens · 1.3 s``."""

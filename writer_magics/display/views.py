@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol, TextIO
 
 from IPython.core import display_functions, getipython
 
-from writer_magics.answer.result import Result
+from writer_magics.answer.result import Accumulator
 from writer_magics.display.blocks import renderable
 from writer_magics.display.markup import escape_markdown, markdown_bundle
 from writer_magics.display.panel import (
@@ -48,13 +48,14 @@ get_ipython: Callable[[], Any] = getipython.get_ipython
 class LiveView(Protocol):
     """What the read loop needs: start, feed events to a panel, finish (in ``finally``).
 
-    Every view also has ``end_panel(panel, result)`` to show one stream of a sweep as
-    done while the others still run; it is left out here to keep fakes small.
+    ``add`` gets each event with ``fold``, the request's Accumulator that already holds
+    it: the view reads that state and folds nothing itself (without ``fold`` a panel
+    keeps its own, for views fed by hand).
     """
 
     def start(self) -> None: ...
 
-    def add(self, event: Event, panel: int = 0) -> None: ...
+    def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None: ...
 
     def finish(self, outcome: Outcome) -> None: ...
 
@@ -125,15 +126,12 @@ class TextView:
     def start(self) -> None:
         """Nothing to show yet: the text itself is the progress."""
 
-    def add(self, event: Event, panel: int = 0) -> None:
+    def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None:
         text = getattr(event, "text", None)
         if panel == 0 and isinstance(text, str) and text:
             self.parts.append(text)
             self.out.write(text)
             self.out.flush()
-
-    def end_panel(self, panel: int, result: Result) -> None:
-        """Panels are printed at the finish; nothing to do early."""
 
     def finish(self, outcome: Outcome) -> None:
         printed = "".join(self.parts)
@@ -179,16 +177,15 @@ class MarkdownView:
         self.display_id = f"writer-{uuid.uuid4().hex}"
         self.started = False
         self.updates = 0
-        self.ended: dict[int, str] = {}
 
     def _markdown(self) -> str:
         parts = [f"<small>{escape_markdown(self.header)}</small>"] if self.header else []
         several = len(self.panels.states) > 1
-        for i, state in enumerate(self.panels.states):
+        for state in self.panels.states:
             if several:
                 parts.append(f"**{escape_markdown(state.title)}**")
             parts.extend(escape_markdown(p) for p in (renderable(state.text), state.extras()) if p)
-            parts.append(f"<small>{escape_markdown(self.ended.get(i) or state.status())}</small>")
+            parts.append(f"<small>{escape_markdown(state.status())}</small>")
         return "\n\n".join(parts)
 
     def _bundle(self) -> dict[str, Any]:
@@ -199,8 +196,8 @@ class MarkdownView:
         display(self._bundle(), raw=True, display_id=self.display_id)
         self.started = True
 
-    def add(self, event: Event, panel: int = 0) -> None:
-        self.panels.get(panel).add(event)
+    def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None:
+        self.panels.get(panel).add(event, fold)
         self._update()
 
     def _update(self, force: bool = False) -> None:
@@ -216,11 +213,6 @@ class MarkdownView:
         self.throttle.mark()
         self.budget.spend(cost)
         self.updates += 1
-
-    def end_panel(self, panel: int, result: Result) -> None:
-        self.panels.get(panel)
-        self.ended[panel] = result.usage_line()
-        self._update(force=True)
 
     def finish(self, outcome: Outcome) -> None:
         self.budget.spend(static_finish(self.display_id, self.started, outcome, self.panels.titles))
