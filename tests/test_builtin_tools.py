@@ -11,17 +11,15 @@ from IPython.core.error import UsageError
 
 from writer_magics.answer.result import Result
 from writer_magics.display import TextView
+from writer_magics.display.sources import Source, sources, sources_markdown
 from writer_magics.send import execute
 from writer_magics.server import ServerHandle
 from writer_magics.tools.builtin import (
-    Source,
     builtin_tool,
     graph_tool,
     llm_tool,
     one_builtin,
     parse_llm_tool,
-    sources,
-    sources_markdown,
     translation_tool,
     web_search_tool,
 )

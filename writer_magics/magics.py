@@ -318,7 +318,7 @@ class WriterMagics(Magics):
         combination failed (the others' panels say what went wrong).
         """
         if opts.dry_run:
-            from writer_magics.display.markup import show_markdown
+            from writer_magics.display.finish import show_markdown
 
             client = self.client()
             for request in requests.values():
@@ -406,7 +406,7 @@ class WriterMagics(Magics):
 
     def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
         """Parse a ``--schema`` answer and draw the logprobs picture under the answer."""
-        from writer_magics.display.markup import show_html
+        from writer_magics.display.finish import show_html
         from writer_magics.tools import prepare as features
 
         picture = features.logprobs_html(answer)

@@ -11,6 +11,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
+from writer_magics.answer.markdown import escape_markdown, markdown_of
 from writer_magics.transport.events import (
     JSON,
     ChoiceFinished,
@@ -281,8 +282,6 @@ class Result:
 
     def _repr_markdown_(self) -> str:
         """The answer as Markdown, escaped for Jupyter's renderer (the text stays raw)."""
-        from writer_magics.display.markup import escape_markdown
-
         return escape_markdown(markdown_of(self))
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
@@ -317,32 +316,6 @@ def usage_json(usage: Usage) -> JSON:
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
     }
-
-
-def markdown_of(result: Result) -> str:
-    """The answer as Markdown: one section per choice when there are several."""
-    if len(result.choices) <= 1:
-        return _choice_markdown(result.choices[0]) if result.choices else ""
-    sections = [f"**Choice {c.index + 1}**\n\n{_choice_markdown(c)}" for c in result.choices]
-    return "\n\n---\n\n".join(sections)
-
-
-def _choice_markdown(choice: Choice) -> str:
-    """The text, or the tool calls when the text is empty or only whitespace.
-
-    Writer streams ``content: "\\n"`` between tool calls, so a whitespace-only text
-    with calls is a tool-call answer.
-    """
-    from writer_magics.display.markup import code_span
-
-    text = choice.text
-    if choice.tool_calls and not text.strip():
-        calls = [
-            code_span(f"{c['function']['name']}({c['function']['arguments']})")
-            for c in choice.tool_calls
-        ]
-        text = "Tool calls: " + ", ".join(calls)
-    return text
 
 
 def build_result(

@@ -147,14 +147,14 @@ class Sweep(Sequence[tuple["Params", Result]]):
         def line(cells: list[str]) -> str:
             return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
-        from writer_magics.display.markup import escape_markdown
+        from writer_magics.answer.markdown import escape_markdown
 
         table = "\n".join([line(header), line(["---"] * len(header)), *map(line, rows)])
         return escape_markdown(table)
 
     def _repr_html_(self) -> str:
         header, rows = self._table()
-        from writer_magics.display.markup import escape_html
+        from writer_magics.answer.markdown import escape_html
 
         head = "".join(f"<th>{escape_html(c)}</th>" for c in header)
         body = "".join(

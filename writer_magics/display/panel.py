@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from writer_magics.answer.markdown import code_span
 from writer_magics.answer.result import Accumulator, Choice, ChoiceState, Result, Status
 from writer_magics.display.blocks import renderable
-from writer_magics.display.markup import code_span
-from writer_magics.tools.builtin import sources_markdown
+from writer_magics.display.sources import sources_markdown
+from writer_magics.display.throttle import Clock
 from writer_magics.transport.events import Event, TextDelta
 
 
@@ -41,6 +42,15 @@ class Outcome:
         if index < len(self.reasons):
             return self.reasons[index]
         return self.reason
+
+
+#: The ``text/plain`` of a live view: what a frontend that cannot render it shows.
+PLACEHOLDER = "streaming answer… (the answer appears here when it is done)"
+
+
+def live_placeholder(header: str) -> str:
+    """The live view's one readable line: what is being asked, and that it is streaming."""
+    return f"{header} · {PLACEHOLDER}" if header else PLACEHOLDER
 
 
 class PanelState:
@@ -93,6 +103,30 @@ class PanelState:
         if self.first_text is None and not self.extras():
             return f"waiting… {elapsed:.1f} s"
         return f"streaming · ~{self.text_events} tokens · {elapsed:.1f} s"
+
+
+def panel_titles(panels: Sequence[str] | int) -> list[str]:
+    """Titles for the panels: given (a sweep's parameters) or ``Choice i`` for ``n``."""
+    if isinstance(panels, int):
+        return [f"Choice {i + 1}" for i in range(panels)] if panels > 1 else [""]
+    return list(panels) or [""]
+
+
+class PanelSet:
+    """The panels of a view; one appears on the fly if an event names a new one."""
+
+    def __init__(self, panels: Sequence[str] | int, clock: Clock) -> None:
+        self.clock = clock
+        self.states = [PanelState(title, clock) for title in panel_titles(panels)]
+
+    def get(self, index: int) -> PanelState:
+        while index >= len(self.states):
+            self.states.append(PanelState(f"Choice {len(self.states) + 1}", self.clock))
+        return self.states[index]
+
+    @property
+    def titles(self) -> list[str]:
+        return [s.title for s in self.states]
 
 
 def _extras(choice: ChoiceState) -> str:

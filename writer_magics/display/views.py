@@ -12,36 +12,26 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol, TextIO
 
-from IPython.core import display_functions, getipython
+from IPython.core import getipython
 
+from writer_magics.answer.markdown import escape_markdown
 from writer_magics.answer.result import Accumulator
 from writer_magics.display.blocks import renderable
-from writer_magics.display.markup import escape_markdown, markdown_bundle
+from writer_magics.display.finish import display, static_finish, update_display
 from writer_magics.display.panel import (
     Outcome,
-    PanelState,
-    final_markdown,
+    PanelSet,
     json_size,
+    live_placeholder,
+    panel_titles,
     sections,
     status_lines,
 )
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
 from writer_magics.transport.events import Event
 
-#: The ``text/plain`` of a live view: what a frontend that cannot render it shows.
-PLACEHOLDER = "streaming answer… (the answer appears here when it is done)"
-
-
-def live_placeholder(header: str) -> str:
-    """The live view's one readable line: what is being asked, and that it is streaming."""
-    return f"{header} · {PLACEHOLDER}" if header else PLACEHOLDER
-
-
 ViewKind = Literal["auto", "widget", "markdown", "text"]
 
-# IPython's display functions are untyped; these are the same functions, typed.
-display: Callable[..., Any] = display_functions.display
-update_display: Callable[..., Any] = display_functions.update_display
 get_ipython: Callable[[], Any] = getipython.get_ipython
 
 
@@ -58,50 +48,6 @@ class LiveView(Protocol):
     def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None: ...
 
     def finish(self, outcome: Outcome) -> None: ...
-
-
-def panel_titles(panels: Sequence[str] | int) -> list[str]:
-    """Titles for the panels: given (a sweep's parameters) or ``Choice i`` for ``n``."""
-    if isinstance(panels, int):
-        return [f"Choice {i + 1}" for i in range(panels)] if panels > 1 else [""]
-    return list(panels) or [""]
-
-
-class PanelSet:
-    """The panels of a view; one appears on the fly if an event names a new one."""
-
-    def __init__(self, panels: Sequence[str] | int, clock: Clock) -> None:
-        self.clock = clock
-        self.states = [PanelState(title, clock) for title in panel_titles(panels)]
-
-    def get(self, index: int) -> PanelState:
-        while index >= len(self.states):
-            self.states.append(PanelState(f"Choice {len(self.states) + 1}", self.clock))
-        return self.states[index]
-
-    @property
-    def titles(self) -> list[str]:
-        return [s.title for s in self.states]
-
-
-def static_finish(display_id: str, started: bool, outcome: Outcome, titles: Sequence[str]) -> int:
-    """Replace the live display with static output; returns the bytes it published.
-
-    The answer becomes one ``text/markdown`` (escaped for the renderer) + ``text/plain``
-    (as received) bundle, what saved notebooks, nbconvert and GitHub show with no
-    widget state, followed by the usage line as a separate ``text/plain`` output so it
-    never pollutes the answer.
-    """
-    answer = final_markdown(sections(outcome, titles))
-    usage = "\n".join(status_lines(outcome, titles))
-    first = markdown_bundle(answer) if answer else {"text/plain": usage}
-    show = update_display if started else display
-    show(first, raw=True, display_id=display_id)
-    sent = json_size(first)
-    if answer:
-        display({"text/plain": usage}, raw=True)
-        sent += json_size(usage)
-    return sent
 
 
 class TextView:

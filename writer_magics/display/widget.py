@@ -27,12 +27,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from writer_magics.answer.markdown import escape_markdown
 from writer_magics.answer.result import Accumulator
 from writer_magics.display.blocks import cut_long_tail, renderable, scan
-from writer_magics.display.markup import escape_markdown
-from writer_magics.display.panel import Outcome, PanelState, json_size
+from writer_magics.display.finish import display, static_finish
+from writer_magics.display.panel import Outcome, PanelSet, PanelState, json_size, live_placeholder
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
-from writer_magics.display.views import PanelSet, display, live_placeholder, static_finish
 from writer_magics.transport.events import Event
 
 #: Re-sending finished blocks in the tail until they cost this much, then sealing them
@@ -56,7 +56,7 @@ JSONDict = dict[str, Any]
 
 
 def _markdown_output(md: str) -> JSONDict:
-    """An Output widget's output showing ``md`` escaped for the renderer (see markup.py)."""
+    """An Output widget's output showing ``md`` escaped for the renderer (answer/markdown.py)."""
     data = {"text/markdown": escape_markdown(md)}
     return {"output_type": "display_data", "data": data, "metadata": {}}
 
