@@ -11,6 +11,7 @@ from IPython.core.error import UsageError
 
 from writer_magics.answer.result import Result
 from writer_magics.display import TextView
+from writer_magics.display.sources import Source, sources, sources_markdown
 from writer_magics.line.options import ChatOptions
 from writer_magics.request import (
     Request,
@@ -21,15 +22,9 @@ from writer_magics.request import (
     translation_tool,
     web_search_tool,
 )
-from writer_magics.send_execute import execute
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
-from writer_magics.tools.builtin import (
-    Source,
-    one_builtin,
-    parse_llm_tool,
-    sources,
-    sources_markdown,
-)
+from writer_magics.tools.builtin import one_builtin, parse_llm_tool
 from writer_magics.transport.client import ClientSettings, WriterClient
 from writer_magics.transport.loop import LoopThread
 

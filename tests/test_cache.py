@@ -14,7 +14,7 @@ import pytest
 from writer_magics.display import TextView
 from writer_magics.errors import CacheError, ReplayMissError
 from writer_magics.request import Request, chat_request, completion_request
-from writer_magics.send_execute import execute
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
 from writer_magics.transport.cache import (
     CachedAnswer,

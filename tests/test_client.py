@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from writer_magics.answer.result import Accumulator
 from writer_magics.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -29,7 +30,7 @@ from writer_magics.errors import (
 from writer_magics.request import chat_request, completion_request
 from writer_magics.server import ServerHandle, start_server
 from writer_magics.transport.client import ClientSettings, WriterClient, is_loopback, retry_wait
-from writer_magics.transport.events import Accumulator, Event, TextDelta
+from writer_magics.transport.events import Event, TextDelta
 from writer_magics.transport.loop import LoopThread
 
 KEY = "sk-client-test-SECRET-42"

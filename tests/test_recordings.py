@@ -25,11 +25,10 @@ from httpx_sse import EventSource
 from IPython.core.interactiveshell import InteractiveShell
 
 from tests.conftest import API_KEY, run
-from writer_magics.answer.result import Result, build_result
+from writer_magics.answer.result import Accumulator, Result, build_result
 from writer_magics.request import Endpoint
 from writer_magics.transport import events as api
 from writer_magics.transport.client import status_error
-from writer_magics.transport.events import Accumulator
 
 DATA = Path(__file__).parent / "data" / "writer-recordings"
 STREAM = (DATA / "writer-framework_palmyra-x-004_tool-calls.sse").read_bytes()

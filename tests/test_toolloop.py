@@ -18,7 +18,7 @@ from writer_magics.answer.result import Choice, Result
 from writer_magics.display import TextView
 from writer_magics.errors import ToolRoundsExceeded, WriterError
 from writer_magics.request import Request, chat_request
-from writer_magics.send_execute import execute
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
 from writer_magics.tools.functions import tool_definitions
 from writer_magics.tools.rounds import DECLINED, next_request, run_tool_rounds

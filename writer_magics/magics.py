@@ -32,10 +32,9 @@ from writer_magics.transport.loop import LoopThread
 # %load_ext fast: see bench/load.py.
 
 if TYPE_CHECKING:
-    from writer_magics.answer.result import Result
+    from writer_magics.answer.result import Outcomes, Result
     from writer_magics.display import ViewKind
     from writer_magics.send import Sender, SendSettings
-    from writer_magics.send_execute import Outcomes
     from writer_magics.tools.prepare import ChatFeatures
     from writer_magics.transport.client import WriterClient
 
@@ -277,8 +276,8 @@ class WriterMagics(Magics):
     def _keeping_partial(self, out: str | None) -> Iterator[None]:
         """An interrupted answer: ``-o NAME`` and ``last_result`` get the partial Result
         (``result.interrupted``); the history is left as it was (nothing is recorded)."""
+        from writer_magics.answer.result import Outcomes
         from writer_magics.errors import Interrupted
-        from writer_magics.send_execute import Outcomes
 
         try:
             yield
@@ -318,7 +317,7 @@ class WriterMagics(Magics):
         combination failed (the others' panels say what went wrong).
         """
         if opts.dry_run:
-            from writer_magics.display.markup import show_markdown
+            from writer_magics.display.finish import show_markdown
 
             client = self.client()
             for request in requests.values():
@@ -408,7 +407,7 @@ class WriterMagics(Magics):
 
     def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
         """Parse a ``--schema`` answer and draw the logprobs picture under the answer."""
-        from writer_magics.display.markup import show_html
+        from writer_magics.display.finish import show_html
         from writer_magics.tools import prepare as features
 
         picture = features.logprobs_html(answer)

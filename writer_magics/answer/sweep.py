@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from writer_magics.answer.result import Result
+from writer_magics.answer.markdown import escape_html, escape_markdown
+from writer_magics.answer.result import Outcomes, Result
 from writer_magics.errors import one_line
 
-if TYPE_CHECKING:  # options imports IPython and execute imports httpx: types only
+if TYPE_CHECKING:  # options imports IPython: types only
     from writer_magics.line.options import Params
-    from writer_magics.send_execute import Outcomes
 
 #: Parameter fields in table order (the fields of ``options.Params``).
 PARAM_FIELDS = ("model", "temperature", "top_p", "max_tokens", "system")
@@ -147,15 +147,11 @@ class Sweep(Sequence[tuple["Params", Result]]):
         def line(cells: list[str]) -> str:
             return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
-        from writer_magics.display.markup import escape_markdown
-
         table = "\n".join([line(header), line(["---"] * len(header)), *map(line, rows)])
         return escape_markdown(table)
 
     def _repr_html_(self) -> str:
         header, rows = self._table()
-        from writer_magics.display.markup import escape_html
-
         head = "".join(f"<th>{escape_html(c)}</th>" for c in header)
         body = "".join(
             "<tr>" + "".join(f"<td>{escape_html(c)}</td>" for c in row) + "</tr>" for row in rows

@@ -136,7 +136,7 @@ def show_entries(entries: list[LogEntry]) -> None:
         return
     rows = log_rows(entries)
 
-    from writer_magics.display.markup import show_markdown
+    from writer_magics.display.finish import show_markdown
 
     def md(cells: list[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"

@@ -32,8 +32,7 @@ from typing import Any
 
 from writer_magics.answer.result import Result
 from writer_magics.errors import ToolRoundsExceeded
-from writer_magics.request import JSON
-from writer_magics.send_execute import Request
+from writer_magics.request import JSON, Request
 from writer_magics.tools.functions import run_call
 
 __all__ = [

@@ -66,6 +66,7 @@ from writer_magics.transport.events import (
     ToolCallDelta,
     Usage,
     UsageReport,
+    merge_info,
 )
 
 FORMAT = "writer-magics-cache"
@@ -678,16 +679,14 @@ def collapse_info(events: Sequence[Event]) -> list[Event]:
     streamed = [e for e in events if isinstance(e, ResponseInfo) and not e.whole]
     if len(streamed) < 2:
         return list(events)
-    from writer_magics.transport.events import Accumulator
-
-    acc = Accumulator()
-    for info in streamed:
-        acc.add(info)
+    info: JSON = {}
+    for chunk in streamed:
+        merge_info(info, chunk.fields)
     last = streamed[-1]
     merged: list[Event] = []
     for event in events:
         if event is last:
-            merged.append(ResponseInfo(acc.info))
+            merged.append(ResponseInfo(info))
         elif not (isinstance(event, ResponseInfo) and not event.whole):
             merged.append(event)
     return merged
