@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from writer_magics import config as settings
 from writer_magics.errors import MalformedEventError, ServerSentError
 from writer_magics.transport import events as api
 from writer_magics.transport.events import (
@@ -72,9 +73,9 @@ def test_chat_request_tool_choice_by_name_is_the_function_form() -> None:
 
 
 def test_removed_model_warning_names_the_replacement() -> None:
-    warning = api.removed_model_warning("palmyra-med")
+    warning = settings.removed_model_warning("palmyra-med")
     assert warning is not None and "palmyra-x5" in warning and "2026-07-13" in warning
-    assert api.removed_model_warning("palmyra-x5") is None
+    assert settings.removed_model_warning("palmyra-x5") is None
 
 
 def chunk(**choice: object) -> str:

@@ -11,6 +11,7 @@ from IPython.core.error import UsageError
 
 from writer_magics.answer.result import Result
 from writer_magics.display import TextView
+from writer_magics.line.values import parse_llm_tool
 from writer_magics.send_execute import Request, execute
 from writer_magics.server import ServerHandle
 from writer_magics.tools.builtin import (
@@ -19,7 +20,6 @@ from writer_magics.tools.builtin import (
     graph_tool,
     llm_tool,
     one_builtin,
-    parse_llm_tool,
     sources,
     sources_markdown,
     translation_tool,

@@ -15,17 +15,16 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 from urllib.parse import quote, urlsplit
 
-from IPython.core.error import UsageError
+from writer_magics.line.options import ChatOptions
+from writer_magics.line.values import one_builtin_type
 
 __all__ = [
-    "OPTION_OF",
     "Source",
     "builtin_tool",
-    "check_language",
     "graph_tool",
     "llm_tool",
     "one_builtin",
-    "parse_llm_tool",
+    "options_tool",
     "sources",
     "sources_markdown",
     "translation_tool",
@@ -34,16 +33,6 @@ __all__ = [
 
 JSON: TypeAlias = dict[str, Any]
 TRANSLATION_MODEL = "palmyra-translate"
-#: ISO-639-1 (or -2) language code, optionally with an ISO-3166 region: en, fr, pt-BR.
-LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z]{2})?")
-#: The magic option that adds each built-in tool type (for error messages).
-OPTION_OF: Mapping[str, str] = {
-    "web_search": "--web-search",
-    "graph": "--graph",
-    "llm": "--llm-tool",
-    "translation": "--translate",
-    "vision": "a vision tool",
-}
 #: How much of a snippet to show under an answer.
 SNIPPET_CHARS = 160
 
@@ -98,25 +87,6 @@ def translation_tool(
     return {"type": "translation", "function": function}
 
 
-def parse_llm_tool(value: str) -> tuple[str, str]:
-    """``MODEL:DESCRIPTION`` (``palmyra-med:Medical questions``) as ``(model, description)``."""
-    model, colon, description = value.partition(":")
-    model, description = model.strip(), description.strip()
-    if not colon or not model or not description or any(c.isspace() for c in model):
-        raise UsageError(
-            f"--llm-tool expects MODEL:DESCRIPTION, e.g. --llm-tool "
-            f"'palmyra-med:Medical questions', got {value!r}"
-        )
-    return model, description
-
-
-def check_language(option: str, code: str) -> str:
-    """An ISO language code such as ``fr`` or ``pt-BR``; a UsageError otherwise."""
-    if not LANGUAGE_CODE.fullmatch(code):
-        raise UsageError(f"{option} expects a language code such as fr or pt-BR, got {code!r}")
-    return code
-
-
 def builtin_tool(
     *,
     web_search: bool = False,
@@ -144,13 +114,21 @@ def builtin_tool(
 
 def one_builtin(tools: Iterable[Mapping[str, Any]]) -> None:
     """Writer's rule: at most one built-in tool type per request (functions do not count)."""
-    kinds = list(dict.fromkeys(str(t.get("type")) for t in tools if t.get("type") != "function"))
-    if len(kinds) > 1:
-        flags = [OPTION_OF.get(k, k) for k in kinds]
-        named = ", ".join(flags[:-1]) + " and " + flags[-1]
-        raise UsageError(
-            f"Writer allows one built-in tool per request; got {named}. Use one of them per cell"
-        )
+    one_builtin_type(str(t.get("type")) for t in tools if t.get("type") != "function")
+
+
+def options_tool(opts: ChatOptions) -> JSON | None:
+    """The exact JSON of the one built-in tool ``opts`` ask for, or None."""
+    return builtin_tool(
+        web_search=opts.web_search,
+        include_domains=opts.include_domains,
+        exclude_domains=opts.exclude_domains,
+        graph_ids=opts.graph_ids,
+        subqueries=opts.subqueries,
+        llm=opts.llm_tool,
+        translate=opts.translate_to,
+        source=opts.translate_from,
+    )
 
 
 # --------------------------------------------------------------------------- sources

@@ -12,6 +12,7 @@ from typing import Any
 
 from writer_magics.answer.result import Result
 from writer_magics.line.options import ChatOptions
+from writer_magics.tools.builtin import options_tool
 from writer_magics.transport.events import JSON
 
 
@@ -44,7 +45,7 @@ def prepare(opts: ChatOptions, user_ns: Mapping[str, Any]) -> ChatFeatures:
 
         functions = resolve_tools(opts.tools, user_ns)
         tools.extend(tool_definitions(functions))
-    builtin = opts.builtin_tool
+    builtin = options_tool(opts)
     if builtin is not None:
         tools.append(builtin)
     schema = response_format = None

@@ -26,8 +26,10 @@ from writer_magics import __version__
 from writer_magics.config import (
     BASE_URL_VARIABLE,
     DEFAULT_BASE_URL,
+    DEFAULT_MODEL,
     KEY_VARIABLE,
     key_problem,
+    removed_model_warning,
 )
 from writer_magics.errors import (
     APIConnectionError,
@@ -47,7 +49,6 @@ from writer_magics.errors import (
     redact,
 )
 from writer_magics.transport.events import (
-    DEFAULT_MODEL,
     JSON,
     PATHS,
     ChoiceFinished,
@@ -58,7 +59,6 @@ from writer_magics.transport.events import (
     decode_response,
     decode_sse_data,
     error_description,
-    removed_model_warning,
 )
 
 T = TypeVar("T")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any, Literal, TypeAlias
 
 from writer_magics.errors import MalformedEventError, ServerSentError
@@ -19,18 +18,6 @@ from writer_magics.errors import MalformedEventError, ServerSentError
 Endpoint: TypeAlias = Literal["completions", "chat"]
 JSON: TypeAlias = dict[str, Any]
 
-DEFAULT_MODEL = "palmyra-x5"
-#: Models Writer removed, with the day; every one is replaced by palmyra-x5.
-REMOVED_MODELS: Mapping[str, date] = {
-    name: date(2026, 7, 13)
-    for name in (
-        "palmyra-x-003-instruct",
-        "palmyra-vision",
-        "palmyra-med",
-        "palmyra-fin",
-        "palmyra-creative",
-    )
-}
 PATHS: Mapping[Endpoint, str] = {"completions": "/v1/completions", "chat": "/v1/chat"}
 
 #: Message fields Writer returns on a chat message that carry tool output, kept as data.
@@ -132,16 +119,6 @@ def _tool_choice(choice: str | Mapping[str, Any] | None) -> str | JSON | None:
 
 def _drop_unset(body: JSON) -> JSON:
     return {k: v for k, v in body.items() if v is not None}
-
-
-def removed_model_warning(model: str, today: date | None = None) -> str | None:
-    """The migration hint for a removed (or soon removed) model; None for a current one."""
-    removed = REMOVED_MODELS.get(model.lower())
-    if removed is None:
-        return None
-    when = "was removed" if (today or date.today()) >= removed else "will be removed"
-    extra = " with image content parts" if model.lower() == "palmyra-vision" else ""
-    return f"{model} {when} on {removed.isoformat()}; use {DEFAULT_MODEL}{extra} instead."
 
 
 # --------------------------------------------------------------------------- events
