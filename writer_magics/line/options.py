@@ -280,8 +280,9 @@ def _sweep_size(opts: Options, found: Scan, max_sweep: int) -> tuple[str, ...]:
 
     Returns the note to show when identical combinations were sent once.
     """
-    sweeps = [o for o in options_of("chat" if isinstance(opts, ChatOptions) else "complete")]
-    raw = {o.long: len(_words(o, found) or [""]) for o in sweeps if o.param is not None}
+    kind = "chat" if isinstance(opts, ChatOptions) else "complete"
+    sweeps = [o for o in options_of(kind) if o.param is not None]
+    raw = {o.long: len(_words(o, found) or [""]) for o in sweeps}
     asked = math.prod(raw.values())
     count = len(opts.params)
     if count > max_sweep:
