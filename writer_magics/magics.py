@@ -22,7 +22,7 @@ from writer_magics import config as settings
 from writer_magics import request as bodies
 from writer_magics.answer.history import Call, Conversation, Sessions, Turn
 from writer_magics.errors import REDACTED, APIStatusError, WriterError, printable, redact
-from writer_magics.line import completion, options, prompt
+from writer_magics.line import completion, options, prompt, table
 from writer_magics.line.options import ChatOptions, Params
 from writer_magics.request import Request
 from writer_magics.transport import models
@@ -163,13 +163,13 @@ class WriterMagics(Magics):
 
     # ------------------------------------------------------------------ magics
 
-    @options.complete_arguments
+    @table.complete_arguments
     @no_var_expand
     @line_cell_magic
     def complete(self, line: str, cell: str | None = None) -> None:
         """Send the cell (or the rest of the line) to /v1/completions and stream the answer."""
         opts = options.parse_complete(
-            self.complete, line, self.user_ns, cell=cell is not None, **self._line_limits()
+            line, self.user_ns, cell=cell is not None, **self._line_limits()
         )
         self._warn(opts.warnings)
         text = self._render(cell, opts, "complete")
@@ -179,14 +179,12 @@ class WriterMagics(Magics):
             outcomes = self._send(requests, opts)
         self._keep(outcomes, opts.out)
 
-    @options.chat_arguments
+    @table.chat_arguments
     @no_var_expand
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None) -> None:
         """Send the cell as the next message of a conversation and stream the answer."""
-        opts = options.parse_chat(
-            self.chat, line, self.user_ns, cell=cell is not None, **self._line_limits()
-        )
+        opts = options.parse_chat(line, self.user_ns, cell=cell is not None, **self._line_limits())
         if opts.command is not None:
             from writer_magics.commands.chat import run_chat_command
 

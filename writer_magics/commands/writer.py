@@ -24,7 +24,7 @@ from typing import NoReturn
 from IPython.core.error import UsageError
 
 from writer_magics.answer.promptlog import LogEntry, PromptLog
-from writer_magics.line.options import split_words
+from writer_magics.line.scan import split_words
 from writer_magics.transport.cache import ResponseCache, unreadable
 
 USAGE = (
