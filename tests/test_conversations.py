@@ -179,7 +179,7 @@ def test_read_only_commands_and_failed_cells_create_no_session(
     assert failed(run(shell, "%%chat --session broken\nFails [[fault:400]]", cell_id="f"))
     assert failed(run(shell, "%%chat --new --session fresh\nFails [[fault:500]]", cell_id="g"))
     assert "No chat sessions yet" in everything(run(shell, "%chat --sessions"))
-    assert magics(shell).sessions.names() == []
+    assert list(magics(shell).sessions) == []
 
 
 def test_show_of_an_unknown_session_lists_the_names(
@@ -380,3 +380,14 @@ def test_a_cell_that_runs_other_cells_keeps_its_own_group(
     assert sent(server)[-1] == ["One", "Two"]
     run(shell, cell, cell_id="outer")  # a re-run replaces both turns
     assert shown_turns(shell) == ["One", "Two"]
+
+
+def test_undo_names_the_dropped_turn_by_the_one_preview(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    long_question = "Tell me   about\nthe sea " + "wave " * 20
+    run(shell, f"%%chat\n{long_question}", cell_id="u1")
+    line = everything(run(shell, "%chat --undo")).strip()
+    flat = " ".join(long_question.split())
+    assert line == f"Dropped the last turn of session 'default': {flat[:59] + '…'!r}"
+    assert shown_turns(shell) == []

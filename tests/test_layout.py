@@ -2,17 +2,13 @@
 
 The stage order: an earlier stage never imports a later one, not even lazily inside a
 function or under ``TYPE_CHECKING``; ``server/``, ``demo/`` and ``__main__`` stand beside
-and may import anything. The two target checks (stage order, the exact top-level
-listing) are ``xfail(strict=False)`` until the other restructure branches of issue 13
-are merged; the lead removes the marks then.
+and may import anything; the top level lists exactly the modules of the flow.
 """
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
-
-import pytest
 
 import writer_magics
 
@@ -104,7 +100,6 @@ def test_the_checker_sees_a_late_import(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.xfail(strict=False, reason="issue 13: holds once every restructure branch merged")
 def test_each_stage_imports_only_earlier_stages() -> None:
     assert _against_the_order() == []
 
@@ -114,7 +109,6 @@ def test_at_most_about_ten_modules_at_the_top_level() -> None:
     assert len(modules) <= 10, sorted(modules)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 13: send_execute.py merges into send.py (r-fold)")
 def test_the_top_level_reads_like_the_flow() -> None:
     modules = {p.stem for p in PACKAGE.glob("*.py")}
     folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}

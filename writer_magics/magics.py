@@ -7,6 +7,7 @@ the HTTP client, the loop thread, the current cell id) lives on this one instanc
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -33,6 +34,8 @@ from writer_magics.transport.loop import LoopThread
 
 if TYPE_CHECKING:
     from writer_magics.answer.result import Outcomes, Result
+    from writer_magics.answer.sweep import Sweep
+    from writer_magics.commands.status import Snapshot
     from writer_magics.display import ViewKind
     from writer_magics.send import Sender, SendSettings
     from writer_magics.tools.prepare import ChatFeatures
@@ -155,11 +158,12 @@ class WriterMagics(Magics):
         #: Model ids for Tab completion (one background GET /v1/models per kernel).
         self.models = models.ModelCatalog()
         self._matcher: Any = None
+        self._writer_parser: argparse.ArgumentParser | None = None
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
             shell.events.register("post_run_cell", self._forget_cell)
             shell.events.register("pre_run_cell", self._start_model_fetch)
-            self._matcher = completion.install(shell, self)
+            self._matcher = completion.install(shell, self._completion_sources)
 
     # ------------------------------------------------------------------ magics
 
@@ -177,7 +181,7 @@ class WriterMagics(Magics):
         requests = {p: bodies.completion(opts, p, text, stream=stream) for p in opts.params}
         with self._keeping_partial(opts.out):
             outcomes = self._send(requests, opts)
-        self._keep(outcomes, opts.out)
+        self._keep(_kept(outcomes), opts.out)
 
     @table.chat_arguments
     @no_var_expand
@@ -198,13 +202,20 @@ class WriterMagics(Magics):
         conversation = Conversation() if opts.new else self.sessions.conversation(opts.session)
         call = self._running[-1][1] if self._running else Call(None, self._executions)
         requests = self._chat_requests(opts, text, conversation, extras, call)
+        outcomes: Outcomes[Params] | None = None
+        answer: Result | None
+        added: list[dict[str, Any]] = []  # the tool exchange, recorded with the answer
         with self._keeping_partial(opts.out), self._explaining_length(opts, conversation, call):
-            outcomes, answer, added = self._answer(requests, opts, extras)
-        if answer is not None:
-            answer = self._present(answer, extras, opts.out)
-            self._record(conversation, call, opts, text, answer, added)
-        self._keep(outcomes, opts.out, answer)
-        return None
+            if extras.functions and not opts.dry_run:
+                answer, added = self._tool_rounds(requests, opts, extras)
+            else:
+                outcomes = self._send(requests, opts, session=opts.session)
+                answer = _single(outcomes, opts)
+        if answer is None:  # a dry run or a sweep: nothing to parse or record
+            return self._keep(_kept(outcomes), opts.out)
+        answer = self._present(answer, extras, opts.out)
+        self._record(conversation, call, opts, text, answer, added)
+        return self._keep(answer, opts.out)
 
     @line_magic
     def writer(self, line: str) -> None:
@@ -219,8 +230,53 @@ class WriterMagics(Magics):
             line,
             log=self.sender.prompt_log(settings),
             cache=self.sender.cache(settings),
-            commands={"models": lambda: run_models(self), "status": lambda: run_status(self)},
+            commands={
+                "models": lambda: run_models(self._snapshot()),
+                "status": lambda: run_status(self._snapshot()),
+            },
         )
+
+    def _snapshot(self) -> Snapshot:
+        """What ``%writer status`` / ``%writer models`` read, taken now."""
+        from writer_magics.commands.status import Snapshot
+
+        names = sorted(self.traits(config=True))
+        now = self._send_settings(use_cache=False)
+        return Snapshot(
+            settings={name: getattr(self, name) for name in names},
+            defaults={name: self.trait_defaults(name) for name in names},
+            sessions=self.sessions,
+            catalog=self.models,
+            secrets=self._secrets(),
+            replaying=now.replay_path is not None,
+            cache_on=now.use_cache,
+            cache_info=lambda: self.sender.cache(self._send_settings(use_cache=True)).info(),
+            prompt_log=lambda: self.sender.prompt_log(now),
+            client=self.client,
+            loop=self.loop,
+        )
+
+    def _completion_sources(self) -> completion.Sources:
+        """What Tab completion reads (at each Tab, all in memory)."""
+        return completion.Sources(
+            parsers=self._parser,
+            models=self.models.ids,
+            sessions=lambda: list(self.sessions),
+            namespace=self.user_ns,
+            hidden=getattr(self.shell, "user_ns_hidden", {}),
+            cwd=None,
+        )
+
+    def _parser(self, name: str) -> argparse.ArgumentParser:
+        """The argparse parser of magic ``name`` (``writer``: built once, then kept)."""
+        if name != "writer":
+            parser: argparse.ArgumentParser = getattr(self, name).parser
+            return parser
+        if self._writer_parser is None:
+            from writer_magics.commands.writer import writer_parser
+
+            self._writer_parser = writer_parser()
+        return self._writer_parser
 
     # ------------------------------------------------------------------ steps
 
@@ -256,7 +312,24 @@ class WriterMagics(Magics):
         self._running.append((info, call))
 
     def _start_model_fetch(self, info: Any) -> None:
-        models.start_background_fetch(self)
+        """Before a cell runs: start the kernel's one ``GET /v1/models`` if none started yet.
+
+        Nothing happens when ``fetch_models`` is off, in replay mode, or when the settings
+        cannot send (no key yet: tried again before the next cell). Never raises and never
+        waits for the answer.
+        """
+        if self.models.started or not self.fetch_models:
+            return
+        from writer_magics.transport.cache import replay_path
+
+        if replay_path() or self.replay:
+            return
+        try:
+            client = self.client()
+            client.check()
+        except Exception:  # no key / bad URL: nothing is sent, try before the next cell
+            return
+        self.models.start(self.loop, client)
 
     def _forget_cell(self, result: Any) -> None:
         # post_run_cell also comes for cells that never had a pre_run_cell (empty ones)
@@ -281,7 +354,7 @@ class WriterMagics(Magics):
             yield
         except Interrupted as interrupted:
             if interrupted.results:
-                self._keep(Outcomes(results=dict(interrupted.results), errors={}), out)
+                self._keep(_kept(Outcomes(results=dict(interrupted.results), errors={})), out)
             raise
 
     @contextlib.contextmanager
@@ -355,16 +428,6 @@ class WriterMagics(Magics):
             for p in opts.params
         }
 
-    def _answer(
-        self, requests: dict[Params, Request], opts: ChatOptions, extras: ChatFeatures
-    ) -> tuple[Outcomes[Params] | None, Result | None, list[dict[str, Any]]]:
-        """Send (with tool rounds when functions are offered); the answer of a plain cell."""
-        if extras.functions and not opts.dry_run:
-            answer, added = self._tool_rounds(requests, opts, extras)
-            return None, answer, added
-        outcomes = self._send(requests, opts, session=opts.session)
-        return outcomes, _single(outcomes, opts), []
-
     def _tool_rounds(
         self, requests: dict[Params, Request], opts: ChatOptions, extras: ChatFeatures
     ) -> tuple[Result, list[dict[str, Any]]]:
@@ -413,9 +476,8 @@ class WriterMagics(Magics):
             show_html(picture, features.logprobs_text(answer))
         try:
             return features.parse_answer(answer, extras)
-        except WriterError:
-            if out:  # the raw text is kept on -o too, not only on screen
-                self.user_ns[out] = answer
+        except WriterError:  # the raw text is kept on -o too, not only on screen
+            self._keep(answer, out, last=False)
             raise
 
     @property
@@ -443,25 +505,15 @@ class WriterMagics(Magics):
             log_path=_path(self.log_path),
         )
 
-    def _keep(
-        self, outcomes: Outcomes[Params] | None, out: str | None, answer: Result | None = None
-    ) -> None:
-        """Make the answer available: ``-o NAME`` and ``WriterMagics.last_result``.
-
-        One request keeps its Result (``answer`` when the caller refined it); a
-        sweep keeps a :class:`Sweep`.
-        """
+    def _keep(self, kept: Result | Sweep | None, out: str | None, *, last: bool = True) -> None:
+        """Make the answer available: ``-o NAME`` and (``last``) ``WriterMagics.last_result``
+        (a sweep's first Result). The one place ``-o`` is written."""
         from writer_magics.answer.result import Result
-        from writer_magics.answer.sweep import Sweep
 
-        kept: Any = answer
-        if outcomes is not None and len(outcomes.results) > 1:
-            kept = Sweep.from_outcomes(outcomes)
-        elif kept is None and outcomes is not None:
-            kept = next(iter(outcomes.results.values()))
         if kept is None:
             return
-        self.last_result = kept if isinstance(kept, Result) else kept.results[0]
+        if last:
+            self.last_result = kept if isinstance(kept, Result) else kept.results[0]
         if out:
             self.user_ns[out] = kept
 
@@ -527,6 +579,17 @@ def _common_system(requests: dict[Params, Request]) -> str | None:
         content = first.get("content") if first.get("role") == "system" else None
         found.add(content if isinstance(content, str) else None)
     return found.pop() if len(found) == 1 else None
+
+
+def _kept(outcomes: Outcomes[Params] | None) -> Result | Sweep | None:
+    """What a cell keeps: one request's Result, a :class:`Sweep` of several, or nothing."""
+    if outcomes is None or not outcomes.results:
+        return None
+    if len(outcomes.results) > 1:
+        from writer_magics.answer.sweep import Sweep
+
+        return Sweep.from_outcomes(outcomes)
+    return next(iter(outcomes.results.values()))
 
 
 def _single(outcomes: Outcomes[Params] | None, opts: options.Options) -> Result | None:

@@ -325,12 +325,6 @@ class Conversation:
                 self.system = self.system_key = None
         return turn
 
-    def reset(self) -> None:
-        """Forget all turns and the system prompt."""
-        self._turns.clear()
-        self._runs.clear()
-        self.system = self.system_key = None
-
     def estimate_tokens(self, turns: Sequence[Turn] | None = None) -> int:
         """A rough token count of ``turns`` (default: all) and the system prompt:
         characters / :data:`CHARS_PER_TOKEN`, rounded up."""
@@ -540,10 +534,6 @@ class Sessions(Mapping[str, Conversation]):
         """Session ``name``, or a new empty conversation that is not stored yet."""
         stored = self._data.get(name)
         return Conversation() if stored is None else stored
-
-    def names(self) -> list[str]:
-        """Session names in creation order."""
-        return list(self._data)
 
     def counts(self) -> dict[str, int]:
         """Number of turns per session."""

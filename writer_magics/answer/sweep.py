@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from writer_magics.answer.markdown import escape_html, escape_markdown
+from writer_magics.answer.preview import preview
 from writer_magics.answer.result import Outcomes, Result
 from writer_magics.errors import one_line
 
@@ -119,11 +120,11 @@ class Sweep(Sequence[tuple["Params", Result]]):
             rows.append(
                 [
                     *(_cell(getattr(params, name)) for name in columns),
-                    _preview(result.text),
+                    preview(result.text, PREVIEW_CHARS),
                     "" if tokens is None else str(tokens),
                     _seconds(result.timing.first_token),
                     _seconds(result.timing.total),
-                    f"{result.status}: {_preview(error, 40)}" if error else result.status,
+                    f"{result.status}: {preview(error, 40)}" if error else result.status,
                 ]
             )
         return header, rows
@@ -164,13 +165,7 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:g}"
-    return _preview(str(value), 30)
-
-
-def _preview(text: str | None, limit: int = PREVIEW_CHARS) -> str:
-    """One line of at most ``limit`` characters."""
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return preview(str(value), 30)
 
 
 def _seconds(value: float | None) -> str:

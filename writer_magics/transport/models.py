@@ -21,7 +21,6 @@ from writer_magics.config import DEFAULT_MODEL, REMOVED_MODELS
 from writer_magics.errors import MalformedEventError
 
 if TYPE_CHECKING:
-    from writer_magics.magics import WriterMagics
     from writer_magics.transport.client import WriterClient
     from writer_magics.transport.loop import LoopThread
 
@@ -128,24 +127,3 @@ class ModelCatalog:
     def cancel(self) -> None:
         if self._future is not None and not self._future.done():
             self._future.cancel()
-
-
-def start_background_fetch(magics: WriterMagics) -> None:
-    """Before a cell runs: start the kernel's one ``GET /v1/models`` if none started yet.
-
-    Nothing happens when ``WriterMagics.fetch_models`` is off, in replay mode, or when
-    the settings cannot send (no key yet: tried again before the next cell). Never
-    raises and never waits for the answer.
-    """
-    if magics.models.started or not magics.fetch_models:
-        return
-    from writer_magics.transport.cache import replay_path
-
-    if replay_path() or magics.replay:
-        return
-    try:
-        client = magics.client()
-        client.check()
-    except Exception:  # no key / bad URL: nothing is sent, try before the next cell
-        return
-    magics.models.start(magics.loop, client)
