@@ -395,6 +395,7 @@ class Conversation:
             # Labels on their own line, so a message that starts with a list or a code
             # fence still renders as one.
             lines += ["**You:**", "", turn.user, ""]
+            lines += _image_lines(turn)
             tools = _tool_names(turn)
             if tools:
                 lines += [f"*Tools called: {', '.join(tools)}*", ""]
@@ -478,6 +479,15 @@ def _texts(message: Message) -> Iterator[str]:
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict) and isinstance(function.get("arguments"), str):
             yield function["arguments"]
+
+
+def _image_lines(turn: Turn) -> list[str]:
+    """Thumbnails of the images the turn's question carried (none for most turns)."""
+    if not turn.messages:
+        return []
+    from writer_magics.images import markdown_lines
+
+    return markdown_lines(turn.messages)
 
 
 def _tool_names(turn: Turn) -> list[str]:

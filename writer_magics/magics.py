@@ -79,6 +79,11 @@ class WriterMagics(Magics):
     log = Bool(True, help="Append every request and answer to the local prompt log.").tag(
         config=True
     )
+    max_image_bytes = Int(
+        5 * 1024 * 1024,
+        help="Largest image %%chat --image sends (bytes); larger ones are shrunk with Pillow "
+        "or refused.",
+    ).tag(config=True)
     log_path = Unicode("", help="Prompt log file (default: log.sqlite3 in the data dir).").tag(
         config=True
     )
@@ -90,6 +95,7 @@ class WriterMagics(Magics):
         "max_concurrency",
         "max_tool_rounds",
         "max_retries",
+        "max_image_bytes",
     )
     def _positive(self, proposal: Any) -> Any:
         """Bad settings are refused when set, not when a request fails later."""
@@ -150,16 +156,20 @@ class WriterMagics(Magics):
         text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%chat")
         from writer_magics import features
 
-        extras = features.prepare(opts, self.user_ns)
+        extras = features.prepare(opts, self.user_ns, max_image_bytes=self.max_image_bytes)
         # Not stored until an answer is recorded: a failed cell creates no session.
         conversation = Conversation() if opts.new else self.sessions.conversation(opts.session)
         call = self._running[-1][1] if self._running else Call(None, self._executions)
         requests = self._chat_requests(opts, text, conversation, extras, call)
+        if extras.images and not opts.dry_run:
+            from writer_magics.images import show
+
+            show(extras.images)
         with self._keeping_partial(opts.out), self._explaining_length(opts, conversation, call):
             outcomes, answer, added = self._answer(requests, opts, extras)
         if answer is not None:
             answer = self._present(answer, extras, opts.out)
-            self._record(conversation, call, opts, text, answer, added)
+            self._record(conversation, call, opts, text, answer, added, extras)
         self._keep(outcomes, opts.out, answer)
         return None
 
@@ -268,11 +278,16 @@ class WriterMagics(Magics):
         call: Call,
     ) -> dict[Params, Request]:
         """One request per parameter set, each carrying the turns before this call."""
+        from writer_magics.images import attach
+
         return {
             p: bodies.chat(
                 opts,
                 p,
-                conversation.messages_for(call, text, p.system, history=opts.history),
+                attach(
+                    conversation.messages_for(call, text, p.system, history=opts.history),
+                    extras.images,
+                ),
                 stream=opts.stream and self.stream,
                 extras=extras.body_fields,
             )
@@ -320,9 +335,16 @@ class WriterMagics(Magics):
         text: str,
         answer: Result,
         added: list[dict[str, Any]],
+        extras: ChatFeatures,
     ) -> None:
-        """Remember a successful turn (a tool exchange with all its messages)."""
-        messages = [{"role": "user", "content": text}, *added] if added else []
+        """Remember a successful turn (a tool exchange with all its messages; a question
+        with images keeps them, so later cells send them again)."""
+        from writer_magics.images import user_message
+
+        user = user_message(text, extras.images)
+        messages = [user, *added] if added else []
+        if extras.images and not added:
+            messages = [user, {"role": "assistant", "content": answer.text}]
         turn = Turn(key="", user=text, assistant=answer.text, messages=tuple(messages))
         conversation.record(call, turn, system=opts.params[0].system)
         self.sessions.replace(opts.session, conversation)
@@ -468,7 +490,9 @@ def _body(cell: str | None, line_prompt: str | None) -> str:
 
 
 def dry_run_markdown(url: str, body: dict[str, Any], key: str | None) -> Markdown:
-    shown = redact(json.dumps(body, indent=2, ensure_ascii=False), [key])
+    from writer_magics.images import shorten_data_urls
+
+    shown = redact(json.dumps(shorten_data_urls(body), indent=2, ensure_ascii=False), [key])
     auth = f"Bearer {REDACTED}" if key else "(no API key set)"
     return Markdown(
         f"**Dry run**: nothing was sent.\n\n`POST {url}`  \n`Authorization: {auth}`\n\n"

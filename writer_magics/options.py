@@ -177,6 +177,8 @@ class ChatOptions(Options):
     """``--source LANG``: the source language code (only with ``--translate``)."""
     schema: str | None = None
     """``--schema NAME``: a pydantic model class or JSON-schema dict (``structured``)."""
+    images: tuple[str, ...] = ()
+    """``--image SOURCE`` values as given (resolve with ``images.resolve``)."""
 
     @property
     def builtin_tool(self) -> dict[str, Any] | None:
@@ -246,6 +248,7 @@ class _Spec:
 _GROUPS = {
     "generation": "model and sampling",
     "tools": "tools, built-in tools and structured output",
+    "images": "images",
     "output": "output",
     "session": "conversation",
     "command": "chat commands (line form, e.g. %chat --show)",
@@ -399,6 +402,19 @@ _SPECS: tuple[_Spec, ...] = (
         example="Answer",
         magics=_CHAT,
         group="tools",
+        names_object=True,
+    ),
+    _Spec(
+        ("--image",),
+        "Send an image with the prompt (palmyra-x5 only); repeatable. A variable holding a "
+        "matplotlib Figure or Axes, a Pillow Image, an IPython Image or image bytes; a PNG, "
+        "JPEG, GIF or WebP file; or an https:// or data:image/ URL. Over 5 MB: shrunk with "
+        "Pillow, else refused.",
+        "SOURCE",
+        repeat=True,
+        example="fig",
+        magics=_CHAT,
+        group="images",
         names_object=True,
     ),
     _Spec(("--no-stream",), "Wait for the whole answer instead of streaming it.", group="output"),
@@ -962,6 +978,10 @@ def parse_chat(
             )
         if scan.prompt is not None:
             raise UsageError(f"%chat --{command.value} takes no prompt text, got {scan.prompt!r}")
+        if ns.image:
+            raise UsageError(
+                f"--image sends an image with a prompt; %chat --{command.value} does not take it"
+            )
         if command in (ChatCommand.SAVE, ChatCommand.LOAD):
             path = getattr(ns, command.value)
             if not path or not path.strip():
@@ -979,6 +999,7 @@ def parse_chat(
         logprobs=ns.logprobs,
         command=command,
         path=path,
+        images=tuple(ns.image or ()),
         **_tool_options(ns),
     )
     if opts.tools and (opts.is_sweep or (opts.n or 1) > 1):

@@ -27,6 +27,7 @@ from typing import Any
 from writer_magics.api import JSON
 from writer_magics.errors import WriterError, redact
 from writer_magics.files import write_atomically
+from writer_magics.images import for_log, text_of
 from writer_magics.result import Result
 
 SCHEMA_VERSION = 1
@@ -108,7 +109,7 @@ class LogEntry:
             return self.prompt
         for message in reversed(self.messages or []):
             if message.get("role") == "user":
-                return str(message.get("content") or "")
+                return text_of(message.get("content"))
         return ""
 
     def to_json(self) -> JSON:
@@ -258,7 +259,7 @@ def _row(result: Result, status: str, error: str | None, api_key: str | None) ->
         result.model,
         clean(_dumps(params)),
         None if prompt is None else clean(str(prompt)),
-        None if messages is None else clean(_dumps(messages)),
+        None if messages is None else clean(_dumps(for_log(messages))),
         clean(result.text),
         usage.prompt_tokens if usage else None,
         usage.completion_tokens if usage else None,
