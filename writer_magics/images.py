@@ -451,7 +451,7 @@ def images_in(content: Any) -> list[ChatImage]:
         for part in content:
             image = part.get("image_url") if isinstance(part, dict) else None
             url = image.get("url") if isinstance(image, dict) else None
-            if part.get("type") == "image_url" and isinstance(url, str):
+            if isinstance(url, str) and part.get("type") == "image_url":
                 found.append(ChatImage.from_url(url))
     return found
 
@@ -464,8 +464,22 @@ def text_of(content: Any) -> str:
     for part in content:
         if isinstance(part, dict) and part.get("type") == "text":
             pieces.append(str(part.get("text", "")))
-    pieces += [f"[image: {image.label()}]" for image in images_in(content)]
+    for part in content:
+        image = part.get("image_url") if isinstance(part, dict) else None
+        if isinstance(image, dict) and part.get("type") == "image_url":
+            pieces.append(f"[image: {_label_of(image)}]")
     return " ".join(p for p in pieces if p)
+
+
+def _label_of(image: Mapping[str, Any]) -> str:
+    """The label of a fragment's ``image_url``: sent (a URL) or logged (a summary)."""
+    url = image.get("url")
+    if isinstance(url, str):
+        return ChatImage.from_url(url).label()
+    kind = str(image.get("type", "image")).rpartition("/")[2].upper()
+    size = image.get("bytes")
+    size_text = human_size(size) if isinstance(size, int) else "? bytes"
+    return f"{image.get('width')}×{image.get('height')} {kind}, {size_text}"
 
 
 # --------------------------------------------------------------------------- shown, logged
