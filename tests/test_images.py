@@ -208,7 +208,8 @@ def test_thumbnail_above_the_answer_and_a_plain_label(
     draw(shell)
     captured = run(shell, "%%chat --image fig\nExplain.")
     first = captured.outputs[0].data
-    size = len(base64.b64decode(last_body(server)["messages"][0]["content"][1]["image_url"]["url"].split(",")[1]))
+    url = last_body(server)["messages"][0]["content"][1]["image_url"]["url"]
+    size = len(base64.b64decode(url.split(",")[1]))
     assert first["text/plain"] == f"[image: 640×480 PNG, {round(size / 1024)} KB]"
     assert '<img src="data:image/png;base64,' in first["text/html"]
     # A thumbnail, not the full image: far smaller than what was sent.
@@ -415,6 +416,4 @@ def test_server_refuses_a_broken_data_url_and_an_image_for_another_model(
     assert plain.status_code == 400
     good = post("palmyra-x5", data_url(encoded("WEBP", (12, 34)), "image/webp"))
     assert good.status_code == 200
-    assert good.json()["choices"][0]["message"]["content"].startswith(
-        "I see 1 image: 12×34 WEBP."
-    )
+    assert good.json()["choices"][0]["message"]["content"].startswith("I see 1 image: 12×34 WEBP.")
