@@ -199,6 +199,43 @@ def test_a_sweep_of_temperatures_sends_the_image_in_every_request(
     assert all(len(r.body["messages"][0]["content"]) == 2 for r in server.requests)
 
 
+def test_an_ipython_image_by_address_is_sent_as_its_url(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    shell.run_cell(
+        "from IPython.display import Image\n"
+        "remote = Image(url='https://example.com/plot.png', embed=False)\n"
+    )
+    run(shell, "%%chat --image remote\nWhat is it?")
+    assert last_body(server)["messages"] == [asked("What is it?", "https://example.com/plot.png")]
+
+
+def test_function_calling_rounds_carry_the_image_and_history_keeps_it(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    shell.run_cell(
+        "def get_weather(city: str) -> str:\n"
+        '    """Current weather for a city."""\n'
+        "    return f'18C in {city}'\n"
+    )
+    shell.user_ns["raw"] = encoded("PNG")
+    captured = run(
+        shell, "%%chat --image raw --tools get_weather\nUse get_weather for Paris please", "w"
+    )
+    assert captured.result.error_in_exec is None, everything(captured)  # type: ignore[attr-defined]
+    first, second = (r.body for r in server.requests)
+    image = {"type": "image_url", "image_url": {"url": data_url(encoded("PNG"), "image/png")}}
+    assert first["messages"][0]["content"][1] == image
+    assert second["messages"][0]["content"][1] == image
+    assert [o.data.get("text/plain", "").startswith("[image:") for o in captured.outputs].count(
+        True
+    ) == 1  # the thumbnail is shown once, not once per round
+    run(shell, "%%chat\nAnd tomorrow?", cell_id="next")
+    later = last_body(server)["messages"]
+    assert [m["role"] for m in later] == ["user", "assistant", "tool", "assistant", "user"]
+    assert later[0]["content"][1] == image
+
+
 # ---------------------------------------------------------------- display
 
 
@@ -374,6 +411,7 @@ def test_an_image_over_the_limit_without_pillow_is_refused(
         ("%%complete --image fig\nQ", "--image is a %%chat option; %%complete does not take it"),
         ("%chat --show --image fig", "%chat --show does not take it"),
         ("%%chat --image\nQ", "--image needs a value"),
+        ("%%chat --image fig -m palmyra-vision\nQ", "palmyra-vision does not accept images"),
     ],
 )
 def test_bad_input_is_one_line_and_sends_nothing(

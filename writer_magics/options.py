@@ -1002,6 +1002,10 @@ def parse_chat(
         images=tuple(ns.image or ()),
         **_tool_options(ns),
     )
+    if opts.images:  # before the removed-model warning: a refused cell says one line
+        from writer_magics.images import check_models
+
+        check_models(opts.models)
     if opts.tools and (opts.is_sweep or (opts.n or 1) > 1):
         what = "a sweep" if opts.is_sweep else "-n above 1"
         raise UsageError(
