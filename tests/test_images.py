@@ -367,7 +367,7 @@ def test_an_image_over_the_default_limit_is_shrunk_with_pillow(
     assert len(sent) <= 5 * 1024 * 1024
     assert sent_image(url).width < 1400
     assert "Shrunk big from 1400×1400 PNG, 5." in captured.stderr
-    assert "to fit the 5.0 MB image limit" in captured.stderr
+    assert "to fit the 5 MB image limit" in captured.stderr
 
 
 def test_an_image_over_the_limit_without_pillow_is_refused(

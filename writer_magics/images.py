@@ -159,12 +159,13 @@ class ChatImage:
 
 
 def human_size(count: int) -> str:
-    """``812 bytes``, ``34 KB``, ``7.9 MB`` (1 KB = 1024 bytes)."""
+    """``812 bytes``, ``34 KB``, ``5 MB``, ``7.9 MB`` (1 KB = 1024 bytes)."""
     if count < 1024:
         return f"{count} bytes"
     if count < 1024 * 1024:
         return f"{max(1, round(count / 1024))} KB"
-    return f"{count / (1024 * 1024):.1f} MB"
+    megabytes = f"{count / (1024 * 1024):.1f}"
+    return f"{megabytes.removesuffix('.0')} MB"
 
 
 def _short(text: str, width: int) -> str:

@@ -408,8 +408,8 @@ _SPECS: tuple[_Spec, ...] = (
         ("--image",),
         "Send an image with the prompt (palmyra-x5 only); repeatable. A variable holding a "
         "matplotlib Figure or Axes, a Pillow Image, an IPython Image or image bytes; a PNG, "
-        "JPEG, GIF or WebP file; or an https:// or data:image/ URL. Over 5 MB: shrunk with "
-        "Pillow, else refused.",
+        "JPEG, GIF or WebP file; or an https:// or data:image/ URL. Over 5 MB "
+        "(WriterMagics.max_image_bytes): shrunk with Pillow, else refused.",
         "SOURCE",
         repeat=True,
         example="fig",
