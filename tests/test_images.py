@@ -128,6 +128,8 @@ def test_a_figure_is_sent_as_png_at_100_dpi_after_the_text(
     assert list(image["image_url"]) == ["url"]
     assert image["image_url"]["url"].startswith("data:image/png;base64,iVBOR")
     assert sent_image(image["image_url"]["url"]) == imagefmt.ImageFormat("PNG", 640, 480)
+    shell.run_cell("import io; _b = io.BytesIO(); fig.savefig(_b, format='png', dpi=100)")
+    assert image["image_url"]["url"] == data_url(shell.user_ns["_b"].getvalue(), "image/png")
     assert last_body(server)["model"] == "palmyra-x5"
     # The bundled server read the bytes and says what it saw.
     assert "I see 1 image: 640×480 PNG." in everything(captured)
@@ -171,7 +173,8 @@ def test_pillow_and_ipython_images(shell: InteractiveShell, server: ServerHandle
     run(shell, "%%chat --image pic --image shown\nCompare them.")
     content = last_body(server)["messages"][0]["content"]
     assert [p["type"] for p in content] == ["text", "image_url", "image_url"]
-    assert sent_image(content[1]["image_url"]["url"]) == imagefmt.ImageFormat("PNG", 40, 10)
+    shell.run_cell("_p = io.BytesIO(); pic.save(_p, format='PNG')")
+    assert content[1]["image_url"]["url"] == data_url(shell.user_ns["_p"].getvalue(), "image/png")
     jpeg = shell.user_ns["shown"].data
     assert content[2]["image_url"]["url"] == data_url(jpeg, "image/jpeg")
 
@@ -455,3 +458,14 @@ def test_server_refuses_a_broken_data_url_and_an_image_for_another_model(
     good = post("palmyra-x5", data_url(encoded("WEBP", (12, 34)), "image/webp"))
     assert good.status_code == 200
     assert good.json()["choices"][0]["message"]["content"].startswith("I see 1 image: 12×34 WEBP.")
+
+
+def test_a_huge_file_is_refused_without_reading_it(
+    shell: InteractiveShell, server: ServerHandle, tmp_path: Path
+) -> None:
+    huge = tmp_path / "huge.png"
+    with huge.open("wb") as handle:
+        handle.truncate(101 * 1024 * 1024)  # sparse: nothing is written
+    line = refused(run(shell, f"%%chat --image {huge}\nQ"))
+    assert "the file is 101 MB, too large to read" in line
+    assert server.requests == []

@@ -69,6 +69,8 @@ FIGURE_DPI = 100
 THUMBNAIL_PIXELS = 128
 #: Without Pillow a thumbnail is the image itself, only when at most this large.
 RAW_THUMBNAIL_BYTES = 256 * 1024
+#: Files larger than this are not read at all (even Pillow would not help in reason).
+MAX_READ_BYTES = 100 * 1024 * 1024
 #: Times an oversized image is scaled down before giving up.
 SHRINK_STEPS = 8
 
@@ -257,6 +259,13 @@ def _from_file(source: str, max_bytes: int, *, named: bool) -> ChatImage:
     if path.is_dir():
         raise UsageError(f"--image {source}: is a directory, not an image file")
     try:
+        size = path.stat().st_size
+        if size > MAX_READ_BYTES:
+            raise UsageError(
+                f"--image {source}: the file is {human_size(size)}, too large to read "
+                f"(the limit is {human_size(max_bytes)}; files up to "
+                f"{human_size(MAX_READ_BYTES)} are shrunk with Pillow)"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"--image {source}: cannot read it ({exc.strerror or exc})") from None
