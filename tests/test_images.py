@@ -415,6 +415,10 @@ def test_an_image_over_the_limit_without_pillow_is_refused(
         ("%chat --show --image fig", "%chat --show does not take it"),
         ("%%chat --image\nQ", "--image needs a value"),
         ("%%chat --image fig -m palmyra-vision\nQ", "palmyra-vision does not accept images"),
+        (
+            "%%chat --image fig -m palmyra-x4 -m palmyra-x5,palmyra-med\nQ",
+            "palmyra-x4, palmyra-med do not accept images (use -m palmyra-x5)",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_sends_nothing(

@@ -183,7 +183,8 @@ def check_models(models: Iterable[str]) -> None:
     if others:
         which = ", ".join(others)
         raise UsageError(
-            f"--image works only with {IMAGE_MODEL}; {which} does not accept images "
+            f"--image works only with {IMAGE_MODEL}; {which} "
+            f"{'does' if len(others) == 1 else 'do'} not accept images "
             f"(use -m {IMAGE_MODEL})"
         )
 
