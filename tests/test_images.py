@@ -473,3 +473,25 @@ def test_a_huge_file_is_refused_without_reading_it(
     line = refused(run(shell, f"%%chat --image {huge}\nQ"))
     assert "the file is 101 MB, too large to read" in line
     assert server.requests == []
+
+
+def test_without_pillow_a_small_image_is_its_own_thumbnail(
+    shell: InteractiveShell, server: ServerHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = encoded("PNG")
+    shell.user_ns["raw"] = data
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    captured = run(shell, "%%chat --image raw\nWhat colour?")
+    html = captured.outputs[0].data["text/html"]
+    assert f'src="{data_url(data, "image/png")}"' in html
+    assert captured.outputs[0].data["text/plain"] == f"[image: 30×20 PNG, {len(data)} bytes]"
+
+
+def test_the_module_needs_neither_matplotlib_nor_pillow() -> None:
+    import subprocess
+
+    code = (
+        "import sys; import writer_magics.images, writer_magics.imagefmt; "
+        "assert not {'PIL', 'matplotlib'} & set(sys.modules), sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
