@@ -17,7 +17,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 
-from writer_magics import imagefmt
+from writer_magics.line import imagefmt
 from writer_magics.server import ServerHandle
 
 matplotlib = pytest.importorskip("matplotlib")
@@ -290,9 +290,10 @@ def test_follow_up_carries_the_image_and_save_load_keep_it(
 
     shown = run(shell, "%chat --show")
     markdown = shown.outputs[0].data["text/markdown"]
-    assert '<img src="data:image/png;base64,' in markdown
-    assert "[image: 640×480 PNG" in markdown
+    assert "![image: 640×480 PNG, " in markdown and "](data:image/png;base64,iVBOR" in markdown
     assert len(markdown) < len(image["image_url"]["url"])  # a thumbnail
+    plain = shown.outputs[0].data["text/plain"]
+    assert "[image: 640×480 PNG, " in plain and "base64" not in plain
 
     path = tmp_path / "chat.json"
     run(shell, f"%chat --save {path}")
@@ -491,7 +492,7 @@ def test_the_module_needs_neither_matplotlib_nor_pillow() -> None:
     import subprocess
 
     code = (
-        "import sys; import writer_magics.images, writer_magics.imagefmt; "
+        "import sys; import writer_magics.line.images, writer_magics.line.imagefmt; "
         "assert not {'PIL', 'matplotlib'} & set(sys.modules), sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -15,7 +15,7 @@ import pytest
 from nbclient import NotebookClient
 
 from tests.kernel_env import NOTEBOOK_DIR, NOTEBOOKS, kernel_env, markdown_outputs, model_cells
-from writer_magics import demo
+from writer_magics.demo import run as demo
 from writer_magics.server import ServerHandle
 
 EXPECTED = {"quickstart.ipynb", "prompt-engineering.ipynb", "teaching.ipynb", "images.ipynb"}
@@ -86,7 +86,7 @@ def test_images_notebook_sends_the_chart_and_keeps_the_thumbnail(
     notebook keeps a thumbnail and the ``[image: ...]`` line; the follow-up carries it."""
     import base64
 
-    from writer_magics import imagefmt
+    from writer_magics.line import imagefmt
 
     nb = nbformat.read(NOTEBOOK_DIR / "images.ipynb", as_version=4)
     NotebookClient(
@@ -119,4 +119,4 @@ def test_images_notebook_sends_the_chart_and_keeps_the_thumbnail(
     assert found == imagefmt.ImageFormat("PNG", 400, 300)
     assert follow_up["messages"][0] == first["messages"][0]
     shown = next(c for c in nb.cells if c.source == "%chat --show")
-    assert '<img src="data:image/png;base64,' in markdown_outputs(shown)[0]
+    assert "](data:image/png;base64,iVBOR" in markdown_outputs(shown)[0]

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..imagefmt import decode_data_url, sniff
+from ..line.imagefmt import decode_data_url, sniff
 from . import templates as tpl
 from .generator import Choice, Fixed, Sampler, Segment
 from .tokens import content_text

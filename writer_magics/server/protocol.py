@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..imagefmt import decode_data_url, sniff
+from ..line.imagefmt import decode_data_url, sniff
 
 #: Models that answer chat and completions.
 KNOWN_MODELS = ("palmyra-x5", "palmyra-x4")
