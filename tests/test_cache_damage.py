@@ -22,6 +22,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 
 from tests.conftest import API_KEY
+from writer_magics.request import chat_request
 from writer_magics.server import ServerHandle
 from writer_magics.transport import events as api
 from writer_magics.transport.cache import CacheError, ResponseCache
@@ -277,7 +278,7 @@ def test_the_key_in_answers_and_tool_results_is_redacted_in_the_cache_and_export
 def test_tool_results_in_the_request_are_redacted_and_still_found(tmp_path: Path) -> None:
     key = "sk-tool-SECRET-123456"
     cache = ResponseCache(tmp_path / "c.jsonl", secrets=lambda: [key])
-    body = api.chat_request(
+    body = chat_request(
         model="palmyra-x5",
         messages=[
             {"role": "user", "content": "read the env"},
@@ -329,7 +330,8 @@ def test_a_key_spelled_over_several_logprob_tokens_is_redacted(tmp_path: Path) -
     cache.put("chat", {"model": "m", "messages": []}, events)
     stored = cache.path.read_text(encoding="utf-8")
     assert "SECRET" not in stored
-    (entry,) = cache.entries()
+    entry = cache.get("chat", {"model": "m", "messages": []})
+    assert entry is not None and len(cache) == 1
     (logprobs,) = [e for e in entry.events if isinstance(e, api.LogprobsDelta)]
     assert [t["token"] for t in logprobs.tokens] == [
         "Key: ", "[REDACTED]", "[REDACTED]", "[REDACTED]", " done",

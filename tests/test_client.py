@@ -26,8 +26,8 @@ from writer_magics.errors import (
     WriterError,
     redact,
 )
+from writer_magics.request import chat_request, completion_request
 from writer_magics.server import ServerHandle, start_server
-from writer_magics.transport import events as api
 from writer_magics.transport.client import ClientSettings, WriterClient, is_loopback, retry_wait
 from writer_magics.transport.events import Accumulator, Event, TextDelta
 from writer_magics.transport.loop import LoopThread
@@ -49,7 +49,7 @@ def make_client(server: ServerHandle, **overrides: Any) -> WriterClient:
 
 
 def chat_body(text: str, **extra: Any) -> dict[str, Any]:
-    return api.chat_request(
+    return chat_request(
         model=extra.pop("model", "palmyra-x5"),
         messages=[{"role": "user", "content": text}],
         **extra,
@@ -85,7 +85,7 @@ def test_streamed_chat_arrives_in_pieces_with_usage(loop: LoopThread, server: Se
 def test_non_streaming_chat_and_completions(loop: LoopThread, server: ServerHandle) -> None:
     acc, error = collect(loop, make_client(server), chat_body("Hello", stream=False))
     assert error is None and acc.choice(0).text
-    body = api.completion_request(model="palmyra-x5", prompt="Once upon a time", stream=False)
+    body = completion_request(model="palmyra-x5", prompt="Once upon a time", stream=False)
     acc, error = collect(loop, make_client(server), body, "completions")
     assert error is None and acc.choice(0).text
 

@@ -13,12 +13,12 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from writer_magics.commands.writer import writer_parser
+from writer_magics.config import REMOVED_MODELS
 from writer_magics.line import completion
 from writer_magics.line.completion import Sources, offer
 from writer_magics.magics import WriterMagics
 from writer_magics.server import ServerHandle
 from writer_magics.server.protocol import MODEL_LIST
-from writer_magics.transport.events import REMOVED_MODELS
 from writer_magics.transport.models import KNOWN_MODELS, ModelCatalog, ModelInfo
 
 

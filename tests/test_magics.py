@@ -408,3 +408,14 @@ def test_bad_settings_are_refused_when_set(
     assert magics.max_concurrency == 4
     run(shell, "%config WriterMagics.read_timeout = -1")
     assert magics.read_timeout == 60.0
+
+
+def test_choices_are_titled_one_way(shell: InteractiveShell, server: ServerHandle) -> None:
+    """``-n 2`` panels say "Choice 1", as the finished answer does (once also "choice 1")."""
+    captured = run(shell, "%%chat -n 2\nGive two ideas")
+    shown = captured.stdout + "".join(
+        str(value) for output in captured.outputs for value in output.data.values()
+    )
+    assert "Choice 1" in shown and "Choice 2" in shown
+    assert "choice 1" not in shown and "choice 2" not in shown
+    assert len(server.requests) == 1

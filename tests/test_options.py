@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
+from writer_magics.config import removed_model_warning
 from writer_magics.line.options import (
     ChatCommand,
     ChatOptions,
@@ -18,8 +19,8 @@ from writer_magics.line.options import (
     complete_arguments,
     parse_chat,
     parse_complete,
-    removal_warning,
 )
+from writer_magics.request import builtin_tool
 
 
 @complete_arguments
@@ -295,14 +296,14 @@ def test_removed_models_warn_but_parse() -> None:
         "--model repeats a value: identical combinations are sent once, 2 requests instead "
         "of 3 (use -n N for several answers)",
     )
-    assert removal_warning("palmyra-fin", date(2026, 7, 1)) == (
+    assert removed_model_warning("palmyra-fin", date(2026, 7, 1)) == (
         "palmyra-fin will be removed on 2026-07-13; use palmyra-x5 instead."
     )
-    assert removal_warning("palmyra-vision", date(2026, 8, 1)) == (
+    assert removed_model_warning("palmyra-vision", date(2026, 8, 1)) == (
         "palmyra-vision was removed on 2026-07-13; use palmyra-x5 with image content parts "
         "(%%chat --image) instead."
     )
-    assert removal_warning("palmyra-x4") is None
+    assert removed_model_warning("palmyra-x4") is None
 
 
 def test_help_lists_every_option() -> None:
@@ -399,7 +400,7 @@ def test_tool_options() -> None:
     assert opts.web_search
     assert opts.include_domains == ("python.org", "docs.python.org")
     assert opts.exclude_domains == ("example.com",)
-    assert opts.builtin_tool == {
+    assert builtin_tool(opts) == {
         "type": "web_search",
         "function": {
             "include_domains": ["python.org", "docs.python.org"],
@@ -414,7 +415,7 @@ def test_tool_defaults_are_unset() -> None:
     assert not opts.web_search and opts.include_domains == opts.exclude_domains == ()
     assert opts.graph_ids == () and not opts.subqueries and opts.llm_tool is None
     assert opts.translate_to is None and opts.translate_from is None and opts.schema is None
-    assert opts.builtin_tool is None
+    assert builtin_tool(opts) is None
 
 
 @pytest.mark.parametrize(
@@ -456,7 +457,7 @@ def test_tool_defaults_are_unset() -> None:
     ],
 )
 def test_builtin_tool_json(line: str, tool: dict[str, Any]) -> None:
-    assert pc(line).builtin_tool == tool
+    assert builtin_tool(pc(line)) == tool
 
 
 def test_tool_choice_values_and_names_from_variables() -> None:

@@ -27,9 +27,10 @@ from IPython.utils.capture import CapturedIO, capture_output
 
 from tests.conftest import API_KEY
 from writer_magics.answer.result import Result, build_result
+from writer_magics.request import Endpoint
 from writer_magics.transport import events as api
 from writer_magics.transport.client import status_error
-from writer_magics.transport.events import Accumulator, Endpoint
+from writer_magics.transport.events import Accumulator
 
 DATA = Path(__file__).parent / "data" / "writer-recordings"
 STREAM = (DATA / "writer-framework_palmyra-x-004_tool-calls.sse").read_bytes()

@@ -13,6 +13,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 
 from tests.conftest import API_KEY
+from writer_magics.config import REMOVED_MODELS
 from writer_magics.server import ServerHandle, start_server
 
 
@@ -130,7 +131,6 @@ def test_bundled_server_lists_models_in_writers_shape(server: ServerHandle) -> N
     body = httpx.get(f"{server.url}/v1/models").json()
     assert set(body) == {"models"}
     assert all(set(m) == {"id", "name"} for m in body["models"])
-    from writer_magics.transport.events import REMOVED_MODELS
 
     assert not {m["id"] for m in body["models"]} & set(REMOVED_MODELS)
     with start_server(api_key="k") as guarded:

@@ -23,10 +23,10 @@ from writer_magics.answer.parsed import (
 )
 from writer_magics.display import TextView
 from writer_magics.errors import WriterError
-from writer_magics.send_execute import Request, execute
+from writer_magics.request import Request, chat_request
+from writer_magics.send_execute import execute
 from writer_magics.server import ServerHandle
 from writer_magics.transport.client import ClientSettings, WriterClient
-from writer_magics.transport.events import chat_request
 from writer_magics.transport.loop import LoopThread
 
 

@@ -24,9 +24,8 @@ from writer_magics.answer.history import Call, Conversation, Sessions, Turn
 from writer_magics.errors import REDACTED, APIStatusError, WriterError, printable, redact
 from writer_magics.line import completion, options, prompt
 from writer_magics.line.options import ChatOptions, Params
-from writer_magics.transport import events as api
+from writer_magics.request import Request
 from writer_magics.transport import models
-from writer_magics.transport.events import Request
 from writer_magics.transport.loop import LoopThread
 
 # The rest (display, execute, sender, features...) loads with the first cell, keeping
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
 class WriterMagics(Magics):
     """Writer's Palmyra models in the notebook. Configure with ``%config WriterMagics``."""
 
-    model = Unicode(api.DEFAULT_MODEL, help="Default model for %%complete and %%chat.").tag(
+    model = Unicode(settings.DEFAULT_MODEL, help="Default model for %%complete and %%chat.").tag(
         config=True
     )
     base_url = Unicode(
@@ -337,11 +336,13 @@ class WriterMagics(Magics):
                 url, key = client.url(request.endpoint), client.settings.api_key
                 show_markdown(dry_run_markdown(url, request.body, key))
             return None
+        from writer_magics.display import titles as view_titles
+
         outcomes = self.sender.send(
             requests,
             self._send_settings(use_cache=opts.cache),
-            header=bodies.header(opts, session, _common_system(requests)),
-            titles=bodies.panel_titles(list(requests), requests),
+            header=view_titles.header(opts, session, _common_system(requests)),
+            titles=view_titles.panel_titles(list(requests), requests),
             shell=self.shell,
         )
         if outcomes.errors and len(outcomes.errors) == len(requests):

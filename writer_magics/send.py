@@ -19,8 +19,9 @@ from writer_magics.answer.result import Result
 from writer_magics.display import ViewKind, open_view
 from writer_magics.errors import one_line
 from writer_magics.line.options import Params
+from writer_magics.request import Request
 from writer_magics.send_execute import Interrupted, Outcomes, execute
-from writer_magics.transport.events import Event, Request
+from writer_magics.transport.events import Event
 from writer_magics.transport.loop import LoopThread
 
 if TYPE_CHECKING:

@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from writer_magics.answer.result import Result, Status, Timing, build_result
 from writer_magics.display import LiveView, Outcome
 from writer_magics.errors import WriterError, one_line
-from writer_magics.transport.concurrency import bounded
+from writer_magics.request import Request
 from writer_magics.transport.events import (
     Accumulator,
     Event,
-    Request,
     ResponseInfo,
     TextDelta,
     ToolCallDelta,
@@ -101,16 +100,18 @@ def execute(
         key: client.opener(req) for key, req in requests.items()
     }
     streams.update(openers or {})
-    if limit is not None and len(streams) > limit:
+    bounded = limit is not None and len(streams) > limit
 
-        def start_clock(key: K) -> None:
-            progress[key].started = clock()
+    def start_clock(key: K) -> None:
+        progress[key].started = clock()
 
-        streams = bounded(streams, limit, on_start=start_clock)
+    merged = loop.merge(
+        streams, limit=limit if bounded else None, on_start=start_clock if bounded else None
+    )
     status: Status = "failed"
     view.start()
     try:
-        for item in loop.merge(streams):
+        for item in merged:
             state = progress[item.key]
             if item.done:
                 state.ended = clock()

@@ -28,7 +28,7 @@ from IPython.core.error import UsageError
 
 from writer_magics.errors import WriterError
 from writer_magics.line.prompt import PromptError, resolve_reference
-from writer_magics.transport.events import JSON
+from writer_magics.request import JSON
 
 __all__ = [
     "StructuredOutputError",

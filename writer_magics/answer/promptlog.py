@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import sys
 import threading
@@ -26,12 +25,11 @@ from typing import Any
 
 from writer_magics.answer.result import Result
 from writer_magics.errors import WriterError, redact
-from writer_magics.files import write_atomically
+from writer_magics.files import data_dir, write_atomically
 from writer_magics.line.images import for_log, text_of
-from writer_magics.transport.events import JSON
+from writer_magics.request import JSON
 
 SCHEMA_VERSION = 1
-APP_NAME = "writer-magics"
 #: Seconds an append waits for another writer before giving up (never stall a cell long).
 LOCK_TIMEOUT = 0.5
 #: Request fields that have their own columns instead of living in ``params``.
@@ -66,16 +64,6 @@ _COLUMNS = (
 
 class PromptLogError(WriterError):
     """``%writer log`` could not read the log (appends never raise)."""
-
-
-def data_dir() -> Path:
-    """The per-user data directory: platformdirs' answer if installed, else XDG on Linux."""
-    try:
-        import platformdirs
-    except ImportError:
-        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        return Path(base) / APP_NAME
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 def default_log_path() -> Path:

@@ -10,7 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from writer_magics.transport.events import JSON, Accumulator, Endpoint, Usage
+from writer_magics.request import JSON, Endpoint
+from writer_magics.transport.events import Accumulator, Usage
 
 Status: TypeAlias = Literal["done", "interrupted", "failed", "cached"]
 

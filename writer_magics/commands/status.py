@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from IPython.core.display_functions import display
 
 from writer_magics import config as settings
+from writer_magics.config import DEFAULT_MODEL, removed_model_warning
 from writer_magics.errors import WriterError, one_line, redact
-from writer_magics.transport import events as api
 from writer_magics.transport.models import KNOWN_MODELS, ModelInfo, fetch_models, is_removed
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def removed_in_settings(magics: WriterMagics) -> list[str]:
     for name in sorted(magics.traits(config=True)):
         value = getattr(magics, name)
         if isinstance(value, str) and is_removed(value) and name != "api_key":
-            warning = api.removed_model_warning(value) or f"{value} was removed."
+            warning = removed_model_warning(value) or f"{value} was removed."
             notes.append(f"WriterMagics.{name} = {value!r}: {warning}")
     return notes
 
@@ -84,10 +84,10 @@ def model_rows(
     rows, notes = [], []
     for m in models:
         if is_removed(m.id):
-            notes.append(f"The server still lists {m.id}: {api.removed_model_warning(m.id)}")
+            notes.append(f"The server still lists {m.id}: {removed_model_warning(m.id)}")
             continue
         marks = []
-        if m.id == api.DEFAULT_MODEL:
+        if m.id == DEFAULT_MODEL:
             marks.append("default")
         if m.id == configured:
             marks.append("configured (WriterMagics.model)")
@@ -254,9 +254,7 @@ def status_rows(magics: WriterMagics) -> tuple[list[Row], list[str]]:
     else:
         streaming = "streaming" if magics.stream else "not streaming"
         next_cell = f"sends to {url.rstrip('/')}/v1/chat with {magics.model}, {streaming}"
-    default = (
-        " (default)" if magics.model == api.DEFAULT_MODEL else f" (default {api.DEFAULT_MODEL})"
-    )
+    default = " (default)" if magics.model == DEFAULT_MODEL else f" (default {DEFAULT_MODEL})"
     fetched = magics.models.fetched()
     if fetched is not None:
         models = f"{len(fetched)} from GET /v1/models (used by Tab completion)"

@@ -47,17 +47,16 @@ from typing import Any, TypeVar, cast
 from IPython.core import magic_arguments as _ma
 from IPython.core.error import UsageError
 
+from writer_magics import config
 from writer_magics.line.prompt import (
     REFERENCE_PATTERN,
     PromptError,
     is_reference,
     resolve_reference,
 )
-from writer_magics.tools.builtin import builtin_tool, check_language, parse_llm_tool
-from writer_magics.transport import events as api
+from writer_magics.tools.builtin import check_language, one_builtin, parse_llm_tool
 
 __all__ = [
-    "REMOVED_MODELS",
     "ChatCommand",
     "ChatOptions",
     "CompleteOptions",
@@ -68,7 +67,6 @@ __all__ = [
     "complete_arguments",
     "parse_chat",
     "parse_complete",
-    "removal_warning",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -79,8 +77,6 @@ _argument = cast(Callable[..., _Decorator], _ma.argument)
 _argument_group = cast(Callable[..., _Decorator], _ma.argument_group)
 _kwds = cast(Callable[..., _Decorator], _ma.kwds)
 
-REMOVED_MODELS = api.REMOVED_MODELS
-REPLACEMENT_MODEL = api.DEFAULT_MODEL
 INT32_MAX = 2**31 - 1
 #: -n: Writer documents no upper bound; each choice is a panel, so a practical one.
 MAX_N = 128
@@ -195,20 +191,6 @@ class ChatOptions(Options):
     images: tuple[str, ...] = ()
     """``--image SOURCE`` values as given (resolve with ``images.resolve``)."""
 
-    @property
-    def builtin_tool(self) -> dict[str, Any] | None:
-        """The exact JSON of the one built-in tool asked for, or None."""
-        return builtin_tool(
-            web_search=self.web_search,
-            include_domains=self.include_domains,
-            exclude_domains=self.exclude_domains,
-            graph_ids=self.graph_ids,
-            subqueries=self.subqueries,
-            llm=self.llm_tool,
-            translate=self.translate_to,
-            source=self.translate_from,
-        )
-
 
 def combinations(opts: Options) -> list[Params]:
     """Expand sweeps into one :class:`Params` per request, in the order given.
@@ -228,9 +210,6 @@ def combinations(opts: Options) -> list[Params]:
             systems,
         )
     ]
-
-
-removal_warning = api.removed_model_warning
 
 
 # --------------------------------------------------------------------------- the table
@@ -1055,7 +1034,9 @@ def _common(ns: Any, scan: _Scan, default_model: str) -> dict[str, Any]:
         if "" in stop:
             raise UsageError("--stop expects a non-empty stop sequence")
     out = None if ns.out is None else _out_name(ns.out)
-    warnings = tuple(dict.fromkeys(w for m in models if (w := removal_warning(m)) is not None))
+    warnings = tuple(
+        dict.fromkeys(w for m in models if (w := config.removed_model_warning(m)) is not None)
+    )
     return {
         "models": models,
         "temperatures": (
@@ -1138,21 +1119,22 @@ def _tool_options(ns: Any) -> dict[str, Any]:
     llm = None if ns.llm_tool is None else parse_llm_tool(ns.llm_tool)
     translate = None if ns.translate is None else check_language("--translate", ns.translate)
     source = None if ns.source is None else check_language("--source", ns.source)
-    builtin = builtin_tool(
-        web_search=ns.web_search,
-        include_domains=include,
-        exclude_domains=exclude,
-        graph_ids=graph_ids,
-        subqueries=ns.subqueries,
-        llm=llm,
-        translate=translate,
-        source=source,
-    )
+    builtins = [
+        {"type": kind}
+        for kind, given in (
+            ("web_search", ns.web_search),
+            ("graph", bool(graph_ids)),
+            ("llm", llm is not None),
+            ("translation", translate is not None),
+        )
+        if given
+    ]
+    one_builtin(builtins)  # the tool JSON itself is built by request.builtin_tool
     _requires(ns.confirm and not tools, "--confirm", "--tools (it asks before each call)")
     choice = ns.tool_choice
     if choice is not None:
         choice = choice.strip()
-        if not tools and builtin is None:
+        if not tools and not builtins:
             raise UsageError("--tool-choice works only with --tools or a built-in tool")
         if choice not in _TOOL_CHOICES and choice not in tools:
             names = f" or one of the --tools names ({', '.join(tools)})" if tools else ""

@@ -1,18 +1,19 @@
-"""Writer's built-in tools: the exact tool JSON to send, and what they return as sources.
+"""Writer's built-in tools: the one-type rule, and what they return as sources.
 
 Built-in tools run on Writer's side; their output arrives as ``*_data`` on the message
 (``graph_data``, ``web_search_data``, ``translation_data``, ``llm_data``), never as tool
 calls to execute. Writer accepts only one built-in tool *type* per request, so
 :func:`one_builtin` refuses a second one before anything is sent.
-The JSON shapes follow ``shared/writer-api.md`` section 3.2; the data shapes 4.2.
+The tool JSON is built in :mod:`writer_magics.request`; the data shapes follow
+``shared/writer-api.md`` section 4.2.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 from IPython.core.error import UsageError
@@ -20,20 +21,13 @@ from IPython.core.error import UsageError
 __all__ = [
     "OPTION_OF",
     "Source",
-    "builtin_tool",
     "check_language",
-    "graph_tool",
-    "llm_tool",
     "one_builtin",
     "parse_llm_tool",
     "sources",
     "sources_markdown",
-    "translation_tool",
-    "web_search_tool",
 ]
 
-JSON: TypeAlias = dict[str, Any]
-TRANSLATION_MODEL = "palmyra-translate"
 #: ISO-639-1 (or -2) language code, optionally with an ISO-3166 region: en, fr, pt-BR.
 LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z]{2})?")
 #: The magic option that adds each built-in tool type (for error messages).
@@ -49,53 +43,6 @@ SNIPPET_CHARS = 160
 
 
 # --------------------------------------------------------------------------- builders
-
-
-def web_search_tool(
-    include_domains: Sequence[str] = (), exclude_domains: Sequence[str] = ()
-) -> JSON:
-    """``web_search``: both domain lists are required by Writer, even when empty."""
-    return {
-        "type": "web_search",
-        "function": {
-            "include_domains": list(include_domains),
-            "exclude_domains": list(exclude_domains),
-        },
-    }
-
-
-def graph_tool(graph_ids: Sequence[str], subqueries: bool = False) -> JSON:
-    """``graph`` (Knowledge Graph): ``graph_ids`` and ``subqueries`` are both required."""
-    return {"type": "graph", "function": {"graph_ids": list(graph_ids), "subqueries": subqueries}}
-
-
-def llm_tool(model: str, description: str) -> JSON:
-    """``llm``: delegate questions matching ``description`` to another Palmyra model."""
-    return {"type": "llm", "function": {"description": description, "model": model}}
-
-
-def translation_tool(
-    target: str,
-    source: str | None = None,
-    *,
-    formality: bool = True,
-    length_control: bool = False,
-    mask_profanity: bool = False,
-) -> JSON:
-    """``translation`` with ``palmyra-translate``; the three switches are required keys.
-
-    The defaults are those of Writer's reference example.
-    """
-    function: JSON = {
-        "model": TRANSLATION_MODEL,
-        "formality": formality,
-        "length_control": length_control,
-        "mask_profanity": mask_profanity,
-    }
-    if source is not None:
-        function["source_language_code"] = source
-    function["target_language_code"] = target
-    return {"type": "translation", "function": function}
 
 
 def parse_llm_tool(value: str) -> tuple[str, str]:
@@ -115,31 +62,6 @@ def check_language(option: str, code: str) -> str:
     if not LANGUAGE_CODE.fullmatch(code):
         raise UsageError(f"{option} expects a language code such as fr or pt-BR, got {code!r}")
     return code
-
-
-def builtin_tool(
-    *,
-    web_search: bool = False,
-    include_domains: Sequence[str] = (),
-    exclude_domains: Sequence[str] = (),
-    graph_ids: Sequence[str] = (),
-    subqueries: bool = False,
-    llm: tuple[str, str] | None = None,
-    translate: str | None = None,
-    source: str | None = None,
-) -> JSON | None:
-    """The one built-in tool the option values ask for, or None; two are a UsageError."""
-    tools: list[JSON] = []
-    if web_search:
-        tools.append(web_search_tool(include_domains, exclude_domains))
-    if graph_ids:
-        tools.append(graph_tool(graph_ids, subqueries))
-    if llm is not None:
-        tools.append(llm_tool(*llm))
-    if translate is not None:
-        tools.append(translation_tool(translate, source))
-    one_builtin(tools)
-    return tools[0] if tools else None
 
 
 def one_builtin(tools: Iterable[Mapping[str, Any]]) -> None:

@@ -36,7 +36,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from IPython.core.error import UsageError
 
 from writer_magics.answer.parsed import is_model_class
-from writer_magics.transport.events import JSON
+from writer_magics.request import JSON
 
 __all__ = [
     "Docstring",

@@ -32,9 +32,9 @@ from typing import Any
 
 from writer_magics.answer.result import Result
 from writer_magics.errors import WriterError
+from writer_magics.request import JSON
 from writer_magics.send_execute import Request
 from writer_magics.tools.functions import run_call
-from writer_magics.transport.events import JSON
 
 __all__ = [
     "DECLINED",

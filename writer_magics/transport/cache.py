@@ -53,12 +53,11 @@ from pathlib import Path
 from typing import Any, TypeAlias, cast
 
 from writer_magics.errors import REDACTED, ReplayMissError, WriterError, redact
-from writer_magics.files import write_atomically
+from writer_magics.files import data_dir, write_atomically
+from writer_magics.request import JSON, Endpoint
 from writer_magics.transport.events import (
-    JSON,
     ChoiceFinished,
     DataDelta,
-    Endpoint,
     Event,
     LogprobsDelta,
     ResponseInfo,
@@ -393,10 +392,6 @@ class ResponseCache:
         mode = ", read_only=True" if self.read_only else ""
         return f"ResponseCache({str(self.path)!r}{mode})"
 
-    @staticmethod
-    def key(endpoint: str, body: Mapping[str, Any]) -> str:
-        return request_key(endpoint, body)
-
     def _secrets(self) -> list[str]:
         try:
             return [s for s in self.secrets() if s]
@@ -440,10 +435,6 @@ class ResponseCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._load())
-
-    def entries(self) -> list[CachedAnswer]:
-        with self._lock:
-            return list(self._load().values())
 
     @property
     def skipped(self) -> int:
@@ -900,9 +891,7 @@ def _prompt_of(endpoint: str, body: Mapping[str, Any]) -> str:
 
 
 def default_cache_path() -> Path:
-    """``cache.jsonl`` in the user's data directory (see :func:`promptlog.data_dir`)."""
-    from writer_magics.answer.promptlog import data_dir
-
+    """``cache.jsonl`` in the user's data directory (see :func:`files.data_dir`)."""
     return data_dir() / "cache.jsonl"
 
 

@@ -1,149 +1,26 @@
-"""The Writer wire format, and nothing else: request JSON out, typed events in.
+"""The Writer wire format coming back: typed events, SSE and JSON decoding.
 
 Everything here is a pure function of its arguments (no I/O, no IPython), so the
-exact bytes we send and the way we read Writer's quirks (explicit nulls in streamed
+way we read Writer's quirks (explicit nulls in streamed
 tool calls, the usage chunk with ``choices: []``, an optional ``[DONE]``) are unit
-tested without a network. See ``shared/writer-api.md`` for the reference.
+tested without a network. The bodies we send are built in :mod:`writer_magics.request`;
+see ``shared/writer-api.md`` for the reference.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 from writer_magics.errors import MalformedEventError, ServerSentError
+from writer_magics.request import JSON, Endpoint
 
-Endpoint: TypeAlias = Literal["completions", "chat"]
-JSON: TypeAlias = dict[str, Any]
-
-DEFAULT_MODEL = "palmyra-x5"
-#: Models Writer removed, with the day; every one is replaced by palmyra-x5.
-REMOVED_MODELS: Mapping[str, date] = {
-    name: date(2026, 7, 13)
-    for name in (
-        "palmyra-x-003-instruct",
-        "palmyra-vision",
-        "palmyra-med",
-        "palmyra-fin",
-        "palmyra-creative",
-    )
-}
 PATHS: Mapping[Endpoint, str] = {"completions": "/v1/completions", "chat": "/v1/chat"}
 
 #: Message fields Writer returns on a chat message that carry tool output, kept as data.
 WRITER_DATA_FIELDS = ("graph_data", "llm_data", "web_search_data", "translation_data", "refusal")
-
-
-# --------------------------------------------------------------------------- requests
-
-
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request to make: where, what, and how long to wait between events."""
-
-    endpoint: Endpoint
-    body: JSON
-    timeout: float | None = None
-
-    @property
-    def model(self) -> str:
-        return str(self.body.get("model", ""))
-
-
-def completion_request(
-    *,
-    model: str,
-    prompt: str,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    stop: Sequence[str] | None = None,
-    best_of: int | None = None,
-    random_seed: int | None = None,
-    stream: bool = True,
-) -> JSON:
-    """The body of ``POST /v1/completions``; unset fields are omitted, never null."""
-    return _drop_unset(
-        {
-            "model": model,
-            "prompt": prompt,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-            "stop": list(stop) if stop else None,
-            "best_of": best_of,
-            "random_seed": random_seed,
-            "stream": stream,
-        }
-    )
-
-
-def chat_request(
-    *,
-    model: str,
-    messages: Sequence[Mapping[str, Any]],
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    n: int | None = None,
-    stop: Sequence[str] | None = None,
-    logprobs: bool | None = None,
-    stream: bool = True,
-    include_usage: bool = True,
-    tools: Sequence[Mapping[str, Any]] | None = None,
-    tool_choice: str | Mapping[str, Any] | None = None,
-    response_format: Mapping[str, Any] | None = None,
-) -> JSON:
-    """The body of ``POST /v1/chat``; unset fields are omitted, never null.
-
-    ``stream_options.include_usage`` is asked for on streams so that the status line
-    can show real token counts instead of estimates.
-    """
-    return _drop_unset(
-        {
-            "model": model,
-            "messages": [dict(m) for m in messages],
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-            "n": n,
-            "stop": list(stop) if stop else None,
-            "logprobs": logprobs or None,
-            "stream": stream,
-            "stream_options": {"include_usage": True} if stream and include_usage else None,
-            "tools": [dict(t) for t in tools] if tools else None,
-            "tool_choice": _tool_choice(tool_choice),
-            "response_format": dict(response_format) if response_format else None,
-        }
-    )
-
-
-def _tool_choice(choice: str | Mapping[str, Any] | None) -> str | JSON | None:
-    """Bare strings or the function form; never the SDK's ``{"value": ...}`` wrapper."""
-    if choice is None or (isinstance(choice, str) and choice in ("auto", "none", "required")):
-        return choice
-    if isinstance(choice, str):
-        return {"type": "function", "function": {"name": choice}}
-    return dict(choice)
-
-
-def _drop_unset(body: JSON) -> JSON:
-    return {k: v for k, v in body.items() if v is not None}
-
-
-def removed_model_warning(model: str, today: date | None = None) -> str | None:
-    """The migration hint for a removed (or soon removed) model; None for a current one."""
-    removed = REMOVED_MODELS.get(model.lower())
-    if removed is None:
-        return None
-    when = "was removed" if (today or date.today()) >= removed else "will be removed"
-    extra = (
-        " with image content parts (%%chat --image)" if model.lower() == "palmyra-vision" else ""
-    )
-    return f"{model} {when} on {removed.isoformat()}; use {DEFAULT_MODEL}{extra} instead."
 
 
 # --------------------------------------------------------------------------- events
