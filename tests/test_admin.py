@@ -14,8 +14,9 @@ from IPython.utils.capture import capture_output
 from writer_magics.answer.promptlog import PromptLog
 from writer_magics.answer.result import Choice, Result
 from writer_magics.commands.writer import run_writer_command
+from writer_magics.errors import CacheError
 from writer_magics.request import completion_request
-from writer_magics.transport.cache import CacheError, ResponseCache
+from writer_magics.transport.cache import ResponseCache
 from writer_magics.transport.events import TextDelta
 
 

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
+from writer_magics.answer.result import Accumulator
 from writer_magics.config import removed_model_warning
 from writer_magics.errors import MalformedEventError, ServerSentError
 from writer_magics.request import chat_request, completion_request
 from writer_magics.transport import events as api
 from writer_magics.transport.events import (
-    Accumulator,
     ChoiceFinished,
     DataDelta,
     LogprobsDelta,

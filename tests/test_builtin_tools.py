@@ -11,7 +11,9 @@ from IPython.core.error import UsageError
 
 from writer_magics.answer.result import Result
 from writer_magics.display import TextView
+from writer_magics.display.sources import Source, sources, sources_markdown
 from writer_magics.line.options import ChatOptions
+from writer_magics.line.values import parse_llm_tool
 from writer_magics.request import (
     Request,
     builtin_tool,
@@ -21,15 +23,9 @@ from writer_magics.request import (
     translation_tool,
     web_search_tool,
 )
-from writer_magics.send_execute import execute
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
-from writer_magics.tools.builtin import (
-    Source,
-    one_builtin,
-    parse_llm_tool,
-    sources,
-    sources_markdown,
-)
+from writer_magics.tools.builtin import one_builtin
 from writer_magics.transport.client import ClientSettings, WriterClient
 from writer_magics.transport.loop import LoopThread
 

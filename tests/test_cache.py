@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 
 from writer_magics.display import TextView
-from writer_magics.errors import ReplayMissError
+from writer_magics.errors import CacheError, ReplayMissError
 from writer_magics.request import Request, chat_request, completion_request
-from writer_magics.send_execute import execute
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
 from writer_magics.transport.cache import (
     CachedAnswer,
-    CacheError,
     ResponseCache,
     event_from_json,
     event_to_json,

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
 
+from writer_magics.answer.result import Accumulator
 from writer_magics.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -29,7 +30,7 @@ from writer_magics.errors import (
 from writer_magics.request import chat_request, completion_request
 from writer_magics.server import ServerHandle, start_server
 from writer_magics.transport.client import ClientSettings, WriterClient, is_loopback, retry_wait
-from writer_magics.transport.events import Accumulator, Event, TextDelta
+from writer_magics.transport.events import Event, TextDelta
 from writer_magics.transport.loop import LoopThread
 
 KEY = "sk-client-test-SECRET-42"
@@ -244,6 +245,7 @@ def test_cancellation_closes_the_http_stream(loop: LoopThread, server: ServerHan
     got_text = False
     started = time.monotonic()
     stream = loop.merge({0: lambda: client.events("chat", chat_body("Go [[tps:20]]"))})
+    assert isinstance(stream, Generator)  # merge is a generator: close() cancels
     for item in stream:
         if isinstance(item.value, TextDelta):
             got_text = True

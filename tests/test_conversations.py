@@ -13,17 +13,10 @@ from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import CapturedIO, capture_output
+from IPython.utils.capture import CapturedIO
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, run, writer_magics
 from writer_magics.server import ServerHandle, start_server
-
-
-def run(shell: InteractiveShell, cell: str, cell_id: str | None = None) -> CapturedIO:
-    with capture_output() as captured:
-        result = shell.run_cell(cell, cell_id=cell_id)
-    captured.result = result  # type: ignore[attr-defined]
-    return captured
 
 
 def everything(captured: CapturedIO) -> str:
@@ -38,7 +31,7 @@ def everything(captured: CapturedIO) -> str:
 
 def error_lines(captured: CapturedIO) -> str:
     """What the cell printed outside its displays (where IPython shows an error)."""
-    return (captured.stdout + captured.stderr).strip()
+    return str(captured.stdout + captured.stderr).strip()
 
 
 def failed(captured: CapturedIO) -> bool:
@@ -61,7 +54,7 @@ def shown_turns(shell: InteractiveShell, session: str = "default") -> list[str]:
 
 
 def magics(shell: InteractiveShell) -> Any:
-    return shell.magics_manager.registry["WriterMagics"]
+    return writer_magics(shell)
 
 
 # ---------------------------------------------------------------- §4 several turns per cell

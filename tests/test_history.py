@@ -13,12 +13,12 @@ from writer_magics.answer.history import (
     FORMAT_VERSION,
     Call,
     Conversation,
-    HistoryFileError,
     Sessions,
     Turn,
     load,
     save,
 )
+from writer_magics.errors import HistoryFileError
 
 
 def turn(user: str, assistant: str, **kw: Any) -> Turn:
@@ -363,7 +363,7 @@ def test_system_prompt_belongs_to_the_cell_that_set_it() -> None:
     # re-running a without -s: the request carries no system prompt, and it is removed
     assert conv.messages_for(Call("a", 3), "Hi")[0] == {"role": "user", "content": "Hi"}
     conv.record(Call("a", 3), turn("Hi", "Hello"))
-    assert conv.system is None and conv.system_key is None
+    assert (conv.system, conv.system_key) == (None, None)
     # a system prompt set by b is not touched by re-running a
     conv.record(Call("b", 4), turn("More", "Sure"), system="Be kind")
     conv.record(Call("a", 5), turn("Hi", "Hello"))

@@ -10,7 +10,7 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -28,8 +28,8 @@ PIL_Image = pytest.importorskip("PIL.Image")
 def run(shell: InteractiveShell, cell: str, cell_id: str | None = None) -> CapturedIO:
     with capture_output() as captured:
         result = shell.run_cell(cell, cell_id=cell_id)
-    captured.result = result  # type: ignore[attr-defined]
-    return captured
+    captured.result = result
+    return cast("CapturedIO", captured)
 
 
 def everything(captured: CapturedIO) -> str:

@@ -16,14 +16,14 @@ from tests.conftest import API_KEY
 from writer_magics.answer.promptlog import (
     SCHEMA_VERSION,
     PromptLog,
-    PromptLogError,
     default_log_path,
 )
 from writer_magics.answer.result import Choice, Result, Timing
 from writer_magics.display import TextView
+from writer_magics.errors import PromptLogError
 from writer_magics.files import data_dir
 from writer_magics.request import Request, chat_request, completion_request
-from writer_magics.send_execute import execute
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
 from writer_magics.transport.client import ClientSettings, WriterClient
 from writer_magics.transport.events import Usage

@@ -10,18 +10,11 @@ from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import CapturedIO, capture_output
+from IPython.utils.capture import CapturedIO
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, run
 from writer_magics.config import REMOVED_MODELS
 from writer_magics.server import ServerHandle, start_server
-
-
-def run(shell: InteractiveShell, cell: str) -> CapturedIO:
-    with capture_output() as captured:
-        result = shell.run_cell(cell)
-    captured.result = result  # type: ignore[attr-defined]
-    return captured
 
 
 def bundle(captured: CapturedIO) -> tuple[str, str]:

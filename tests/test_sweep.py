@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from writer_magics.answer.result import Choice, Result, Timing
+from writer_magics.answer.result import Choice, Outcomes, Result, Timing
 from writer_magics.answer.sweep import Sweep
 from writer_magics.display import TextView
 from writer_magics.errors import ServerError
 from writer_magics.line.options import Params
 from writer_magics.request import Request, completion_request
-from writer_magics.send_execute import Outcomes, execute
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle, start_server
 from writer_magics.transport.client import ClientSettings, WriterClient
 from writer_magics.transport.events import Event, Usage

@@ -20,6 +20,32 @@ from pathlib import Path
 
 from writer_magics.errors import ConfigurationError
 
+DEFAULT_MODEL = "palmyra-x5"
+#: Models Writer removed, with the day; every one is replaced by palmyra-x5.
+REMOVED_MODELS: Mapping[str, date] = {
+    name: date(2026, 7, 13)
+    for name in (
+        "palmyra-x-003-instruct",
+        "palmyra-vision",
+        "palmyra-med",
+        "palmyra-fin",
+        "palmyra-creative",
+    )
+}
+
+
+def removed_model_warning(model: str, today: date | None = None) -> str | None:
+    """The migration hint for a removed (or soon removed) model; None for a current one."""
+    removed = REMOVED_MODELS.get(model.lower())
+    if removed is None:
+        return None
+    when = "was removed" if (today or date.today()) >= removed else "will be removed"
+    extra = (
+        " with image content parts (%%chat --image)" if model.lower() == "palmyra-vision" else ""
+    )
+    return f"{model} {when} on {removed.isoformat()}; use {DEFAULT_MODEL}{extra} instead."
+
+
 KEY_VARIABLE = "WRITER_API_KEY"
 BASE_URL_VARIABLE = "WRITER_BASE_URL"
 DEFAULT_BASE_URL = "https://api.writer.com"
@@ -142,31 +168,3 @@ def key_problem(key: str) -> str | None:
 
 def _trait(variable: str) -> str:
     return {KEY_VARIABLE: "api_key", BASE_URL_VARIABLE: "base_url"}.get(variable, variable)
-
-
-# --------------------------------------------------------------------------- models
-
-DEFAULT_MODEL = "palmyra-x5"
-#: Models Writer removed, with the day; every one is replaced by :data:`DEFAULT_MODEL`.
-REMOVED_MODELS: Mapping[str, date] = {
-    name: date(2026, 7, 13)
-    for name in (
-        "palmyra-x-003-instruct",
-        "palmyra-vision",
-        "palmyra-med",
-        "palmyra-fin",
-        "palmyra-creative",
-    )
-}
-
-
-def removed_model_warning(model: str, today: date | None = None) -> str | None:
-    """The migration hint for a removed (or soon removed) model; None for a current one."""
-    removed = REMOVED_MODELS.get(model.lower())
-    if removed is None:
-        return None
-    when = "was removed" if (today or date.today()) >= removed else "will be removed"
-    extra = (
-        " with image content parts (%%chat --image)" if model.lower() == "palmyra-vision" else ""
-    )
-    return f"{model} {when} on {removed.isoformat()}; use {DEFAULT_MODEL}{extra} instead."

@@ -22,7 +22,7 @@ from writer_magics import config as settings
 from writer_magics import request as bodies
 from writer_magics.answer.history import Call, Conversation, Sessions, Turn
 from writer_magics.errors import REDACTED, APIStatusError, WriterError, printable, redact
-from writer_magics.line import completion, options, prompt
+from writer_magics.line import completion, options, prompt, table
 from writer_magics.line.options import ChatOptions, Params
 from writer_magics.request import Request
 from writer_magics.transport import models
@@ -32,10 +32,9 @@ from writer_magics.transport.loop import LoopThread
 # %load_ext fast: see bench/load.py.
 
 if TYPE_CHECKING:
-    from writer_magics.answer.result import Result
+    from writer_magics.answer.result import Outcomes, Result
     from writer_magics.display import ViewKind
     from writer_magics.send import Sender, SendSettings
-    from writer_magics.send_execute import Outcomes
     from writer_magics.tools.prepare import ChatFeatures
     from writer_magics.transport.client import WriterClient
 
@@ -170,13 +169,13 @@ class WriterMagics(Magics):
 
     # ------------------------------------------------------------------ magics
 
-    @options.complete_arguments
+    @table.complete_arguments
     @no_var_expand
     @line_cell_magic
     def complete(self, line: str, cell: str | None = None) -> None:
         """Send the cell (or the rest of the line) to /v1/completions and stream the answer."""
         opts = options.parse_complete(
-            self.complete, line, self.user_ns, cell=cell is not None, **self._line_limits()
+            line, self.user_ns, cell=cell is not None, **self._line_limits()
         )
         self._warn(opts.warnings)
         text = self._render(cell, opts, "complete")
@@ -186,14 +185,12 @@ class WriterMagics(Magics):
             outcomes = self._send(requests, opts)
         self._keep(outcomes, opts.out)
 
-    @options.chat_arguments
+    @table.chat_arguments
     @no_var_expand
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None) -> None:
         """Send the cell as the next message of a conversation and stream the answer."""
-        opts = options.parse_chat(
-            self.chat, line, self.user_ns, cell=cell is not None, **self._line_limits()
-        )
+        opts = options.parse_chat(line, self.user_ns, cell=cell is not None, **self._line_limits())
         if opts.command is not None:
             from writer_magics.commands.chat import run_chat_command
 
@@ -208,7 +205,7 @@ class WriterMagics(Magics):
         call = self._running[-1][1] if self._running else Call(None, self._executions)
         requests = self._chat_requests(opts, text, conversation, extras, call)
         if extras.images and not opts.dry_run:
-            from writer_magics.display.markup import show_html
+            from writer_magics.display.finish import show_html
             from writer_magics.line.images import bundle
 
             thumbnails = bundle(extras.images)  # above the live view; the notebook keeps it
@@ -289,7 +286,8 @@ class WriterMagics(Magics):
     def _keeping_partial(self, out: str | None) -> Iterator[None]:
         """An interrupted answer: ``-o NAME`` and ``last_result`` get the partial Result
         (``result.interrupted``); the history is left as it was (nothing is recorded)."""
-        from writer_magics.send_execute import Interrupted, Outcomes
+        from writer_magics.answer.result import Outcomes
+        from writer_magics.errors import Interrupted
 
         try:
             yield
@@ -329,7 +327,7 @@ class WriterMagics(Magics):
         combination failed (the others' panels say what went wrong).
         """
         if opts.dry_run:
-            from writer_magics.display.markup import show_markdown
+            from writer_magics.display.finish import show_markdown
 
             client = self.client()
             for request in requests.values():
@@ -431,7 +429,7 @@ class WriterMagics(Magics):
 
     def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
         """Parse a ``--schema`` answer and draw the logprobs picture under the answer."""
-        from writer_magics.display.markup import show_html
+        from writer_magics.display.finish import show_html
         from writer_magics.tools import prepare as features
 
         picture = features.logprobs_html(answer)

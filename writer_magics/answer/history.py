@@ -50,9 +50,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from IPython.core.error import UsageError
-
-from writer_magics.errors import APIStatusError, ContextLengthError, redact
+from writer_magics.errors import APIStatusError, ContextLengthError, HistoryFileError, redact
 from writer_magics.files import write_atomically
 
 __all__ = [
@@ -61,7 +59,6 @@ __all__ = [
     "MAX_DEPTH",
     "Call",
     "Conversation",
-    "HistoryFileError",
     "Message",
     "Sessions",
     "Turn",
@@ -84,15 +81,6 @@ CHARS_PER_TOKEN = 4
 
 Message = dict[str, Any]
 """One chat message as sent on the wire: ``{"role": ..., "content": ...}`` and friends."""
-
-
-class HistoryFileError(UsageError):
-    """A history file cannot be read, written or understood; state is left unchanged."""
-
-    def _render_traceback_(self) -> list[str]:
-        # IPython prints the short one-line form only for exactly UsageError; a subclass
-        # would get a full traceback without this hook.
-        return [f"UsageError: {self}"]
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from writer_magics.answer.result import Result
-from writer_magics.errors import WriterError, redact
+from writer_magics.errors import PromptLogError, one_line, redact
 from writer_magics.files import data_dir, write_atomically
 from writer_magics.line.images import for_log, text_of
 from writer_magics.request import JSON
@@ -60,10 +60,6 @@ _COLUMNS = (
     "id, time, endpoint, model, params, prompt, messages, answer, prompt_tokens, "
     "completion_tokens, total_tokens, first_token, total_time, status, error"
 )
-
-
-class PromptLogError(WriterError):
-    """``%writer log`` could not read the log (appends never raise)."""
 
 
 def default_log_path() -> Path:
@@ -149,7 +145,7 @@ class PromptLog:
             if self._warned:
                 return
             self._warned = True
-        reason = redact(f"{type(exc).__name__}: {exc}".splitlines()[0], [api_key])
+        reason = redact(one_line(exc), [api_key])
         print(
             f"writer-magics: could not write the prompt log {self.path} ({reason}); "
             "answers are not affected. Turn it off with %config WriterMagics.log = False.",

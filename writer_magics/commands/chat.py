@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from IPython.core.error import UsageError
 
 from writer_magics.answer.history import Conversation, Sessions
-from writer_magics.display.markup import show_markdown
+from writer_magics.display.finish import show_markdown
 from writer_magics.line.options import ChatCommand, ChatOptions
 
 

@@ -114,7 +114,7 @@ def run_models(magics: WriterMagics) -> None:
         try:
             models = magics.loop.run(lambda: fetch_models(client, timeout=magics.read_timeout))
         except WriterError as error:
-            raise _one_line(error) from None
+            raise error.hint_inline() from None
         magics.models.remember(models)
         source = f"GET {client.settings.base_url.rstrip('/')}/v1/models"
     rows, notes = model_rows(models, magics.model)
@@ -134,14 +134,6 @@ def run_models(magics: WriterMagics) -> None:
     if notes:
         md += ["", *(f"> {md_escape(n)}  " for n in notes)]
     display({"text/markdown": "\n".join(md), "text/plain": "\n".join(plain)}, raw=True)
-
-
-def _one_line(error: WriterError) -> WriterError:
-    """The error with its hint folded into the one line ``%writer models`` shows."""
-    if error.hint:
-        error.args = (f"{error.message} {error.hint}", *error.args[1:])
-        error.hint = None
-    return error
 
 
 # --------------------------------------------------------------------------- status

@@ -24,7 +24,7 @@ from typing import NoReturn
 from IPython.core.error import UsageError
 
 from writer_magics.answer.promptlog import LogEntry, PromptLog
-from writer_magics.line.options import split_words
+from writer_magics.line.scan import split_words
 from writer_magics.transport.cache import ResponseCache, unreadable
 
 USAGE = (
@@ -136,7 +136,7 @@ def show_entries(entries: list[LogEntry]) -> None:
         return
     rows = log_rows(entries)
 
-    from writer_magics.display.markup import show_markdown
+    from writer_magics.display.finish import show_markdown
 
     def md(cells: list[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"

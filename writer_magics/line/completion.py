@@ -5,7 +5,7 @@ What is offered where the cursor is (never in a cell body, never in a line-form
 prompt, i.e. after the first word that is not an option):
 
 * an option name (``--ses`` -> ``--session``; ``-`` -> every option of that magic),
-  taken from the magic's own argparse parser (the option table in ``options.py``);
+  taken from the magic's own argparse parser (the option table in ``table.py``);
   options that cannot be repeated and are already on the line are left out;
 * after ``-m/--model``: model ids (see :class:`models.ModelCatalog`; never a removed
   model); in a comma list the item after the last comma;

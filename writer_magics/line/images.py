@@ -39,8 +39,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from writer_magics.errors import PromptError
 from writer_magics.line import imagefmt
-from writer_magics.line.prompt import PromptError, is_reference, resolve_reference
+from writer_magics.line.prompt import is_reference, resolve_reference
 
 __all__ = [
     "FIGURE_DPI",
