@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import CapturedIO
+from IPython.utils.capture import CapturedIO, capture_output
 
 from tests.conftest import API_KEY, run, writer_magics
 from writer_magics.server import ServerHandle, start_server
@@ -309,16 +309,20 @@ def test_loading_a_damaged_file_is_one_line_and_keeps_memory(
 
 
 def test_save_redacts_the_key_from_the_turns(
-    shell: InteractiveShell, server: ServerHandle, tmp_path: Path
+    shell: InteractiveShell, server: ServerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run(shell, f"%%chat\nRemember {API_KEY} for me", cell_id="a")
+    # A prompt holding the configured key is refused, so the key reaches a turn only when it
+    # became the key afterwards (pasted into a chat, then set as WRITER_API_KEY).
+    later = "sk-later-KEY-0123456789abcdef"
+    run(shell, f"%%chat\nRemember {later} for me", cell_id="a")
+    monkeypatch.setenv("WRITER_API_KEY", later)
     path = tmp_path / "chat.json"
     assert not failed(run(shell, f"%chat --save {path}"))
     text = path.read_text(encoding="utf-8")
-    assert API_KEY not in text and "Remember [REDACTED] for me" in text
+    assert later not in text and "Remember [REDACTED] for me" in text
     # memory keeps the exact text (the next request carries it as the user wrote it)
     run(shell, "%%chat\nWhat was it?", cell_id="b")
-    assert users(server.requests[-1].body)[0] == f"Remember {API_KEY} for me"
+    assert users(server.requests[-1].body)[0] == f"Remember {later} for me"
 
 
 def test_a_failed_save_leaves_the_old_file(
@@ -391,3 +395,18 @@ def test_undo_names_the_dropped_turn_by_the_one_preview(
     flat = " ".join(long_question.split())
     assert line == f"Dropped the last turn of session 'default': {flat[:59] + '…'!r}"
     assert shown_turns(shell) == []
+
+
+def test_unloading_says_that_the_history_is_dropped(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    run(shell, "%chat Hi", cell_id="a")
+    with capture_output() as captured:
+        shell.run_line_magic("unload_ext", "writer_magics")
+    assert "drops 1 chat turn(s) in 1 session(s)" in captured.stderr
+    assert "%chat --save PATH" in captured.stderr
+    shell.run_line_magic("load_ext", "writer_magics")
+    with capture_output() as quiet:
+        shell.run_line_magic("unload_ext", "writer_magics")  # nothing to lose: no warning
+    assert quiet.stderr == ""
+    shell.run_line_magic("load_ext", "writer_magics")  # the fixture unloads it again

@@ -52,6 +52,14 @@ def test_raw_html_and_entities_are_shown_as_written() -> None:
     assert escape_markdown(r"kept \< and \&") == r"kept \< and \&"
 
 
+def test_dollars_in_bare_urls_keep_the_link_target() -> None:
+    """GFM links bare URLs: a span inside one would cut the link (found by a trial user)."""
+    shown = escape_markdown("see https://example.com/?a=1&b=$2 or www.q.com/$1 for $5")
+    assert "https://example.com/?a=1&b=%242" in shown
+    assert "www.q.com/%241" in shown
+    assert shown.endswith(f"for {DOLLAR}5")
+
+
 def test_an_unclosed_code_span_does_not_protect_the_rest() -> None:
     assert escape_markdown("a ` b $1 and $2") == f"a ` b {DOLLAR}1 and {DOLLAR}2"
 

@@ -471,6 +471,22 @@ LIMITS = [
         says=("--allow-large",),
     ),
     Fault("key-on-the-line", f"%chat -s {KEY} Hi", sent=0),
+    # §1: the key typed (or interpolated) into the prompt would come back in the answer.
+    Fault("key-in-the-cell-body", f"%%chat\nRemember {KEY} please", sent=0, says=("line 1",)),
+    Fault(
+        "key-interpolated-into-the-prompt",
+        "%%chat\nMy key: {os.environ['WRITER_API_KEY']}",
+        setup=("import os",),
+        sent=0,
+        says=("holds your API key",),
+    ),
+    Fault(
+        "key-in-a-system-prompt-variable",
+        "%%chat -s $persona\nHi",
+        setup=(f"persona = 'You know the key {KEY}'",),
+        sent=0,
+        says=("system prompt",),
+    ),
 ]
 
 WIRE = [

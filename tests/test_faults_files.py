@@ -2,9 +2,9 @@
 cache or the prompt log, each cell shows at most a few lines and no traceback, the key
 appears in no output and no file written, and the next cell still answers.
 
-A real shell against the bundled server on 127.0.0.1; the prompt carries the key (and
-the bundled server echoes it in the answer, which is shown as the model sent it), so a
-warning, an error or a file that kept it would be caught.
+A real shell against the bundled server on 127.0.0.1; a Python tool returns the key, so
+the next round's request (kept by the cache and the log) carries it, and a warning, an
+error or a file that kept it would be caught.
 """
 
 from __future__ import annotations
@@ -59,9 +59,18 @@ FAULTS: dict[str, Callable[[Path], None]] = {
     "log-is-a-directory": _directory("log.sqlite3"),
 }
 
+#: A tool whose result holds the key: it travels in the next round's request body, which
+#: the cache and the prompt log keep. (A prompt holding the key itself is refused.)
+LOOKUP = (
+    "def lookup(name: str) -> str:\n"
+    "    'Look a name up.'\n"
+    "    import os\n"
+    "    return 'found ' + os.environ['WRITER_API_KEY']"
+)
+
 CELLS = [
-    f"%%chat --cache --new -o a\nRepeat {API_KEY} please",
-    f"%%chat --cache --new -o b\nRepeat {API_KEY} please",
+    "%%chat --tools lookup --cache --new -o a\nLook up the name Ada",
+    "%%chat --tools lookup --cache --new -o b\nLook up the name Ada",
     "%writer cache --info",
     "%writer cache --export {folder}/out.jsonl",
     "%writer log -n 3",
@@ -80,6 +89,7 @@ def test_every_damaged_file_fault(
     FAULTS[fault](folder)
     shell.run_line_magic("config", f"WriterMagics.cache_path = {str(folder / 'cache.jsonl')!r}")
     shell.run_line_magic("config", f"WriterMagics.log_path = {str(folder / 'log.sqlite3')!r}")
+    shell.run_cell(LOOKUP)
     for cell in CELLS:
         with capture_output() as captured:
             result = shell.run_cell(cell.format(folder=folder))

@@ -25,6 +25,7 @@ from writer_magics.answer.history import Call, Conversation, Sessions, Turn
 from writer_magics.errors import REDACTED, APIStatusError, WriterError, printable, redact
 from writer_magics.line import completion, options, prompt, table
 from writer_magics.line.options import ChatOptions, Params
+from writer_magics.line.scan import refuse_secret
 from writer_magics.request import Request
 from writer_magics.transport import models
 from writer_magics.transport.loop import LoopThread
@@ -307,12 +308,17 @@ class WriterMagics(Magics):
         ``-s`` text over ``max_prompt_bytes`` need ``--allow-large``."""
         magic = ("%%" if cell is not None else "%") + name
         limit = None if opts.allow_large else self.max_prompt_bytes
-        if limit is not None and isinstance(opts, ChatOptions):
+        secrets = self._secrets()
+        if isinstance(opts, ChatOptions):
             for system in opts.systems or ():
-                prompt.check_size(system, limit, magic, "system prompt")
-        return prompt.render(
+                if limit is not None:
+                    prompt.check_size(system, limit, magic, "system prompt")
+                refuse_secret(system, secrets, magic, "system prompt")
+        text = prompt.render(
             _body(cell, opts.prompt), self.user_ns, magic=magic, raw=opts.raw, max_bytes=limit
         )
+        refuse_secret(text, secrets, magic, "prompt")
+        return text
 
     def _remember_cell(self, info: Any) -> None:
         self._executions += 1
@@ -573,7 +579,19 @@ class WriterMagics(Magics):
         print(redact(f"Retrying in {wait:.1f} s ({printable(reason)})", [key]), file=sys.stderr)
 
     def close(self) -> None:
-        """Undo everything __init__ did; called by unload_ipython_extension."""
+        """Undo everything __init__ did; called by unload_ipython_extension.
+
+        The chat history lives on this instance, so unloading (or ``%reload_ext``) drops
+        it: say so rather than lose it silently.
+        """
+        turns = sum(len(self.sessions[name]) for name in self.sessions)
+        if turns:
+            print(
+                f"Warning: unloading writer_magics drops {turns} chat turn(s) in "
+                f"{len(self.sessions)} session(s); %chat --save PATH first keeps them "
+                "(%chat --load PATH brings them back).",
+                file=sys.stderr,
+            )
         if self.shell is not None:
             with contextlib.suppress(ValueError):
                 self.shell.events.unregister("pre_run_cell", self._remember_cell)

@@ -343,6 +343,9 @@ def execute(
     except KeyboardInterrupt:
         status = "interrupted"
     finally:
+        # Cancel what still streams now: the Interrupted traceback keeps this frame (and
+        # an unclosed generator with it) alive, which would keep the connections open.
+        merged.close()
         results = {
             key: _result(state, "cached" if key in cached and status == "done" else status, clock)
             for key, state in progress.items()

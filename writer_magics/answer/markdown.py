@@ -16,7 +16,8 @@ escaped here, outside fenced code blocks and inline code spans only:
   ("Prices are $40 and $90"). Every dollar sign is shown as a literal one, each in its
   own ``<span>``: MathJax pairs delimiters only within one run of text, and
   JupyterLab's own math pass never sees a ``$``. Dollar-delimited LaTeX is therefore
-  shown as written, not typeset. In link targets a dollar sign becomes ``%24``.
+  shown as written, not typeset. In link targets and bare URLs (which GFM links) a
+  dollar sign becomes ``%24``, so the link still goes where the model wrote.
 - ``<``: raw HTML (``<details>``, ``<br>``, ``<script>``, an HTML comment, ``x<y>z``) is
   interpreted, sanitised away or hides the text after it; every ``<`` is shown as
   written (``&lt;``), except autolinks (``<https://…>``, ``<name@host>``).
@@ -80,6 +81,7 @@ _HAZARD = re.compile(
     r"(?P<escaped>\\[\\<&$])"
     r"|(?P<autolink><(?:[A-Za-z][A-Za-z0-9+.-]{1,31}:[^<>\s]*|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)>)"
     r"|(?P<target>\]\([^()\s]*)"
+    r"|(?P<bare>\b(?:https?://|www\.)[^\s<]*)"
     r"|(?P<dollar>\$)"
     r"|(?P<lt><)"
     r"|(?P<entity>&(?=#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]{1,31};))"
@@ -90,7 +92,7 @@ _BACKTICKS = re.compile(r"`+")
 def _fix(match: re.Match[str]) -> str:
     kind = match.lastgroup
     text = match.group(0)
-    if kind in ("autolink", "target"):
+    if kind in ("autolink", "target", "bare"):
         return text.replace("$", "%24")
     if kind == "escaped":  # the model escaped it: ``\\$`` is a dollar, the rest stay
         return DOLLAR if text == "\\$" else text

@@ -365,6 +365,22 @@ def looks_like_key(word: str) -> bool:
     )
 
 
+def refuse_secret(text: str, secrets: Iterable[str | None], magic: str, what: str) -> None:
+    """Refuse a prompt (after interpolation) that holds the configured API key itself.
+
+    Sending the key to the model would put it in the answer, the notebook and the
+    provider's logs. Only the exact configured key counts here (key-shaped words are
+    common in pasted code); the message names the line but never shows the key.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 8 and secret in text:
+            line = text.count("\n", 0, text.find(secret)) + 1
+            raise UsageError(
+                f"The {what} of {magic} holds your API key (its line {line}); nothing was sent. "
+                "Remove it: the key belongs in WRITER_API_KEY or .env, never in a prompt"
+            )
+
+
 def refuse_keys(line: str, secrets: Iterable[str | None], magic: str) -> None:
     """Refuse a magic line holding an API key: the configured key or a key-shaped word.
 

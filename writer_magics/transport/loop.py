@@ -26,8 +26,8 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Generator,
     Hashable,
-    Iterator,
     Mapping,
 )
 from concurrent.futures import Future
@@ -101,12 +101,12 @@ class LoopThread:
         *,
         limit: int | None = None,
         on_start: Callable[[K], object] | None = None,
-    ) -> Iterator[Item[K, T]]:
+    ) -> Generator[Item[K, T], None, None]:
         """Run several async streams at once and yield their items as they arrive.
 
         Each stream ends with one ``Item(done=True)`` (with ``error`` when it failed),
-        so one failed stream does not stop the others. Closing the iterator early (or
-        Ctrl-C while waiting) cancels every stream that is still running.
+        so one failed stream does not stop the others. Closing the generator early
+        (``close()``; Ctrl-C while waiting) cancels every stream that is still running.
 
         ``limit``: at most this many streams run at once (first come, first served; a
         stream holds its slot until it ends, fails or is cancelled, so a failure never
@@ -122,7 +122,9 @@ class LoopThread:
             streams = {key: _limited(key, make, gate, on_start) for key, make in streams.items()}
         return self._merge(streams)
 
-    def _merge(self, streams: Mapping[K, Callable[[], AsyncIterable[T]]]) -> Iterator[Item[K, T]]:
+    def _merge(
+        self, streams: Mapping[K, Callable[[], AsyncIterable[T]]]
+    ) -> Generator[Item[K, T], None, None]:
         inbox: queue.SimpleQueue[list[Item[K, T]]] = queue.SimpleQueue()
         finished = [threading.Event() for _ in streams]
         futures = [
