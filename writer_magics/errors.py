@@ -18,7 +18,9 @@ sent. What is left is what happens on the way to Writer and back::
     │   ├── StreamInterrupted        the connection dropped or ended before a finish
     │   ├── MalformedEventError      an event that is not the JSON Writer sends
     │   └── ServerSentError          an error event inside the stream
-    └── ReplayMissError              replay mode has no recorded answer for a request
+    ├── ReplayMissError              replay mode has no recorded answer for a request
+    ├── BudgetExceeded               the kernel's request/token budget is used up
+    └── ClassSettingsError           the class settings file is malformed or has a bad key
 
 The cell fails (so "Run All" stops) but shows no traceback: IPython calls
 ``_render_traceback_`` and prints what it returns.
@@ -146,3 +148,13 @@ class ServerSentError(StreamError):
 
 class ReplayMissError(WriterError):
     """Replay mode: no recorded answer for this request."""
+
+
+class BudgetExceeded(WriterError):
+    """A request (or a whole sweep) would go over the kernel's budget; nothing was sent."""
+
+    hint = "Answers from the cache or a replay file still work: they do not count."
+
+
+class ClassSettingsError(WriterError):
+    """The class settings file (writer-magics-class.toml) is unreadable or has a bad key."""

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from IPython.core.display import HTML, Markdown
 from IPython.core.display_functions import display
@@ -21,7 +21,15 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
 
 from writer_magics import api, bodies, options, prompt, settings
 from writer_magics.api import Request
-from writer_magics.errors import REDACTED, APIStatusError, WriterError, redact
+from writer_magics.budget import Ledger, Limits
+from writer_magics.errors import (
+    REDACTED,
+    APIStatusError,
+    ClassSettingsError,
+    ConfigurationError,
+    WriterError,
+    redact,
+)
 from writer_magics.history import Call, Conversation, Sessions, Turn
 from writer_magics.options import ChatOptions, Params
 from writer_magics.runner import LoopThread
@@ -30,12 +38,15 @@ from writer_magics.runner import LoopThread
 # %load_ext fast: see bench/load.py.
 
 if TYPE_CHECKING:
+    from writer_magics.classroom import ClassFile, ClassSettings
     from writer_magics.client import WriterClient
     from writer_magics.display import ViewKind
     from writer_magics.execute import Outcomes
     from writer_magics.features import ChatFeatures
     from writer_magics.result import Result
     from writer_magics.sender import Sender, SendSettings
+
+_O = TypeVar("_O", bound=options.Options)
 
 
 @magics_class
@@ -82,6 +93,16 @@ class WriterMagics(Magics):
     log_path = Unicode("", help="Prompt log file (default: log.sqlite3 in the data dir).").tag(
         config=True
     )
+    budget_requests = Int(
+        0,
+        help="Requests this kernel may send to the API (0: unlimited; cached and replayed "
+        "answers are free). WRITER_MAGICS_BUDGET and a class file can only tighten it.",
+    ).tag(config=True)
+    budget_tokens = Int(
+        0,
+        help="Tokens (as the API reports them) this kernel may spend (0: unlimited); "
+        "requests are refused once it is reached.",
+    ).tag(config=True)
 
     @validate(
         "connect_timeout",
@@ -100,8 +121,29 @@ class WriterMagics(Magics):
             raise TraitError(f"WriterMagics.{name} must be positive, not {value!r}")
         return value
 
+    @validate("budget_requests", "budget_tokens")
+    def _not_negative(self, proposal: Any) -> Any:
+        value, name = proposal["value"], proposal["trait"].name
+        if value < 0:
+            raise TraitError(f"WriterMagics.{name} must be 0 (unlimited) or more, not {value!r}")
+        return value
+
+    @validate("model")
+    def _not_pinned(self, proposal: Any) -> Any:
+        """``%config WriterMagics.model = ...`` cannot override a class file's model."""
+        from writer_magics.classroom import config_refusal
+
+        value = proposal["value"]
+        with contextlib.suppress(ClassSettingsError):
+            refusal = config_refusal("model", value, self._class_settings())
+            if refusal is not None:
+                raise TraitError(refusal)
+        return value
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)  # type: ignore[no-untyped-call]
+        #: Requests and tokens this kernel has spent (see budget.py).
+        self.ledger = Ledger()
         self.sessions = Sessions()
         self.loop = LoopThread()
         self._sender: Sender | None = None
@@ -115,6 +157,8 @@ class WriterMagics(Magics):
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
             shell.events.register("post_run_cell", self._forget_cell)
+        for problem in self._teaching_problems():  # a broken class file: said at load
+            print(problem, file=sys.stderr)
 
     # ------------------------------------------------------------------ magics
 
@@ -126,6 +170,7 @@ class WriterMagics(Magics):
         opts = options.parse_complete(
             self.complete, line, self.user_ns, default_model=self.model, cell=cell is not None
         )
+        opts = self._class_rules(opts)
         self._warn(opts.warnings)
         text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%complete")
         stream = opts.stream and self.stream
@@ -146,6 +191,7 @@ class WriterMagics(Magics):
             from writer_magics.commands import run_chat_command
 
             return run_chat_command(opts, self.sessions, secrets=self._secrets())
+        opts = self._class_rules(opts)
         self._warn(opts.warnings)
         text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%chat")
         from writer_magics import features
@@ -230,6 +276,73 @@ class WriterMagics(Magics):
                 raise
             raise better from None
 
+    # ------------------------------------------------------------------ teaching
+
+    @property
+    def class_file(self) -> ClassFile:
+        """The class settings file in force (re-read when it changes)."""
+        found: ClassFile | None = self.__dict__.get("_class_file")
+        if found is None:
+            from writer_magics.classroom import ClassFile
+
+            found = self.__dict__["_class_file"] = ClassFile()
+        return found
+
+    def _class_settings(self) -> ClassSettings | None:
+        """The class settings (None: no file); a broken file raises its one line."""
+        return self.class_file.current()
+
+    def _class_rules(self, opts: _O) -> _O:
+        """The class's pinned values; an override is refused (one line, nothing sent)."""
+        pins = self._class_settings()
+        if pins is None:
+            return opts
+        from writer_magics.classroom import apply
+
+        return apply(opts, pins)
+
+    def budget_limits(self) -> Limits:
+        """The strictest of the traits, ``WRITER_MAGICS_BUDGET`` and the class file."""
+        from writer_magics.budget import BudgetSettingError, environment_limits
+
+        limits = Limits(self.budget_requests, self.budget_tokens)
+        try:
+            limits = limits.tighter(environment_limits())
+        except BudgetSettingError as exc:
+            raise ConfigurationError(str(exc)) from None
+        pins = self._class_settings()
+        return limits if pins is None else limits.tighter(pins.budget)
+
+    def _teaching_problems(self) -> list[str]:
+        """A broken class file or budget variable, as the one line each cell would raise."""
+        problems = []
+        for check in (self._class_settings, self.budget_limits):
+            try:
+                check()
+            except WriterError as exc:
+                problems.append(one_line_error(exc))
+        return list(dict.fromkeys(problems))
+
+    def teaching_status(self) -> list[str]:
+        """Lines for ``%writer status``: the budget used and left, and the class settings.
+
+        ``["budget: 3 of 50 requests used (47 left) · 1200 tokens used (no limit)",
+        "class settings: writer-magics-class.toml · model='palmyra-x5' · temperature=0.2"]``;
+        a broken class file or budget variable is shown as its one-line error instead.
+        """
+        from writer_magics.classroom import status_lines
+
+        lines: list[str] = []
+        try:
+            lines += self.ledger.lines(self.budget_limits())
+        except WriterError as exc:
+            lines.append(f"budget: {one_line_error(exc)}")
+        try:
+            lines += status_lines(self._class_settings())
+        except ClassSettingsError as exc:
+            lines += status_lines(None, exc.message)
+        return lines
+
     def _warn(self, warnings: tuple[str, ...]) -> None:
         for warning in warnings:
             print(f"Warning: {warning}", file=sys.stderr)
@@ -248,10 +361,23 @@ class WriterMagics(Magics):
                 url, key = client.url(request.endpoint), client.settings.api_key
                 display(dry_run_markdown(url, request.body, key))
             return None
+        from dataclasses import replace
+
+        from writer_magics.budget import Gate
+        from writer_magics.classroom import BADGE
+
+        header = bodies.header(opts, session, _common_system(requests))
+        pins = self._class_settings()
+        if pins is not None:
+            header += f" · {BADGE}"
         outcomes = self.sender.send(
             requests,
-            self._send_settings(use_cache=opts.cache),
-            header=bodies.header(opts, session, _common_system(requests)),
+            replace(
+                self._send_settings(use_cache=opts.cache),
+                budget=Gate(self.ledger, self.budget_limits(), partial=opts.partial),
+                class_settings=None if pins is None else pins.provenance(),
+            ),
+            header=header,
             titles=bodies.panel_titles(list(requests), requests),
             shell=self.shell,
         )
@@ -428,6 +554,11 @@ class WriterMagics(Magics):
         if trait.name == "api_key" and inst is not None and inst.api_key:
             text = text.replace(repr(inst.api_key), f"'{REDACTED}'")
         return text
+
+
+def one_line_error(error: WriterError) -> str:
+    """``ClassSettingsError: writer-magics-class.toml: unknown key 'temprature' ...``."""
+    return f"{type(error).__name__}: {error.message}"
 
 
 def _common_system(requests: dict[Params, Request]) -> str | None:

@@ -58,6 +58,7 @@ __all__ = [
     "chat_arguments",
     "combinations",
     "complete_arguments",
+    "option_flags",
     "parse_chat",
     "parse_complete",
     "removal_warning",
@@ -119,6 +120,10 @@ class Options:
     timeout: float | None = None
     dry_run: bool = False
     cache: bool = False
+    partial: bool = False
+    """``--partial``: with a budget, send the requests of a sweep that fit (see budget.py)."""
+    given: tuple[str, ...] = ()
+    """The long names of the options written on the line, in order (class settings)."""
     prompt: str | None = None
     """Line form: the raw text after the options (render it with prompt.render)."""
     warnings: tuple[str, ...] = ()
@@ -419,6 +424,11 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec(("--dry-run",), "Show the request JSON instead of sending it.", group="output"),
     _Spec(("--cache",), "Reuse a cached answer for an identical request.", group="output"),
     _Spec(
+        ("--partial",),
+        "With a budget: send the requests of a sweep that still fit instead of none.",
+        group="output",
+    ),
+    _Spec(
         ("--session",),
         "Conversation to use (default: default).",
         "NAME",
@@ -477,6 +487,11 @@ is taken from the Python variable; quote values that contain spaces.
 In the prompt, {{name}} is replaced by the variable's value; write {{{{name}}}}
 for literal braces. Other braces (JSON, code) are left as they are.
 """
+
+
+def option_flags() -> dict[str, str]:
+    """Every flag of either magic (``-t``, ``--temperature``) -> its long name."""
+    return {flag: spec.long for spec in _SPECS for flag in spec.flags}
 
 
 def _specs(kind: str) -> tuple[_Spec, ...]:
@@ -810,6 +825,8 @@ def _common(ns: Any, scan: _Scan, default_model: str) -> dict[str, Any]:
         "timeout": None if ns.timeout is None else _positive_float("--timeout", ns.timeout),
         "dry_run": ns.dry_run,
         "cache": ns.cache,
+        "partial": ns.partial,
+        "given": tuple(dict.fromkeys(scan.given)),
         "prompt": scan.prompt,
         "warnings": warnings,
     }

@@ -24,6 +24,7 @@ from writer_magics.result import Result
 from writer_magics.runner import LoopThread
 
 if TYPE_CHECKING:
+    from writer_magics.budget import Gate
     from writer_magics.cache import ResponseCache
     from writer_magics.client import WriterClient
     from writer_magics.promptlog import PromptLog
@@ -43,6 +44,10 @@ class SendSettings:
     log_path: Path | None = None
     #: Seconds between replayed text pieces, so a cached answer still reads as live.
     replay_pace: float = 0.002
+    #: The kernel's budget: asked before anything live is sent (None: unlimited).
+    budget: Gate | None = None
+    #: The class settings in force, for each answer's provenance (None: none).
+    class_settings: Mapping[str, Any] | None = None
 
 
 class Sender:
@@ -106,6 +111,8 @@ class Sender:
         client = self._client()
         if missing:
             client.check()  # no key: one line, nothing sent, no view opened
+        if missing and settings.budget is not None:
+            requests, titles, missing = _within_budget(settings.budget, requests, titles, missing)
         openers: dict[Params, Callable[[], AsyncIterable[Event]]] = {
             key: replay_opener(hit, pace=settings.replay_pace) for key, hit in hits.items()
         }
@@ -116,12 +123,22 @@ class Sender:
                 openers[key] = recording(client.opener(requests[key]), sinks[key])
         if hits:
             header += " · cached" if len(hits) == len(requests) else f" · {len(hits)} cached"
+        from writer_magics.provenance import Source, stamp
+
+        sources: list[Source] = [
+            "replayed" if replaying else "cached" if key in hits else "live" for key in requests
+        ]
         view = open_view(
             settings.view,
             header,
             panels=titles,
             max_updates_per_second=settings.max_updates_per_second,
             shell=shell,
+            stamp=lambda outcome: {
+                "writer_magics": stamp(
+                    outcome.results, sources, class_settings=settings.class_settings
+                )
+            },
         )
         try:
             outcomes = execute(
@@ -134,8 +151,10 @@ class Sender:
                 cached=set(hits),
             )
         except Interrupted as interrupted:
+            _spend(settings, interrupted.results, missing)
             self._log_results(settings, interrupted.results, {}, client)
             raise
+        _spend(settings, outcomes.results, missing)
         if store is not None and not replaying:
             self._remember(store, requests, sinks, outcomes)
         self._log_results(settings, outcomes.results, outcomes.errors, client)
@@ -176,6 +195,36 @@ class Sender:
                 error=None if error is None else one_line(error),
                 api_key=client.settings.api_key,
             )
+
+
+def _within_budget(
+    budget: Gate,
+    requests: Mapping[Params, Request],
+    titles: Sequence[str] | int,
+    missing: list[Params],
+) -> tuple[Mapping[Params, Request], Sequence[str] | int, list[Params]]:
+    """The whole plan's live requests are checked (and counted) before any is sent;
+    with ``--partial`` only the first that fit go and the rest are dropped, said in one line."""
+    allowed = budget.admit(len(missing))
+    if allowed == len(missing):
+        return requests, titles, missing
+    dropped = set(missing[allowed:])
+    keys = list(requests)
+    if not isinstance(titles, int) and len(titles) == len(keys):
+        titles = [t for t, k in zip(titles, keys, strict=True) if k not in dropped]
+    print(
+        f"Budget: sending {allowed} of the {len(missing)} requests this cell needs "
+        f"(--partial); {len(dropped)} not sent.",
+        file=sys.stderr,
+    )
+    kept = {k: r for k, r in requests.items() if k not in dropped}
+    return kept, titles, missing[:allowed]
+
+
+def _spend(settings: SendSettings, results: Mapping[Any, Result], live: Sequence[Any]) -> None:
+    """Count the tokens of the answers that were sent live (cached ones are free)."""
+    if settings.budget is not None:
+        settings.budget.spend(results[k] for k in live if k in results)
 
 
 def _lookup(store: ResponseCache | None, request: Request, replaying: bool) -> Any:

@@ -29,6 +29,8 @@ from writer_magics.display.throttle import ByteBudget, Clock, Throttle
 from writer_magics.result import Result
 
 ViewKind = Literal["auto", "widget", "markdown", "text"]
+#: Builds the static finish's ``metadata`` (provenance.stamp) from how the cell ended.
+Stamp = Callable[[Outcome], dict[str, Any]]
 
 # IPython's display functions are untyped; these are the same functions, typed.
 display: Callable[..., Any] = display_functions.display
@@ -74,18 +76,26 @@ class PanelSet:
         return [s.title for s in self.states]
 
 
-def static_finish(display_id: str, started: bool, outcome: Outcome, titles: Sequence[str]) -> int:
+def static_finish(
+    display_id: str,
+    started: bool,
+    outcome: Outcome,
+    titles: Sequence[str],
+    stamp: Stamp | None = None,
+) -> int:
     """Replace the live display with static output; returns the bytes it published.
 
     The answer becomes one ``text/markdown`` + ``text/plain`` bundle (what saved
     notebooks, nbconvert and GitHub show with no widget state), followed by the usage
     line as a separate ``text/plain`` output so it never pollutes the answer.
+    ``stamp`` gives the answer's output metadata (provenance, saved with the notebook).
     """
     answer = final_markdown(sections(outcome, titles))
     usage = "\n".join(status_lines(outcome, titles))
     first = {"text/markdown": answer, "text/plain": answer} if answer else {"text/plain": usage}
     show = update_display if started else display
-    show(first, raw=True, display_id=display_id)
+    metadata = stamp(outcome) if stamp is not None else None
+    show(first, raw=True, display_id=display_id, metadata=metadata)
     sent = json_size(first)
     if answer:
         display({"text/plain": usage}, raw=True)
@@ -161,8 +171,10 @@ class MarkdownView:
         max_updates_per_second: float = 10.0,
         clock: Clock = time.monotonic,
         budget_ratio: float = 2.0,
+        stamp: Stamp | None = None,
     ) -> None:
         self.header = header
+        self.stamp = stamp
         self.panels = PanelSet(panels, clock)
         self.throttle = Throttle(max_per_second=max_updates_per_second, clock=clock)
         self.budget = ByteBudget(ratio=budget_ratio, slack=2048)
@@ -213,7 +225,9 @@ class MarkdownView:
         self._update(force=True)
 
     def finish(self, outcome: Outcome) -> None:
-        self.budget.spend(static_finish(self.display_id, self.started, outcome, self.panels.titles))
+        self.budget.spend(
+            static_finish(self.display_id, self.started, outcome, self.panels.titles, self.stamp)
+        )
 
 
 def auto_kind(shell: Any) -> Literal["widget", "markdown", "text"]:
@@ -235,8 +249,11 @@ def open_view(
     max_updates_per_second: float = 10.0,
     clock: Clock = time.monotonic,
     shell: Any = None,
+    stamp: Stamp | None = None,
 ) -> LiveView:
-    """The live view for this frontend (``auto``) or the one asked for."""
+    """The live view for this frontend (``auto``) or the one asked for.
+
+    ``stamp`` builds the static finish's output metadata (the text view has none)."""
     if shell is None:
         shell = get_ipython()
     chosen = auto_kind(shell) if kind == "auto" else kind
@@ -249,10 +266,15 @@ def open_view(
             max_updates_per_second=max_updates_per_second,
             clock=clock,
             shell=shell,
+            stamp=stamp,
         )
     if chosen == "markdown":
         return MarkdownView(
-            header, panels=panels, max_updates_per_second=max_updates_per_second, clock=clock
+            header,
+            panels=panels,
+            max_updates_per_second=max_updates_per_second,
+            clock=clock,
+            stamp=stamp,
         )
     if chosen == "text":
         return TextView(header, panels=panels)

@@ -26,7 +26,7 @@ from writer_magics.api import Event
 from writer_magics.display.blocks import cut_long_tail, renderable, scan
 from writer_magics.display.panel import Outcome, PanelState, json_size
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
-from writer_magics.display.views import PanelSet, display, static_finish
+from writer_magics.display.views import PanelSet, Stamp, display, static_finish
 from writer_magics.result import Result
 
 #: Re-sending finished blocks in the tail until they cost this much, then sealing them
@@ -154,8 +154,10 @@ class WidgetView:
         shell: Any = None,
         parent_id: Callable[[], str | None] | None = None,
         budget_ratio: float = 1.6,
+        stamp: Stamp | None = None,
     ) -> None:
         self.header = header
+        self.stamp = stamp
         self.clock = clock
         self.max_updates_per_second = max_updates_per_second
         self.shell = shell
@@ -254,7 +256,9 @@ class WidgetView:
         """Replace the widgets by static Markdown + usage line, then close every widget."""
         try:
             self.budget.spend(
-                static_finish(self.display_id, self.started, outcome, self.panels.titles)
+                static_finish(
+                    self.display_id, self.started, outcome, self.panels.titles, self.stamp
+                )
             )
         finally:
             self.close()
