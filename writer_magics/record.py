@@ -48,9 +48,14 @@ def record(
 
     Raises :class:`RecordError` (one line) when the notebook cannot be read or a cell fails.
     """
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+    try:
+        import nbformat
+        from nbclient import NotebookClient
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError
+    except ImportError:
+        raise RecordError(
+            "record runs the notebook with nbclient: pip install 'writer-magics[demo]'"
+        ) from None
 
     try:
         nb = nbformat.read(notebook, as_version=4)  # type: ignore[no-untyped-call]
