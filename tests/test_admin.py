@@ -88,7 +88,7 @@ def test_cache_commands(
     cache: ResponseCache, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_writer_command("cache --info", log=None, cache=cache)
-    assert capsys.readouterr().out.startswith(f"Cache {cache.path}: 1 answers, ")
+    assert capsys.readouterr().out.startswith(f"Cache {cache.path}: 1 answer, ")
     shipped = tmp_path / "answers.jsonl"
     run_writer_command(f"cache --export {shipped}", log=None, cache=cache)
     assert capsys.readouterr().out == f"Exported 1 cached answers to {shipped}\n"

@@ -124,6 +124,13 @@ def test_html_escapes_what_the_model_wrote() -> None:
     assert "&lt;b&gt;bold&lt;/b&gt;" in html
 
 
+def test_dollar_signs_in_a_sweep_table_are_never_math() -> None:
+    """JupyterLab typesets HTML and Markdown outputs alike: each $ stands alone."""
+    sweep = Sweep([(Params("palmyra-x5"), result("Prices are $40 and $90", "palmyra-x5"))])
+    for shown in (sweep._repr_html_(), sweep._repr_markdown_()):
+        assert "$" not in shown and "<span>&#36;</span>40" in shown
+
+
 # --------------------------------------------------------------------------- end to end
 
 

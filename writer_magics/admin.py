@@ -16,14 +16,12 @@ Plain functions: the magic only passes its line, log and cache. Bad input is one
 from __future__ import annotations
 
 import argparse
-import html
 import shlex
 from typing import NoReturn
 
-from IPython.core.display_functions import display
 from IPython.core.error import UsageError
 
-from writer_magics.cache import ResponseCache
+from writer_magics.cache import ResponseCache, unreadable
 from writer_magics.promptlog import LogEntry, PromptLog
 
 USAGE = (
@@ -78,11 +76,13 @@ def run_writer_command(line: str, *, log: PromptLog | None, cache: ResponseCache
     elif args.info:
         info = cache.info()
         mode = " (replay, read-only)" if info.read_only else ""
-        skipped = f", {info.skipped} unreadable lines skipped" if info.skipped else ""
-        print(f"Cache {info.path}{mode}: {info.entries} answers, {info.size:,} bytes{skipped}")
+        skipped = f", skipped {unreadable(info.skipped)}" if info.skipped else ""
+        answers = "1 answer" if info.entries == 1 else f"{info.entries} answers"
+        print(f"Cache {info.path}{mode}: {answers}, {info.size:,} bytes{skipped}")
     elif args.export is not None:
         count = cache.export(args.export)
-        print(f"Exported {count} cached answers to {args.export}")
+        skipped = f" (skipped {unreadable(cache.skipped)})" if cache.skipped else ""
+        print(f"Exported {count} cached answers to {args.export}{skipped}")
     elif args.import_ is not None:
         count = cache.import_(args.import_)
         print(f"Imported {count} new or changed answers from {args.import_} into {cache.path}")
@@ -117,12 +117,14 @@ def show_entries(entries: list[LogEntry]) -> None:
         return
     rows = log_rows(entries)
 
+    from writer_magics.display.markup import show_markdown
+
     def md(cells: list[str]) -> str:
-        return "| " + " | ".join(html.escape(c).replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
     markdown = "\n".join([md(list(LOG_COLUMNS)), md(["---"] * len(LOG_COLUMNS)), *map(md, rows)])
     plain = "\n".join(" · ".join(c for c in row if c) for row in rows)
-    display({"text/markdown": markdown, "text/plain": plain}, raw=True)
+    show_markdown(markdown, plain)
 
 
 def _preview(text: str, limit: int) -> str:

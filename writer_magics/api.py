@@ -209,17 +209,25 @@ class Usage:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Usage:
-        """Accept both ``completion_tokens_details`` and ``completion_token_details``."""
-        prompt_details = data.get("prompt_token_details") or {}
-        completion_details = (
-            data.get("completion_tokens_details") or data.get("completion_token_details") or {}
-        )
+        """Accept both spellings: Writer's ``prompt_token_details`` /
+        ``completion_token_details`` and OpenAI's ``*_tokens_details``."""
+        prompt_details = _details(data, "prompt_token_details", "prompt_tokens_details")
+        completion_details = _details(data, "completion_tokens_details", "completion_token_details")
         return cls(
             prompt_tokens=_int_or_none(data.get("prompt_tokens")),
             completion_tokens=_int_or_none(data.get("completion_tokens")),
             total_tokens=_int_or_none(data.get("total_tokens")),
             cached_tokens=_int_or_none(prompt_details.get("cached_tokens")),
             reasoning_tokens=_int_or_none(completion_details.get("reasoning_tokens")),
+        )
+
+    def merge(self, later: Usage) -> Usage:
+        """``later``'s counts where it has them, this one's elsewhere (nothing is lost)."""
+        return Usage(
+            *(
+                mine if theirs is None else theirs
+                for mine, theirs in zip(_usage_tuple(self), _usage_tuple(later), strict=True)
+            )
         )
 
     def summary(self) -> str:
@@ -240,9 +248,87 @@ class StreamEnd:
     """The server said ``[DONE]``."""
 
 
+@dataclass(frozen=True, slots=True)
+class ResponseInfo:
+    """What the server said about the response itself, for ``Result.raw``.
+
+    From a stream: one chunk's top-level fields except ``choices`` (``id``, ``object``,
+    ``created``, ``model``, ``system_fingerprint``, ``service_tier``, ``usage`` exactly
+    as sent, ...). With ``whole``: a non-streamed response's body, as the server sent it.
+    """
+
+    fields: JSON
+    whole: bool = False
+
+
 Event: TypeAlias = (
-    TextDelta | ToolCallDelta | LogprobsDelta | DataDelta | ChoiceFinished | UsageReport | StreamEnd
+    TextDelta
+    | ToolCallDelta
+    | LogprobsDelta
+    | DataDelta
+    | ChoiceFinished
+    | UsageReport
+    | StreamEnd
+    | ResponseInfo
 )
+
+
+def _details(data: Mapping[str, Any], *names: str) -> Mapping[str, Any]:
+    """The first of these detail objects that is an object (a damaged one is ignored)."""
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def _usage_tuple(usage: Usage) -> tuple[int | None, ...]:
+    return (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.total_tokens,
+        usage.cached_tokens,
+        usage.reasoning_tokens,
+    )
+
+
+def merge_data(old: Any, new: Any) -> Any:
+    """Writer's data received so far (``old``) with a later piece (``new``) added.
+
+    Objects merge key by key; a list gains the items it does not hold yet (so both
+    cumulative and incremental streams of sources end complete); an empty or null
+    value never replaces one already received; otherwise the later value wins.
+    """
+    if old is None:
+        return new
+    if new is None or (isinstance(new, list | str | dict) and not new):
+        return old
+    if isinstance(old, dict) and isinstance(new, dict):
+        merged = dict(old)
+        for key, value in new.items():
+            merged[key] = merge_data(merged.get(key), value)
+        return merged
+    if isinstance(old, list) and isinstance(new, list):
+        return old + [item for item in new if item not in old]
+    return new
+
+
+#: Choices one response may have; a larger index is a broken or hostile server (each
+#: choice gets a panel, so an index of 10**9 would build panels for hours).
+MAX_CHOICES = 1000
+
+
+def _choice_index(value: Any, default: int) -> int:
+    index = _int_or_none(value)
+    if index is None:
+        return default
+    if not 0 <= index < MAX_CHOICES:
+        raise MalformedEventError(f"the server sent a choice index out of range: {index}")
+    return index
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -293,26 +379,43 @@ def decode_completion_chunk(chunk: Mapping[str, Any]) -> list[Event]:
 
 
 def decode_chat_chunk(chunk: Mapping[str, Any]) -> list[Event]:
-    """A ``chat.completion.chunk``: read ``choices[i].delta``, apply it, then the finish."""
+    """A ``chat.completion.chunk``: read ``choices[i].delta``, apply it, then the finish.
+
+    The chunk's own fields (``id``, ``model``, ``usage`` as sent, ...) come first as a
+    :class:`ResponseInfo` on every chunk except plain text pieces (content only, no
+    finish, no usage): Writer repeats those fields on every chunk, the last chunk (a
+    finish or the usage chunk) carries them all, and skipping the text pieces keeps a
+    long stream's cost where it was (one more event per chunk cost a quarter more CPU).
+    """
     events: list[Event] = []
     choices = chunk.get("choices")
     if choices is not None and not isinstance(choices, list):
         raise MalformedEventError("a chat event has 'choices' that is not a list")
+    plain = bool(choices)
     for raw_choice in choices or []:
         if not isinstance(raw_choice, dict):
             raise MalformedEventError("a chat event has a choice that is not an object")
-        index = _int_or_none(raw_choice.get("index")) or 0
+        index = _choice_index(raw_choice.get("index"), 0)
         delta = raw_choice.get("delta") or {}
         if not isinstance(delta, dict):
             raise MalformedEventError("a chat event has a delta that is not an object")
+        before = len(events)
         events.extend(_message_events(delta, index))
         events.extend(_logprob_events(raw_choice.get("logprobs"), index))
         reason = raw_choice.get("finish_reason")
         if reason is not None:
             events.append(ChoiceFinished(str(reason), index))
+            plain = False
+        elif plain and not all(isinstance(e, TextDelta | LogprobsDelta) for e in events[before:]):
+            plain = False
     usage = chunk.get("usage")
     if isinstance(usage, dict):
         events.append(UsageReport(Usage.from_json(usage)))
+        plain = False
+    if not plain or not events:
+        info = {k: v for k, v in chunk.items() if k != "choices"}
+        if info:
+            events.insert(0, ResponseInfo(info))
     return events
 
 
@@ -320,18 +423,20 @@ def _message_events(message: Mapping[str, Any], index: int) -> Iterator[Event]:
     content = message.get("content")
     if isinstance(content, str) and content:
         yield TextDelta(content, index)
-    for call in message.get("tool_calls") or []:
+    for position, call in enumerate(message.get("tool_calls") or []):
         if not isinstance(call, dict):
             raise MalformedEventError("a tool call in the stream is not an object")
         function = call.get("function") or {}
+        if not isinstance(function, dict):
+            raise MalformedEventError("a tool call's 'function' is not an object")
+        # Writer's non-streamed answers say "index": null; two calls must not merge.
+        call_index = _int_or_none(call.get("index"))
         yield ToolCallDelta(
-            index=_int_or_none(call.get("index")) or 0,
-            id=call.get("id"),
-            type=call.get("type"),
-            name=function.get("name"),
-            arguments=function.get("arguments")
-            if isinstance(function.get("arguments"), str)
-            else None,
+            index=position if call_index is None else call_index,
+            id=_str_or_none(call.get("id")),
+            type=_str_or_none(call.get("type")),
+            name=_str_or_none(function.get("name")),
+            arguments=_str_or_none(function.get("arguments")),
             choice=index,
         )
     for name in WRITER_DATA_FIELDS:
@@ -366,12 +471,11 @@ def decode_response(endpoint: Endpoint, body: Any) -> list[Event]:
     choices = body.get("choices")
     if not isinstance(choices, list):
         raise MalformedEventError("the server's response has no 'choices' list")
-    events: list[Event] = []
+    events: list[Event] = [ResponseInfo(body, whole=True)]
     for position, raw_choice in enumerate(choices):
         if not isinstance(raw_choice, dict):
             raise MalformedEventError("the server's response has a choice that is not an object")
-        index = _int_or_none(raw_choice.get("index"))
-        index = position if index is None else index
+        index = _choice_index(raw_choice.get("index"), position)
         if endpoint == "completions":
             text = raw_choice.get("text")
             if isinstance(text, str) and text:
@@ -385,7 +489,7 @@ def decode_response(endpoint: Endpoint, body: Any) -> list[Event]:
                 )
             events.extend(_message_events(message, index))
             events.extend(_logprob_events(raw_choice.get("logprobs"), index))
-        events.append(ChoiceFinished(raw_choice.get("finish_reason"), index))
+        events.append(ChoiceFinished(_str_or_none(raw_choice.get("finish_reason")), index))
     usage = body.get("usage")
     if isinstance(usage, dict):
         events.append(UsageReport(Usage.from_json(usage)))
@@ -468,13 +572,25 @@ class ChoiceState:
 
 
 class Accumulator:
-    """Folds events into per-choice state; the one place Writer's deltas are merged."""
+    """Folds events into per-choice state; the one place Writer's deltas are merged.
+
+    Nothing received is lost to a later piece: text, tool-call arguments and logprobs
+    are appended; a tool call's id/type/name and a finish reason are only replaced by
+    a non-empty value; Writer's data (sources, subqueries, ...) and usage are merged
+    field by field (:func:`merge_data`, :meth:`Usage.merge`); the response's own fields
+    keep the latest non-null value of each (:attr:`info`), a whole body is kept as is
+    (:attr:`body`).
+    """
 
     def __init__(self) -> None:
         self.choices: dict[int, ChoiceState] = {}
         self.usage: Usage | None = None
         self.done = False
         self.events_seen = 0
+        #: The streamed chunks' own fields, merged (latest non-null value wins).
+        self.info: JSON = {}
+        #: A non-streamed response's body, exactly as the server sent it.
+        self.body: JSON | None = None
 
     def choice(self, index: int) -> ChoiceState:
         state = self.choices.get(index)
@@ -486,28 +602,50 @@ class Accumulator:
         self.events_seen += 1
         if isinstance(event, TextDelta):
             self.choice(event.choice).append_text(event.text)
+        elif isinstance(event, ResponseInfo):
+            if event.whole:
+                self.body = event.fields
+            else:
+                info = self.info
+                for key, value in event.fields.items():
+                    if value is not None:
+                        old = info.get(key)
+                        info[key] = (
+                            merge_data(old, value)
+                            if isinstance(value, dict) and isinstance(old, dict)
+                            else value
+                        )
+                    elif key not in info:
+                        info[key] = None
         elif isinstance(event, ToolCallDelta):
             calls = self.choice(event.choice).tool_calls
             call = calls.get(event.index)
             if call is None:
                 call = calls[event.index] = ToolCall(event.index)
-            # Set id/type/name only when non-null; append arguments only when a string.
-            if event.id is not None:
+            # Set id/type/name only when non-empty; append arguments only when a string.
+            if event.id:
                 call.id = event.id
-            if event.type is not None:
+            if event.type:
                 call.type = event.type
-            if event.name is not None:
+            if event.name:
                 call.name = event.name
             if event.arguments is not None:
                 call.arguments += event.arguments
         elif isinstance(event, LogprobsDelta):
             self.choice(event.choice).logprobs.extend(event.tokens)
         elif isinstance(event, DataDelta):
-            self.choice(event.choice).data[event.name] = event.value
+            data = self.choice(event.choice).data
+            old = data.get(event.name)
+            if isinstance(old, str) and isinstance(event.value, str):
+                data[event.name] = old + event.value  # refusal text arrives in pieces
+            else:
+                data[event.name] = merge_data(old, event.value)
         elif isinstance(event, ChoiceFinished):
-            self.choice(event.choice).finish_reason = event.reason
+            state = self.choice(event.choice)
+            if event.reason is not None or state.finish_reason is None:
+                state.finish_reason = event.reason
         elif isinstance(event, UsageReport):
-            self.usage = event.usage
+            self.usage = event.usage if self.usage is None else self.usage.merge(event.usage)
         elif isinstance(event, StreamEnd):
             self.done = True
 

@@ -1,19 +1,19 @@
 """``%chat --show/--reset/--undo/--sessions/--save/--load``: managing conversations.
 
 Each command is a small function of the sessions and the parsed options, so the
-magic only dispatches. Output is Markdown (rich frontends) or one plain line.
-Looking (``--show``, ``--sessions``, ``--save``) never creates a session; naming a
-session that does not exist is one line that lists the ones that do.
+magic only dispatches. Output is Markdown with a readable ``text/plain`` (one
+show_markdown for both) or one plain line. Looking (``--show``, ``--sessions``,
+``--save``) never creates a session; naming a session that does not exist is one line
+that lists the ones that do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from IPython.core.display import Markdown
-from IPython.core.display_functions import display
 from IPython.core.error import UsageError
 
+from writer_magics.display.markup import show_markdown
 from writer_magics.history import Conversation, Sessions
 from writer_magics.options import ChatCommand, ChatOptions
 
@@ -32,11 +32,11 @@ def run_chat_command(
         if name not in sessions and (sessions or name != "default"):
             raise no_such_session(name, sessions)
         if name not in sessions:  # a fresh kernel: the empty default, not stored
-            display(Markdown(Conversation().to_markdown(name)))
+            show_markdown(Conversation().to_markdown(name))
             return
-        display(Markdown(sessions[name].to_markdown(name)))
+        show_markdown(sessions[name].to_markdown(name))
     elif command is ChatCommand.SESSIONS:
-        display(Markdown(sessions.to_markdown()))
+        show_markdown(sessions.to_markdown())
     elif command is ChatCommand.RESET:
         dropped = len(sessions[name]) if name in sessions else 0
         if name in sessions:

@@ -1,7 +1,7 @@
 """Kernel messages -> terminal text, for the demo: the answers stream as they arrive.
 
-In a kernel the magics show a live *widget*: finished Markdown blocks are appended to
-a "sealed" Output widget (``display_data`` routed by ``msg_id``), the unfinished tail
+In a kernel the magics show a live *widget*: each finished Markdown block arrives once
+as a new Output widget whose ``comm_open`` state holds it, the unfinished tail
 is re-sent as the ``outputs`` state of a "tail" Output widget, and at the end the whole
 display is replaced by a static ``text/markdown`` bundle. A terminal has no widgets, so
 :class:`TerminalEcho` rebuilds the answer text from those messages and prints only what
@@ -79,7 +79,7 @@ class LiveAnswer:
     @property
     def several(self) -> bool:
         """More than one panel (a sweep or ``-n``): shown whole at the end, not interleaved."""
-        return self.outputs_widgets > 2
+        return self.outputs_widgets > 1  # one tail Output per panel
 
     def text(self) -> str:
         return _joined([*self.sealed, stable_tail(self.tail)])
@@ -103,8 +103,13 @@ class LiveAnswer:
 
 
 def _markdown_of(outputs: list[JSON]) -> str:
-    return "".join(
-        str(o.get("data", {}).get("text/markdown", "")) for o in outputs if isinstance(o, dict)
+    """The Markdown source the outputs show (escapes for the renderer undone)."""
+    from writer_magics.display.markup import unescape_markdown
+
+    return unescape_markdown(
+        "".join(
+            str(o.get("data", {}).get("text/markdown", "")) for o in outputs if isinstance(o, dict)
+        )
     )
 
 
@@ -183,7 +188,7 @@ class TerminalEcho:
         elif kind in ("display_data", "execute_result") and captured:
             if self.current is not None and "text/markdown" in data:
                 # The tail state still holds these blocks until its own update follows.
-                self.current.sealed.append(str(data["text/markdown"]))
+                self.current.sealed.append(_markdown_of([{"data": data}]))
                 self.current.tail = ""
                 self._print_new()
         elif kind in ("display_data", "execute_result"):
@@ -197,7 +202,15 @@ class TerminalEcho:
     def _comm(self, state: JSON, opening: bool) -> None:
         answer = self.current or self.pending
         if opening and state.get("_model_name") == "OutputModel":
-            answer.outputs_widgets += 1
+            sealed = _markdown_of(list(state.get("outputs") or []))
+            if not sealed:
+                answer.outputs_widgets += 1  # a panel's tail Output
+            elif self.current is not None and not self.current.several:
+                # A finished block; the tail state still holds it until its own update.
+                self.current.sealed.append(sealed)
+                self.current.tail = ""
+                self._print_new()
+            return
         if not opening and "outputs" in state and self.current is not None:
             self.current.tail = _markdown_of(list(state.get("outputs") or []))
             self._print_new()
@@ -217,7 +230,7 @@ class TerminalEcho:
             self.write(self.current.new_text())
 
     def _finish(self, answer: LiveAnswer, data: JSON) -> None:
-        final = str(data.get("text/markdown") or "")
+        final = _markdown_of([{"data": data}])
         if final:
             self.write(answer.rest(final))
         else:
@@ -229,7 +242,7 @@ class TerminalEcho:
 
     def _static(self, data: JSON) -> None:
         """Ordinary output: Markdown source (the usage line and prints stay plain)."""
-        text = data.get("text/markdown") or data.get("text/plain") or ""
+        text = _markdown_of([{"data": data}]) or data.get("text/plain") or ""
         if not text:
             return
         text = str(text)

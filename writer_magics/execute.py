@@ -13,7 +13,14 @@ from collections.abc import AsyncIterable, Callable, Collection, Hashable, Mappi
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from writer_magics.api import Accumulator, Event, Request, TextDelta, ToolCallDelta
+from writer_magics.api import (
+    Accumulator,
+    Event,
+    Request,
+    ResponseInfo,
+    TextDelta,
+    ToolCallDelta,
+)
 from writer_magics.concurrency import bounded
 from writer_magics.display import LiveView, Outcome
 from writer_magics.errors import WriterError, one_line
@@ -111,9 +118,11 @@ def execute(
                 continue
             event = item.value
             assert event is not None
+            state.acc.add(event)
+            if isinstance(event, ResponseInfo):
+                continue  # for Result.raw only: nothing to show
             if state.first_text is None and isinstance(event, TextDelta | ToolCallDelta):
                 state.first_text = clock()
-            state.acc.add(event)
             view.add(event, panel=panel_of(item.key, event))
         status = "done"
     except KeyboardInterrupt:
@@ -166,8 +175,10 @@ def _outcome(
         status = "failed"
     elif status == "done" and all_cached:
         status = "cached"
+    errors = [progress[k].error if k in progress else None for k in results]
     return Outcome(
         results=list(results.values()),
         state=status,
         reason=reasons[0] if reasons else None,
+        reasons=[None if e is None else one_line(e) for e in errors],
     )

@@ -79,3 +79,10 @@ def logprobs_html(result: Result) -> str | None:
     from writer_magics.logprobs_view import logprobs_html as render
 
     return render(records)
+
+
+def logprobs_text(result: Result) -> str:
+    """The logprobs picture's ``text/plain``: each token with its probability, one line."""
+    from writer_magics.logprobs_view import logprobs_plain
+
+    return logprobs_plain(result.logprobs)

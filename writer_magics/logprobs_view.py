@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["logprobs_html", "percent", "probability_color", "tooltip"]
+__all__ = ["logprobs_html", "logprobs_plain", "percent", "probability_color", "tooltip"]
 
 _BOX = (
     "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; "
@@ -79,6 +79,32 @@ def _attribute(text: str) -> str:
     return html.escape(text, quote=True).replace("\n", "&#10;")
 
 
+def _summary(probabilities: Sequence[float]) -> str:
+    if not probabilities:
+        return "No token probabilities were returned."
+    mean = sum(probabilities) / len(probabilities)
+    return (
+        f"{len(probabilities)} tokens · mean probability {percent(mean)} · "
+        f"lowest {percent(min(probabilities))}"
+    )
+
+
+def logprobs_plain(records: Sequence[Mapping[str, Any]]) -> str:
+    """The picture as text (a terminal's view): the summary, then ``token (93.1%)`` runs.
+
+    Tokens under 50% are marked, so the unsure places stand out without colour.
+    """
+    probabilities = [_probability(r) for r in records]
+    parts = []
+    for record, p in zip(records, probabilities, strict=True):
+        token = str(record.get("token", ""))
+        parts.append(f"{token}[{percent(p)}]" if p < 0.5 else token)
+    summary = _summary(probabilities)
+    if not records:
+        return summary
+    return f"{summary} · [p] marks tokens under 50%\n{''.join(parts)}"
+
+
 def logprobs_html(records: Sequence[Mapping[str, Any]]) -> str:
     """The tokens as one HTML block: shaded spans with tooltips, and a one-line summary."""
     spans: list[str] = []
@@ -92,15 +118,9 @@ def logprobs_html(records: Sequence[Mapping[str, Any]]) -> str:
             f'title="{_attribute(tooltip(record))}" '
             f'data-probability="{p:.4f}">{html.escape(token, quote=False)}</span>'
         )
+    note = _summary(probabilities)
     if probabilities:
-        mean = sum(probabilities) / len(probabilities)
-        lowest = min(probabilities)
-        note = (
-            f"{len(probabilities)} tokens · mean probability {percent(mean)} · "
-            f"lowest {percent(lowest)} · hover a token for the alternatives"
-        )
-    else:
-        note = "No token probabilities were returned."
+        note += " · hover a token for the alternatives"
     return (
         f'<div style="{_BOX}">{"".join(spans)}</div>'
         f'<div style="{_NOTE}">{html.escape(note, quote=False)}</div>'

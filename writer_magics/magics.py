@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from IPython.core.display import HTML, Markdown
-from IPython.core.display_functions import display
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
 
@@ -356,10 +354,12 @@ class WriterMagics(Magics):
         combination failed (the others' panels say what went wrong).
         """
         if opts.dry_run:
+            from writer_magics.display.markup import show_markdown
+
             client = self.client()
             for request in requests.values():
                 url, key = client.url(request.endpoint), client.settings.api_key
-                display(dry_run_markdown(url, request.body, key))
+                show_markdown(dry_run_markdown(url, request.body, key))
             return None
         from dataclasses import replace
 
@@ -456,10 +456,11 @@ class WriterMagics(Magics):
     def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
         """Parse a ``--schema`` answer and draw the logprobs picture under the answer."""
         from writer_magics import features
+        from writer_magics.display.markup import show_html
 
         picture = features.logprobs_html(answer)
         if picture is not None:
-            display(HTML(picture))
+            show_html(picture, features.logprobs_text(answer))
         try:
             return features.parse_answer(answer, extras)
         except WriterError:
@@ -598,10 +599,11 @@ def _body(cell: str | None, line_prompt: str | None) -> str:
     return cell.rstrip("\n") if cell is not None else (line_prompt or "")
 
 
-def dry_run_markdown(url: str, body: dict[str, Any], key: str | None) -> Markdown:
+def dry_run_markdown(url: str, body: dict[str, Any], key: str | None) -> str:
+    """The request that would be sent, key redacted, as Markdown (reads well as text too)."""
     shown = redact(json.dumps(body, indent=2, ensure_ascii=False), [key])
     auth = f"Bearer {REDACTED}" if key else "(no API key set)"
-    return Markdown(
+    return (
         f"**Dry run**: nothing was sent.\n\n`POST {url}`  \n`Authorization: {auth}`\n\n"
         f"```json\n{shown}\n```"
     )

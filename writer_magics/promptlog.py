@@ -107,7 +107,7 @@ class LogEntry:
         if self.prompt is not None:
             return self.prompt
         for message in reversed(self.messages or []):
-            if message.get("role") == "user":
+            if isinstance(message, dict) and message.get("role") == "user":
                 return str(message.get("content") or "")
         return ""
 
@@ -201,6 +201,8 @@ class PromptLog:
     def __len__(self) -> int:
         if not self.path.exists():
             return 0
+        if not self.path.is_file():
+            raise PromptLogError(f"Cannot read the prompt log {self.path}: it is not a file.")
         try:
             with self._connect(create=False) as db:
                 count: int = db.execute("SELECT count(*) FROM entries").fetchone()[0]
@@ -211,6 +213,8 @@ class PromptLog:
     def _read(self, query: str, args: list[Any]) -> Iterator[LogEntry]:
         if not self.path.exists():
             return iter(())
+        if not self.path.is_file():
+            raise PromptLogError(f"Cannot read the prompt log {self.path}: it is not a file.")
         try:
             with self._connect(create=False) as db:
                 rows = db.execute(query, args).fetchall()
@@ -228,6 +232,9 @@ class PromptLog:
             db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT)
         else:
             db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        # A row of bad UTF-8 (a damaged file) reads with U+FFFD instead of failing the
+        # whole query: one damaged row must not hide the rest of the log.
+        db.text_factory = _text
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -274,9 +281,21 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _loads(text: Any) -> Any:
+    """A JSON column, or None when the row is damaged (not JSON, nested too deeply)."""
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except (ValueError, RecursionError):
+        return None
+
+
 def _entry(row: tuple[Any, ...]) -> LogEntry:
-    params = json.loads(row[4])
-    messages = None if row[6] is None else json.loads(row[6])
+    params = _loads(row[4])
+    messages = _loads(row[6])
     return LogEntry(
         id=row[0],
         time=row[1],

@@ -58,6 +58,10 @@ class Result:
     choices: tuple[Choice, ...]
     request: JSON
     usage: Usage | None = None
+    #: The response as the server sent it: its own body with ``--no-stream``; for a
+    #: stream, the body the chunks add up to with every field they carried (the
+    #: latest ``id``, ``model``, ``created``, ``system_fingerprint``, ``service_tier``,
+    #: ``usage`` with its details). See :func:`raw_response`.
     raw: Any = None
     timing: Timing = field(default_factory=Timing)
     status: Status = "done"
@@ -124,7 +128,10 @@ class Result:
         return f"<Result {self.model} {self.status} {preview!r}>"
 
     def _repr_markdown_(self) -> str:
-        return markdown_of(self)
+        """The answer as Markdown, escaped for Jupyter's renderer (the text stays raw)."""
+        from writer_magics.display.markup import escape_markdown
+
+        return escape_markdown(markdown_of(self))
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(self.text if not cycle else "<Result ...>")
@@ -169,10 +176,18 @@ def markdown_of(result: Result) -> str:
 
 
 def _choice_markdown(choice: Choice) -> str:
+    """The text, or the tool calls when the text is empty or only whitespace.
+
+    Writer streams ``content: "\\n"`` between tool calls, so a whitespace-only text
+    with calls is a tool-call answer.
+    """
+    from writer_magics.display.markup import code_span
+
     text = choice.text
-    if choice.tool_calls and not text:
+    if choice.tool_calls and not text.strip():
         calls = [
-            f"`{c['function']['name']}({c['function']['arguments']})`" for c in choice.tool_calls
+            code_span(f"{c['function']['name']}({c['function']['arguments']})")
+            for c in choice.tool_calls
         ]
         text = "Tool calls: " + ", ".join(calls)
     return text
@@ -206,10 +221,33 @@ def build_result(
         choices=choices,
         request=request,
         usage=acc.usage,
-        raw=raw if raw is not None else response_json(endpoint, model, choices, acc.usage),
+        raw=raw if raw is not None else raw_response(acc, endpoint, model, choices),
         timing=timing or Timing(),
         status=status,
     )
+
+
+def raw_response(
+    acc: Accumulator, endpoint: Endpoint, model: str, choices: tuple[Choice, ...]
+) -> JSON:
+    """``Result.raw``: the server's own body when it sent one (``--no-stream``), else
+    the body a stream adds up to (:func:`response_json`) with every field the chunks
+    carried (the latest ``id``, ``model``, ``created``, ``system_fingerprint``,
+    ``service_tier``, ``usage`` with its details, ...) as the server sent them.
+    """
+    if acc.body is not None:
+        return acc.body
+    body = response_json(endpoint, model, choices, acc.usage)
+    if not acc.info:
+        return body
+    info = {k: v for k, v in acc.info.items() if k != "object"}  # "chat.completion.chunk"
+    if isinstance(info.get("usage"), dict) and "usage" in body:
+        info["usage"] = {**body["usage"], **info["usage"]}
+    elif info.get("usage") is None:
+        info.pop("usage", None)
+    if "object" in body:
+        info = {"object": body.pop("object"), **info}
+    return {**info, **{k: v for k, v in body.items() if k not in info}}
 
 
 def response_json(

@@ -69,8 +69,14 @@ class Sender:
         path = settings.replay_path or settings.cache_path or default_cache_path()
         store = self._caches.get((path, replaying))
         if store is None:
-            store = self._caches[(path, replaying)] = ResponseCache(path, read_only=replaying)
+            store = self._caches[(path, replaying)] = ResponseCache(
+                path, read_only=replaying, secrets=self._secrets
+            )
         return store
+
+    def _secrets(self) -> list[str | None]:
+        """What the cache redacts: the key the client would send now."""
+        return [self._client().settings.api_key]
 
     def prompt_log(self, settings: SendSettings) -> PromptLog | None:
         if not settings.log:
@@ -101,9 +107,14 @@ class Sender:
         store = self.cache(settings) if replaying or settings.use_cache else None
         if replaying and store is not None:
             store.ensure_readable()
+        elif store is not None and not _readable(store):
+            store = None  # told once in this cell; neither looked up nor written
         hits = {
             key: hit for key, req in requests.items() if (hit := _lookup(store, req, replaying))
         }
+        notice = store.take_notice() if store is not None else None
+        if notice is not None:
+            print(f"Warning: {notice}; every other answer is still used.", file=sys.stderr)
         missing = [key for key in requests if key not in hits]
         if replaying and missing:
             request = requests[missing[0]]
@@ -170,8 +181,8 @@ class Sender:
         from writer_magics.cache import CacheError
 
         for key, events in sinks.items():
-            if key in outcomes.errors or outcomes.results[key].status != "done":
-                continue
+            if key in outcomes.errors or outcomes.results[key].status != "done" or not events:
+                continue  # an empty answer (a bare [DONE]) is not worth a cache entry
             request = requests[key]
             try:
                 store.put(request.endpoint, request.body, events)
@@ -225,6 +236,18 @@ def _spend(settings: SendSettings, results: Mapping[Any, Result], live: Sequence
     """Count the tokens of the answers that were sent live (cached ones are free)."""
     if settings.budget is not None:
         settings.budget.spend(results[k] for k in live if k in results)
+
+
+def _readable(store: ResponseCache) -> bool:
+    """Load the cache; a file that cannot be read at all is one warning, not a failure."""
+    from writer_magics.cache import CacheError
+
+    try:
+        len(store)
+    except CacheError as exc:
+        print(f"Warning: the cache is not used: {exc.message}", file=sys.stderr)
+        return False
+    return True
 
 
 def _lookup(store: ResponseCache | None, request: Request, replaying: bool) -> Any:

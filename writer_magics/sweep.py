@@ -9,7 +9,6 @@ partial text and the reason, so the table says what went wrong where.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
@@ -148,13 +147,18 @@ class Sweep(Sequence[tuple["Params", Result]]):
         def line(cells: list[str]) -> str:
             return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
-        return "\n".join([line(header), line(["---"] * len(header)), *map(line, rows)])
+        from writer_magics.display.markup import escape_markdown
+
+        table = "\n".join([line(header), line(["---"] * len(header)), *map(line, rows)])
+        return escape_markdown(table)
 
     def _repr_html_(self) -> str:
         header, rows = self._table()
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+        from writer_magics.display.markup import escape_html
+
+        head = "".join(f"<th>{escape_html(c)}</th>" for c in header)
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+            "<tr>" + "".join(f"<td>{escape_html(c)}</td>" for c in row) + "</tr>" for row in rows
         )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 

@@ -6,7 +6,6 @@ finished in the caller's ``finally``; all display calls happen on that thread.
 
 from __future__ import annotations
 
-import html
 import sys
 import time
 import uuid
@@ -17,6 +16,7 @@ from IPython.core import display_functions, getipython
 
 from writer_magics.api import Event
 from writer_magics.display.blocks import renderable
+from writer_magics.display.markup import escape_markdown, markdown_bundle
 from writer_magics.display.panel import (
     Outcome,
     PanelState,
@@ -27,6 +27,15 @@ from writer_magics.display.panel import (
 )
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
 from writer_magics.result import Result
+
+#: The ``text/plain`` of a live view: what a frontend that cannot render it shows.
+PLACEHOLDER = "streaming answer… (the answer appears here when it is done)"
+
+
+def live_placeholder(header: str) -> str:
+    """The live view's one readable line: what is being asked, and that it is streaming."""
+    return f"{header} · {PLACEHOLDER}" if header else PLACEHOLDER
+
 
 ViewKind = Literal["auto", "widget", "markdown", "text"]
 #: Builds the static finish's ``metadata`` (provenance.stamp) from how the cell ended.
@@ -85,14 +94,15 @@ def static_finish(
 ) -> int:
     """Replace the live display with static output; returns the bytes it published.
 
-    The answer becomes one ``text/markdown`` + ``text/plain`` bundle (what saved
-    notebooks, nbconvert and GitHub show with no widget state), followed by the usage
-    line as a separate ``text/plain`` output so it never pollutes the answer.
+    The answer becomes one ``text/markdown`` (escaped for the renderer) + ``text/plain``
+    (as received) bundle, what saved notebooks, nbconvert and GitHub show with no
+    widget state, followed by the usage line as a separate ``text/plain`` output so it
+    never pollutes the answer.
     ``stamp`` gives the answer's output metadata (provenance, saved with the notebook).
     """
     answer = final_markdown(sections(outcome, titles))
     usage = "\n".join(status_lines(outcome, titles))
-    first = {"text/markdown": answer, "text/plain": answer} if answer else {"text/plain": usage}
+    first = markdown_bundle(answer) if answer else {"text/plain": usage}
     show = update_display if started else display
     metadata = stamp(outcome) if stamp is not None else None
     show(first, raw=True, display_id=display_id, metadata=metadata)
@@ -184,18 +194,18 @@ class MarkdownView:
         self.ended: dict[int, str] = {}
 
     def _markdown(self) -> str:
-        parts = [f"<small>{html.escape(self.header)}</small>"] if self.header else []
+        parts = [f"<small>{escape_markdown(self.header)}</small>"] if self.header else []
         several = len(self.panels.states) > 1
         for i, state in enumerate(self.panels.states):
             if several:
-                parts.append(f"**{state.title}**")
-            parts.extend(p for p in (renderable(state.text), state.extras()) if p)
-            parts.append(f"<small>{html.escape(self.ended.get(i) or state.status())}</small>")
+                parts.append(f"**{escape_markdown(state.title)}**")
+            parts.extend(escape_markdown(p) for p in (renderable(state.text), state.extras()) if p)
+            parts.append(f"<small>{escape_markdown(self.ended.get(i) or state.status())}</small>")
         return "\n\n".join(parts)
 
     def _bundle(self) -> dict[str, Any]:
         md = self._markdown()
-        return {"text/markdown": md}
+        return {"text/markdown": md, "text/plain": live_placeholder(self.header)}
 
     def start(self) -> None:
         display(self._bundle(), raw=True, display_id=self.display_id)
