@@ -197,3 +197,19 @@ def test_loading_checks_every_key(tmp_path: Path) -> None:
     assert (found.budget.requests, found.budget.tokens) == (50, 20000)
     with pytest.raises(ClassSettingsError, match="does not exist"):
         load(tmp_path / "missing.toml")
+
+
+def test_a_missing_file_named_by_the_environment_refuses_every_cell(
+    shell: InteractiveShell,
+    server: ServerHandle,
+    lesson: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WRITER_MAGICS_CLASS", str(lesson / "week9.toml"))
+    line = refusal(run(shell, "%%chat\nHi"))
+    assert (
+        line
+        == f"ClassSettingsError: The class settings file {lesson / 'week9.toml'} does not exist."
+    )
+    assert server.requests == []
+    assert magics_of(shell).teaching_status()[1] == f"class settings: {line.split(': ', 1)[1]}"

@@ -9,7 +9,10 @@ requests. Students run the same notebook with ``WRITER_MAGICS_REPLAY=class.jsonl
 key, no network; a cell a student edited gets the usual one-line replay-miss error.
 
 The notebook itself is not changed. A cell that fails stops the recording and writes
-nothing (exit 1), so a half-recorded class never ships.
+nothing (exit 1), so a half-recorded class never ships. The recording kernel runs under
+the same class settings and budget as a student's (a budget too small for the lesson
+fails the recording, as it would fail a student working live). The count reported is
+of distinct requests: a request the notebook makes twice is recorded once.
 """
 
 from __future__ import annotations
