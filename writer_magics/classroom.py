@@ -105,7 +105,7 @@ class ClassSettings:
         """``class settings: writer-magics-class.toml · model=palmyra-x5 · temperature=0.2``."""
         parts = [f"{k}={_shown(v)}" for k, v in self.pins().items()]
         if self.allowed_options is not None:
-            parts.append("options " + ",".join(sorted(self.allowed_options)) or "none")
+            parts.append("options " + (",".join(sorted(self.allowed_options)) or "none"))
         if not self.budget.unlimited:
             parts.append(
                 "budget "
