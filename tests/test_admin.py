@@ -122,7 +122,7 @@ def test_file_problems_are_the_modules_one_line_errors(
         ("cache --clear --info", "not allowed with"),
         ("cache --export", "expected one argument"),
         ("log --frobnicate", "unrecognized arguments"),
-        ('log --search "unclosed', "No closing quotation"),
+        ('log --search "unclosed', 'unclosed " quote at column 22'),
     ],
 )
 def test_bad_input_is_one_usage_error_line(

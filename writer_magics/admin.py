@@ -8,6 +8,8 @@
     %writer cache --export PATH             a cache file to ship with a notebook
     %writer cache --import PATH             merge a shipped cache file in
     %writer cache --clear                   forget every cached answer
+    %writer models                          the models the key can use (GET /v1/models)
+    %writer status                          what the next cell will do (see status.py)
 
 Plain functions: the magic only passes its line, log and cache. Bad input is one
 ``UsageError`` line; file problems are the modules' own one-line errors.
@@ -16,17 +18,18 @@ Plain functions: the magic only passes its line, log and cache. Bad input is one
 from __future__ import annotations
 
 import argparse
-import shlex
+from collections.abc import Callable, Mapping
 from typing import NoReturn
 
 from IPython.core.error import UsageError
 
 from writer_magics.cache import ResponseCache, unreadable
+from writer_magics.options import split_words
 from writer_magics.promptlog import LogEntry, PromptLog
 
 USAGE = (
     "%writer log [-n N] [--search TEXT] | log --export PATH | "
-    "cache --info | --export PATH | --import PATH | --clear"
+    "cache --info | --export PATH | --import PATH | --clear | models | status"
 )
 
 
@@ -50,20 +53,36 @@ def _parser() -> _Parser:
     action.add_argument("--export", metavar="PATH")
     action.add_argument("--import", dest="import_", metavar="PATH")
     action.add_argument("--clear", action="store_true")
+    commands.add_parser("models", add_help=False)
+    commands.add_parser("status", add_help=False)
     return parser
 
 
-def run_writer_command(line: str, *, log: PromptLog | None, cache: ResponseCache) -> None:
-    """Parse and run one ``%writer`` line; prints or displays what it did."""
-    try:
-        words = shlex.split(line)
-    except ValueError as exc:
-        raise UsageError(f"%writer: {exc}. Usage: {USAGE}") from None
+#: The ``%writer`` parser (Tab completion reads its subcommands and options).
+writer_parser = _parser
+
+
+def run_writer_command(
+    line: str,
+    *,
+    log: PromptLog | None,
+    cache: ResponseCache,
+    commands: Mapping[str, Callable[[], None]] | None = None,
+) -> None:
+    """Parse and run one ``%writer`` line; prints or displays what it did.
+
+    ``commands`` runs the subcommands that need the magics (``models``, ``status``).
+    """
+    words = split_words(line, "%writer")  # quotes as on the %chat line, curly ones too
     if not words or words[0] in ("help", "-h", "--help"):
         print(f"Usage: {USAGE}")
         return
     args = _parser().parse_args(words)
-    if args.command == "log":
+    if commands is not None and args.command in commands:
+        commands[args.command]()
+    elif args.command in ("models", "status"):
+        raise UsageError(f"%writer {args.command} needs the loaded extension.")
+    elif args.command == "log":
         if log is None:
             raise UsageError("%writer log: the prompt log is off (WriterMagics.log = False).")
         if args.export is not None:

@@ -178,6 +178,43 @@ class WriterClient:
     def url(self, endpoint: Endpoint) -> str:
         return self.settings.base_url.rstrip("/") + PATHS[endpoint]
 
+    async def get_json(self, path: str, *, timeout: float | None = None) -> Any:
+        """``GET`` one JSON document (``path`` like ``/v1/models``); no retries.
+
+        ``timeout`` (seconds, for connecting and reading) defaults to the settings'.
+        Raises the same one-line errors as a POST: ConfigurationError (no key, bad URL),
+        APIConnectionError, RequestTimeoutError, APIStatusError subclasses,
+        MalformedEventError (not JSON); the key is redacted from all of them.
+        """
+        check_settings(self.settings)
+        url = self.settings.base_url.rstrip("/") + path
+        headers = {"Authorization": f"Bearer {self.settings.api_key}", "Accept": "application/json"}
+        limit = httpx.Timeout(
+            timeout or self.settings.read_timeout,
+            connect=timeout or self.settings.connect_timeout,
+        )
+        try:
+            try:
+                response = await self._http.get(url, headers=headers, timeout=limit)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                raise APIConnectionError(
+                    f"Could not connect to {self.settings.base_url}: {_reason(exc)}",
+                    hint="Check your network and WRITER_BASE_URL.",
+                ) from None
+            except httpx.TimeoutException:
+                raise RequestTimeoutError(
+                    f"No answer from {self.settings.base_url} within {limit.read:g} s."
+                ) from None
+            except httpx.HTTPError as exc:
+                raise APIConnectionError(f"The request to {url} failed: {_reason(exc)}") from None
+            if response.is_error:
+                raise status_error(
+                    response.status_code, _json_or_none(response), response.text, None
+                )
+            return _json(response)
+        except WriterError as exc:
+            raise exc.redacted([self.settings.api_key]) from None
+
     async def events(
         self, endpoint: Endpoint, body: JSON, *, timeout: float | None = None
     ) -> AsyncIterator[Event]:

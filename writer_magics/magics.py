@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
+from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, validate
 
-from writer_magics import api, bodies, options, prompt, settings
+from writer_magics import api, bodies, completion, models, options, prompt, settings
 from writer_magics.api import Request
 from writer_magics.budget import Ledger, Limits
 from writer_magics.errors import (
@@ -73,6 +73,12 @@ class WriterMagics(Magics):
         help="Live view: ipywidgets in a kernel, plain text in a terminal, or forced.",
     ).tag(config=True)
     max_concurrency = Int(4, help="How many requests of a sweep run at once.").tag(config=True)
+    max_sweep = Int(
+        options.DEFAULT_MAX_SWEEP, help="Most requests one sweep cell may send (larger: refused)."
+    ).tag(config=True)
+    max_prompt_bytes = Int(
+        4_000_000, help="Larger prompts need --allow-large (UTF-8 bytes; 0: no limit)."
+    ).tag(config=True)
     max_tool_rounds = Int(5, help="Requests per %%chat --tools cell before giving up.").tag(
         config=True
     )
@@ -102,6 +108,15 @@ class WriterMagics(Magics):
         "requests are refused once it is reached.",
     ).tag(config=True)
 
+    fetch_models = Bool(
+        help="Fetch the key's model list (GET /v1/models) once in the background for Tab "
+        "completion of -m; off: the known list (default off when WRITER_MAGICS_FETCH_MODELS=0)."
+    ).tag(config=True)
+
+    @default("fetch_models")
+    def _fetch_models_default(self) -> bool:
+        return models.fetch_default()
+
     @validate(
         "connect_timeout",
         "read_timeout",
@@ -109,13 +124,15 @@ class WriterMagics(Magics):
         "max_concurrency",
         "max_tool_rounds",
         "max_retries",
+        "max_sweep",
+        "max_prompt_bytes",
     )
     def _positive(self, proposal: Any) -> Any:
         """Bad settings are refused when set, not when a request fails later."""
         value, name = proposal["value"], proposal["trait"].name
-        if name == "max_retries" and value < 0:
-            raise TraitError(f"WriterMagics.max_retries must be 0 or more, not {value!r}")
-        if name != "max_retries" and value <= 0:
+        if name in ("max_retries", "max_prompt_bytes") and value < 0:
+            raise TraitError(f"WriterMagics.{name} must be 0 or more, not {value!r}")
+        if name not in ("max_retries", "max_prompt_bytes") and value <= 0:
             raise TraitError(f"WriterMagics.{name} must be positive, not {value!r}")
         return value
 
@@ -152,9 +169,14 @@ class WriterMagics(Magics):
         #: one execution of a cell from a re-run of it.
         self._running: list[tuple[object, Call]] = []
         self._executions = 0
+        #: Model ids for Tab completion (one background GET /v1/models per kernel).
+        self.models = models.ModelCatalog()
+        self._matcher: Any = None
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
             shell.events.register("post_run_cell", self._forget_cell)
+            shell.events.register("pre_run_cell", self._start_model_fetch)
+            self._matcher = completion.install(shell, self)
         for problem in self._teaching_problems():  # a broken class file: said at load
             print(problem, file=sys.stderr)
 
@@ -166,11 +188,11 @@ class WriterMagics(Magics):
     def complete(self, line: str, cell: str | None = None) -> None:
         """Send the cell (or the rest of the line) to /v1/completions and stream the answer."""
         opts = options.parse_complete(
-            self.complete, line, self.user_ns, default_model=self.model, cell=cell is not None
+            self.complete, line, self.user_ns, cell=cell is not None, **self._line_limits()
         )
         opts = self._class_rules(opts)
         self._warn(opts.warnings)
-        text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%complete")
+        text = self._render(cell, opts, "complete")
         stream = opts.stream and self.stream
         requests = {p: bodies.completion(opts, p, text, stream=stream) for p in opts.params}
         with self._keeping_partial(opts.out):
@@ -183,7 +205,7 @@ class WriterMagics(Magics):
     def chat(self, line: str, cell: str | None = None) -> None:
         """Send the cell as the next message of a conversation and stream the answer."""
         opts = options.parse_chat(
-            self.chat, line, self.user_ns, default_model=self.model, cell=cell is not None
+            self.chat, line, self.user_ns, cell=cell is not None, **self._line_limits()
         )
         if opts.command is not None:
             from writer_magics.commands import run_chat_command
@@ -191,7 +213,7 @@ class WriterMagics(Magics):
             return run_chat_command(opts, self.sessions, secrets=self._secrets())
         opts = self._class_rules(opts)
         self._warn(opts.warnings)
-        text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%chat")
+        text = self._render(cell, opts, "chat")
         from writer_magics import features
 
         extras = features.prepare(opts, self.user_ns)
@@ -210,12 +232,17 @@ class WriterMagics(Magics):
     @line_magic
     def writer(self, line: str) -> None:
         """The prompt log and the cache: ``%writer log [-n N] [--search TEXT] [--export PATH]``,
-        ``%writer cache --export PATH | --import PATH | --clear | --info``."""
+        ``%writer cache --export PATH | --import PATH | --clear | --info``; the models the
+        key can use: ``%writer models``; what the next cell will do: ``%writer status``."""
         from writer_magics.admin import run_writer_command
+        from writer_magics.status import run_models, run_status
 
         settings = self._send_settings(use_cache=True)
         run_writer_command(
-            line, log=self.sender.prompt_log(settings), cache=self.sender.cache(settings)
+            line,
+            log=self.sender.prompt_log(settings),
+            cache=self.sender.cache(settings),
+            commands={"models": lambda: run_models(self), "status": lambda: run_status(self)},
         )
 
     # ------------------------------------------------------------------ steps
@@ -226,10 +253,33 @@ class WriterMagics(Magics):
         namespace: dict[str, Any] = self.shell.user_ns
         return namespace
 
+    def _line_limits(self) -> dict[str, Any]:
+        """What parsing the magic line needs from the settings (model, sweep limit, key)."""
+        try:  # the configured key, so that typing it on the line is refused
+            key = settings.api_key(self.api_key or None)
+        except Exception:
+            key = None
+        return {"default_model": self.model, "max_sweep": self.max_sweep, "secrets": (key,)}
+
+    def _render(self, cell: str | None, opts: options.Options, name: str) -> str:
+        """The prompt text by the interpolation rule (prompt.render); it and any
+        ``-s`` text over ``max_prompt_bytes`` need ``--allow-large``."""
+        magic = ("%%" if cell is not None else "%") + name
+        limit = None if opts.allow_large else self.max_prompt_bytes
+        if limit is not None and isinstance(opts, ChatOptions):
+            for system in opts.systems or ():
+                prompt.check_size(system, limit, magic, "system prompt")
+        return prompt.render(
+            _body(cell, opts.prompt), self.user_ns, magic=magic, raw=opts.raw, max_bytes=limit
+        )
+
     def _remember_cell(self, info: Any) -> None:
         self._executions += 1
         call = Call(getattr(info, "cell_id", None) or None, self._executions)
         self._running.append((info, call))
+
+    def _start_model_fetch(self, info: Any) -> None:
+        models.start_background_fetch(self)
 
     def _forget_cell(self, result: Any) -> None:
         # post_run_cell also comes for cells that never had a pre_run_cell (empty ones)
@@ -542,6 +592,10 @@ class WriterMagics(Magics):
                 self.shell.events.unregister("pre_run_cell", self._remember_cell)
             with contextlib.suppress(ValueError):
                 self.shell.events.unregister("post_run_cell", self._forget_cell)
+            with contextlib.suppress(ValueError):
+                self.shell.events.unregister("pre_run_cell", self._start_model_fetch)
+            completion.uninstall(self.shell, self._matcher)
+        self.models.cancel()
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):

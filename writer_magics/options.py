@@ -8,6 +8,13 @@ tokeniser, which must know which options take a value. Every problem is reported
 How a line is read (the magics use ``@no_var_expand``, so IPython does not touch it):
 
 * Tokens are split like a POSIX shell: ``--system "You are terse"`` is one value.
+  Curly quotes count as quotes (``“...”`` like ``"..."``, ``‘...’`` like ``'...'``);
+  an apostrophe between letters or digits is text (``-s 'You're terse'``). An unclosed
+  quote, a stray ``”``, or a quote that ends a value while the next word still holds its
+  partner (``-s 'students' work'``) is a ``UsageError`` naming the column. Nothing is
+  dropped or moved silently.
+* A word shaped like an API key anywhere on the line (or the configured key) is
+  refused without showing it (:func:`refuse_keys`).
 * Options come first. In the line form (``%chat -t 0.2 Define RAG.``) the first word
   that is not an option starts the prompt, and the rest of the line is taken *raw*
   (so ``What's up`` needs no quoting); ``--`` ends the options explicitly. In the cell
@@ -25,14 +32,15 @@ How a line is read (the magics use ``@no_var_expand``, so IPython does not touch
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import enum
 import itertools
 import keyword
 import math
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
@@ -75,6 +83,9 @@ _kwds = cast(Callable[..., _Decorator], _ma.kwds)
 REMOVED_MODELS = api.REMOVED_MODELS
 REPLACEMENT_MODEL = api.DEFAULT_MODEL
 INT32_MAX = 2**31 - 1
+#: -n: Writer documents no upper bound; each choice is a panel, so a practical one.
+MAX_N = 128
+DEFAULT_MAX_SWEEP = 32
 
 
 # --------------------------------------------------------------------------- results
@@ -124,6 +135,10 @@ class Options:
     """``--partial``: with a budget, send the requests of a sweep that fit (see budget.py)."""
     given: tuple[str, ...] = ()
     """The long names of the options written on the line, in order (class settings)."""
+    raw: bool = False
+    """``--raw``: the prompt is sent exactly as written (no interpolation)."""
+    allow_large: bool = False
+    """``--allow-large``: send a prompt over ``WriterMagics.max_prompt_bytes``."""
     prompt: str | None = None
     """Line form: the raw text after the options (render it with prompt.render)."""
     warnings: tuple[str, ...] = ()
@@ -251,6 +266,7 @@ class _Spec:
 _GROUPS = {
     "generation": "model and sampling",
     "tools": "tools, built-in tools and structured output",
+    "prompt": "the prompt text",
     "output": "output",
     "session": "conversation",
     "command": "chat commands (line form, e.g. %chat --show)",
@@ -275,7 +291,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec(("--top-p",), "Nucleus sampling, 0 to 1. A comma list sweeps.", "F", True, "0.9"),
     _Spec(
         ("--max-tokens",),
-        "Maximum number of tokens to generate. A comma list sweeps.",
+        "Maximum number of tokens to generate, 1 to 2147483647. A comma list sweeps.",
         "N",
         repeat=True,
         example="256",
@@ -289,7 +305,7 @@ _SPECS: tuple[_Spec, ...] = (
     ),
     _Spec(
         ("--best-of",),
-        "Generate N completions on the server and return the best one.",
+        "Generate N completions on the server and return the best one (1 to 2147483647).",
         "N",
         example="3",
         magics=_COMPLETE,
@@ -311,7 +327,9 @@ _SPECS: tuple[_Spec, ...] = (
         example='"You are terse."',
         magics=_CHAT,
     ),
-    _Spec(("-n", "--n"), "Number of answers to generate.", "N", example="3", magics=_CHAT),
+    _Spec(
+        ("-n", "--n"), "Number of answers to generate, 1 to 128.", "N", example="3", magics=_CHAT
+    ),
     _Spec(("--logprobs",), "Return token log probabilities.", magics=_CHAT),
     _Spec(
         ("--tools",),
@@ -359,10 +377,10 @@ _SPECS: tuple[_Spec, ...] = (
     ),
     _Spec(
         ("--graph",),
-        "Built-in tool: answer from these Knowledge Graph ids (comma list).",
+        "Built-in tool: answer from these Knowledge Graph ids (UUIDs; comma list).",
         "ID[,ID...]",
         repeat=True,
-        example="GRAPH_ID",
+        example="6e2a7f0c-1d5b-4e0a-9c3f-2b8d1a4e5f60",
         magics=_CHAT,
         group="tools",
     ),
@@ -406,10 +424,20 @@ _SPECS: tuple[_Spec, ...] = (
         group="tools",
         names_object=True,
     ),
+    _Spec(
+        ("--raw",),
+        "Send the prompt exactly as written: no {name} interpolation.",
+        group="prompt",
+    ),
+    _Spec(
+        ("--allow-large",),
+        "Send a prompt larger than WriterMagics.max_prompt_bytes (4 MB by default).",
+        group="prompt",
+    ),
     _Spec(("--no-stream",), "Wait for the whole answer instead of streaming it.", group="output"),
     _Spec(
         ("-o", "--out"),
-        "Also store the Result in this Python variable.",
+        "Also store the Result in this Python variable (not a keyword or builtin name).",
         "NAME",
         example="answer",
         group="output",
@@ -479,13 +507,29 @@ _COMMANDS = tuple(ChatCommand)
 _EPILOG = """\
 Options come first. In the line form the rest of the line is the prompt
 ({magic} -t 0.2 Define RAG.); in the cell form the cell body is the prompt.
-IPython reads a line ending in "word?" as a help request: end it otherwise.
+A line-form question may end in "?" ({magic} What is RAG?): it is sent as
+written. Only {magic}? and %{magic}? alone show this help.
 Put -- before a prompt that starts with "-".
 
+Quotes: "..." or '...' (curly quotes too) keep a value with spaces together;
+an apostrophe between letters is text (-s 'You're terse'). An unclosed quote
+is refused with its column and nothing is sent.
+
 A value written as $name or {{expr}} (name, name.attr, name[0], name['k'])
-is taken from the Python variable; quote values that contain spaces.
-In the prompt, {{name}} is replaced by the variable's value; write {{{{name}}}}
-for literal braces. Other braces (JSON, code) are left as they are.
+is taken from the Python variable, as written (its text is not interpolated);
+quote values that contain spaces.
+
+The prompt: {{name}}, {{name.attr}}, {{name[0]}} in prose are replaced by the
+variable's value; {{{{name}}}} gives a literal {{name}}. Inside fenced code
+blocks (```) and inline `code` nothing is replaced, except a code line that
+is only one {{name}} (so a fence around {{source}} sends the source). ${{...}}
+is never replaced. Other braces (JSON, code) stay as written. --raw sends the
+prompt exactly as typed. An undefined name is an error only where it would be
+replaced.
+
+Limits: a sweep of more than WriterMagics.max_sweep (32) requests, and a
+prompt over WriterMagics.max_prompt_bytes (4 MB; --allow-large sends it) are
+refused before anything is sent. A key typed on the line is refused.
 """
 
 
@@ -552,10 +596,67 @@ class _Token:
     start: int
     end: int
     literal: bool  # single-quoted or backslash-escaped: never substituted
+    quote: str = ""  # the last quote character that opened a quoted part
+
+
+#: Opening quote -> its closing quote. Curly quotes pasted from documents count too.
+_QUOTES = {"'": "'", '"': '"', "\u2018": "\u2019", "\u201c": "\u201d"}
+_SINGLE = ("'", "\u2018")  # literal: never substituted, no escapes
+_APOSTROPHES = ("'", "\u2019")
+
+
+def _column(magic: str, pos: int) -> int:
+    """1-based column of ``pos`` of the line on the typed line (``%chat `` before it)."""
+    return len(magic) + 2 + pos
+
+
+def _is_apostrophe(line: str, pos: int) -> bool:
+    """``'``/``’`` between two letters or digits (``You're``, ``don’t``)."""
+    return (
+        line[pos] in _APOSTROPHES
+        and 0 < pos < len(line) - 1
+        and line[pos - 1].isalnum()
+        and line[pos + 1].isalnum()
+    )
+
+
+def _opens_quote(line: str, pos: int, start: int) -> bool:
+    """Whether the quote character at ``pos`` (outside quotes) starts a quoted part.
+
+    ``'`` right after a letter or digit is an apostrophe (``You're``, ``students'``),
+    unless it follows a short option glued to its value (``-s'terse'``); ``’`` outside
+    quotes is always an apostrophe.
+    """
+    ch = line[pos]
+    if ch == "\u2019":
+        return False
+    if ch == "'" and pos > start and line[pos - 1].isalnum():
+        return bool(re.fullmatch(r"-[A-Za-z]", line[start:pos]))
+    return ch in _QUOTES
+
+
+def _unclosed(magic: str, line: str, pos: int) -> UsageError:
+    quote = line[pos]
+    shown = line[pos : pos + 12] + ("…" if len(line) > pos + 12 else "")
+    hint = (
+        'write an apostrophe inside "double quotes" (-s "You\'re terse")'
+        if quote in _SINGLE
+        else f"close it with {_QUOTES[quote]}"
+    )
+    return UsageError(
+        f"The {magic} line has an unclosed {quote} quote at column {_column(magic, pos)} "
+        f"({shown}): {hint}; nothing was sent"
+    )
 
 
 def _next_token(line: str, pos: int, magic: str) -> _Token | None:
-    """Read one shell-like token starting at ``pos``; None at the end of the line."""
+    """Read one shell-like token starting at ``pos``; None at the end of the line.
+
+    Quotes: ``'...'`` and ``‘...’`` are literal, ``"..."`` and ``“...”`` understand
+    ``\\"``, ``\\\\`` and ``\\$``. An apostrophe between letters (``'You're terse'``,
+    ``You're``) is text, not a quote. An unclosed quote or a stray ``”`` is a
+    ``UsageError`` naming its column; nothing is guessed or dropped.
+    """
     n = len(line)
     while pos < n and line[pos].isspace():
         pos += 1
@@ -564,35 +665,36 @@ def _next_token(line: str, pos: int, magic: str) -> _Token | None:
     start = pos
     chars: list[str] = []
     literal = False
+    quote = ""
     while pos < n and not line[pos].isspace():
         ch = line[pos]
         braced = _BRACED_VALUE.match(line, pos) if ch == "{" else None
         if braced:  # {cfg['k']} is a reference: its quotes belong to it, not to the shell
             chars.append(braced.group(1))
             pos = braced.end(1)
-        elif ch == "'":
-            close = line.find("'", pos + 1)
-            if close < 0:
-                raise UsageError(f"The {magic} line has an unclosed ' quote")
-            chars.append(line[pos + 1 : close])
-            literal = True
-            pos = close + 1
-        elif ch == '"':
+        elif ch == "\u201d":
+            raise UsageError(
+                f"The {magic} line has a closing \u201d quote at column {_column(magic, pos)} "
+                "without an opening \u201c; nothing was sent"
+            )
+        elif ch in _QUOTES and _opens_quote(line, pos, start):
+            opened, close, quote = pos, _QUOTES[ch], ch
             pos += 1
             while True:
                 if pos >= n:
-                    raise UsageError(f'The {magic} line has an unclosed " quote')
-                ch = line[pos]
-                if ch == '"':
+                    raise _unclosed(magic, line, opened)
+                c = line[pos]
+                if c == close and not (ch in _SINGLE and _is_apostrophe(line, pos)):
                     pos += 1
                     break
-                if ch == "\\" and pos + 1 < n and line[pos + 1] in '"\\$':
+                if ch not in _SINGLE and c == "\\" and pos + 1 < n and line[pos + 1] in '"\\$':
                     literal = literal or line[pos + 1] == "$"
                     chars.append(line[pos + 1])
                     pos += 2
                 else:
-                    chars.append(ch)
+                    chars.append(c)
                     pos += 1
+            literal = literal or ch in _SINGLE
         elif ch == "\\" and pos + 1 < n:
             chars.append(line[pos + 1])
             literal = True
@@ -600,7 +702,20 @@ def _next_token(line: str, pos: int, magic: str) -> _Token | None:
         else:
             chars.append(ch)
             pos += 1
-    return _Token("".join(chars), start, pos, literal)
+    return _Token("".join(chars), start, pos, literal, quote)
+
+
+def split_words(line: str, magic: str) -> list[str]:
+    """The words of a line, quoted as on the ``%chat`` line (``%writer`` uses this).
+
+    Raises ``UsageError`` (one line, with the column) for an unclosed quote.
+    """
+    words: list[str] = []
+    pos = 0
+    while (token := _next_token(line, pos, magic)) is not None:
+        words.append(token.text)
+        pos = token.end
+    return words
 
 
 def _is_number(text: str) -> bool:
@@ -616,7 +731,7 @@ def _rest(line: str, start: int, magic: str) -> str | None:
     rest = line[start:].strip()
     if not rest:
         return None
-    if rest[0] in "'\"" and rest[-1] == rest[0] and len(rest) > 1:
+    if rest[0] in _QUOTES and rest[-1] == _QUOTES[rest[0]] and len(rest) > 1:
         try:
             token = _next_token(rest, 0, magic)
         except UsageError:
@@ -671,15 +786,39 @@ def _substitute(value: str, literal: bool, spec: _Spec, user_ns: Mapping[str, An
     return [str(resolved)]
 
 
+def _check_split(line: str, start: int, quote: str, magic: str) -> None:
+    """Refuse a value that ended at a quote the user meant as text.
+
+    ``-s 'students' work' Hi`` closes the value after ``students``; the prompt's first
+    word then holds the real closing quote. Rather than send ``work' Hi``, say where.
+    """
+    if not quote:
+        return
+    close = _QUOTES[quote]
+    if start < len(line) and line[start] in _QUOTES:
+        return  # the prompt is quoted itself: -s 'terse' 'What is RAG?'
+    end = start
+    while end < len(line) and not line[end].isspace():
+        if line[end] == close and not _is_apostrophe(line, end):
+            raise UsageError(
+                f"The {magic} line has a {close} at column {_column(magic, end)} after a "
+                f"value that was already closed: an apostrophe inside {quote}...{close}? "
+                'Put such a value in "double quotes"; nothing was sent'
+            )
+        end += 1
+
+
 def _scan(kind: str, line: str, user_ns: Mapping[str, Any], cell: bool) -> _Scan:
     magic = ("%%" if cell else "%") + kind
     by_flag = {f: s for s in _specs(kind) for f in s.flags}
     scan = _Scan()
     pos = 0
+    quote = ""  # the quote of the last option value, if it was quoted
     while True:
         word = len(line) - len(line[pos:].lstrip())
         if word < len(line) and line[word] != "-":
             # Not an option: the prompt starts here, raw (so "What's up" needs no quotes).
+            _check_split(line, word, quote, magic)
             scan.prompt = _rest(line, word, magic)
             break
         token = _next_token(line, pos, magic)
@@ -713,6 +852,9 @@ def _scan(kind: str, line: str, user_ns: Mapping[str, Any], cell: bool) -> _Scan
             if following is None or (following.text in by_flag and not following.literal):
                 raise UsageError(f"{spec.long} needs a value, e.g. {spec.long} {spec.example}")
             value, literal, pos = following.text, following.literal, following.end
+            quote = following.quote
+        else:
+            quote = token.quote
         scan.values.setdefault(spec.dest, []).extend(_substitute(value, literal, spec, user_ns))
     if cell and scan.prompt is not None:
         raise UsageError(
@@ -720,6 +862,49 @@ def _scan(kind: str, line: str, user_ns: Mapping[str, Any], cell: bool) -> _Scan
             "cell below, and quote option values that contain spaces"
         )
     return scan
+
+
+# --------------------------------------------------------------------------- keys
+
+# What a Writer API key looks like: Writer's own 401 echoes keys as "sk-...", and the
+# tests use sk-test-...: "sk-" and 16 or more key characters with a digit. Also any
+# long random-looking word (32+ letters and digits mixing upper case, lower case and
+# digits). UUIDs (graph ids), hex hashes and model names do not match.
+_KEY_WORD = re.compile(r"[A-Za-z0-9_\-]+")
+_SK_KEY = re.compile(r"sk-(?=[A-Za-z0-9_\-]*\d)[A-Za-z0-9_\-]{16,}")
+
+
+def looks_like_key(word: str) -> bool:
+    """True for a word shaped like a Writer API key (see ``_SK_KEY`` above)."""
+    if _SK_KEY.fullmatch(word):
+        return True
+    return (
+        len(word) >= 32
+        and word.isalnum()
+        and any(c.isupper() for c in word)
+        and any(c.islower() for c in word)
+        and any(c.isdigit() for c in word)
+    )
+
+
+def refuse_keys(line: str, secrets: Iterable[str | None], magic: str) -> None:
+    """Refuse a magic line holding an API key: the configured key or a key-shaped word.
+
+    The message names where (the option, or the prompt) but never shows the key.
+    """
+    found = [m.start() for m in _KEY_WORD.finditer(line) if looks_like_key(m.group())]
+    found += [line.find(s) for s in secrets if s and len(s) >= 8 and s in line]
+    if not found:
+        return
+    start = min(found)
+    before = line[:start].rstrip("'\"\u2018\u201c").split()
+    option = before[-1].split("=")[0] if before else ""
+    where = f"as the value of {option}" if option.startswith("-") else "on the line"
+    raise UsageError(
+        f"The {magic} line holds what looks like an API key ({where}, column "
+        f"{_column(magic, start)}); nothing was sent. Keep keys in WRITER_API_KEY or .env; "
+        "if it is not a key, put the text in the cell body"
+    )
 
 
 # --------------------------------------------------------------------------- values
@@ -796,8 +981,69 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
+T = TypeVar("T")
+
+
+def _unique(values: tuple[T, ...]) -> tuple[T, ...]:
+    """The values in the order given, each once (``-t 0.5,0.5`` is one temperature)."""
+    return tuple(dict.fromkeys(values))
+
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
+# Names IPython itself keeps in the namespace (output history, input history, helpers).
+_IPYTHON_NAMES = re.compile(r"_+|_i+|_i\d+|_\d+|_oh|_ih|_dh|In|Out|get_ipython|exit|quit")
+
+
+def _out_name(name: str) -> str:
+    """``-o NAME``: a plain variable name that shadows nothing Python or IPython needs."""
+    name = name.strip()
+    if not name.isidentifier():
+        raise UsageError(f"--out expects a Python variable name such as answer, got {name!r}")
+    if keyword.iskeyword(name):
+        raise UsageError(f"--out {name}: {name} is a Python keyword; choose another name")
+    if name in _BUILTIN_NAMES or (name.startswith("__") and name.endswith("__")):
+        raise UsageError(
+            f"--out {name} would hide Python's own {name}; choose another name such as answer"
+        )
+    if _IPYTHON_NAMES.fullmatch(name):
+        raise UsageError(f"--out {name}: IPython uses {name} itself; choose another name")
+    return name
+
+
+def _sweep_size(opts: Options, ns: Any, max_sweep: int) -> tuple[str, ...]:
+    """Refuse a sweep over ``max_sweep`` requests; say when repeats were merged.
+
+    Returns the note to show when identical combinations were sent once.
+    """
+    raw = {
+        "--model": len(_items("--model", ns.model) or [""]),
+        "--temperature": len(_items("--temperature", ns.temperature) or [""]),
+        "--top-p": len(_items("--top-p", ns.top_p) or [""]),
+        "--max-tokens": len(_items("--max-tokens", ns.max_tokens) or [""]),
+        "--system": len(getattr(ns, "system", None) or [""]),
+    }
+    asked = math.prod(raw.values())
+    count = len(opts.params)
+    if count > max_sweep:
+        sizes = " x ".join(f"{n} {flag}" for flag, n in raw.items() if n > 1)
+        raise UsageError(
+            f"This sweep is {count} requests ({sizes}), over WriterMagics.max_sweep "
+            f"({max_sweep}); nothing was sent. To allow it: %config WriterMagics.max_sweep = "
+            f"{count}"
+        )
+    if asked == count:
+        return ()
+    repeated = ", ".join(flag for flag, n in raw.items() if n > 1)
+    more = " (use -n N for several answers)" if isinstance(opts, ChatOptions) else ""
+    plural = "request" if count == 1 else "requests"
+    return (
+        f"{repeated} repeats a value: identical combinations are sent once, "
+        f"{count} {plural} instead of {asked}{more}",
+    )
+
+
 def _common(ns: Any, scan: _Scan, default_model: str) -> dict[str, Any]:
-    models = tuple(_model(m) for m in (_items("--model", ns.model) or [default_model]))
+    models = _unique(tuple(_model(m) for m in (_items("--model", ns.model) or [default_model])))
     temps = _items("--temperature", ns.temperature)
     top_ps = _items("--top-p", ns.top_p)
     limits = _items("--max-tokens", ns.max_tokens)
@@ -806,18 +1052,22 @@ def _common(ns: Any, scan: _Scan, default_model: str) -> dict[str, Any]:
         stop = tuple(_unescape(s) for s in ns.stop)
         if "" in stop:
             raise UsageError("--stop expects a non-empty stop sequence")
-    out = ns.out
-    if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
-        raise UsageError(f"--out expects a Python variable name, got {out!r}")
+    out = None if ns.out is None else _out_name(ns.out)
     warnings = tuple(dict.fromkeys(w for m in models if (w := removal_warning(m)) is not None))
     return {
         "models": models,
         "temperatures": (
-            None if temps is None else tuple(_float("--temperature", t, 0, 2) for t in temps)
+            None
+            if temps is None
+            else _unique(tuple(_float("--temperature", t, 0, 2) for t in temps))
         ),
-        "top_ps": None if top_ps is None else tuple(_float("--top-p", p, 0, 1) for p in top_ps),
+        "top_ps": (
+            None if top_ps is None else _unique(tuple(_float("--top-p", p, 0, 1) for p in top_ps))
+        ),
         "max_token_limits": (
-            None if limits is None else tuple(_int("--max-tokens", k) for k in limits)
+            None
+            if limits is None
+            else _unique(tuple(_int("--max-tokens", k, 1, INT32_MAX) for k in limits))
         ),
         "stop": stop,
         "stream": not ns.no_stream,
@@ -827,6 +1077,8 @@ def _common(ns: Any, scan: _Scan, default_model: str) -> dict[str, Any]:
         "cache": ns.cache,
         "partial": ns.partial,
         "given": tuple(dict.fromkeys(scan.given)),
+        "raw": ns.raw,
+        "allow_large": ns.allow_large,
         "prompt": scan.prompt,
         "warnings": warnings,
     }
@@ -848,6 +1100,7 @@ def _namespace(kind: str, scan: _Scan) -> SimpleNamespace:
 
 _DOMAIN = re.compile(r"[A-Za-z0-9*](?:[A-Za-z0-9.*-]*[A-Za-z0-9])?")
 _TOOL_CHOICES = ("auto", "none", "required")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _domains(option: str, values: list[str] | None) -> tuple[str, ...]:
@@ -874,6 +1127,12 @@ def _tool_options(ns: Any) -> dict[str, Any]:
     _requires(bool(include) and not ns.web_search, "--include-domain", "--web-search")
     _requires(bool(exclude) and not ns.web_search, "--exclude-domain", "--web-search")
     graph_ids = tuple(dict.fromkeys(_items("--graph", ns.graph) or ()))
+    for item in graph_ids:
+        if not _UUID.fullmatch(item):
+            raise UsageError(
+                f"--graph expects Knowledge Graph ids, which are UUIDs such as "
+                f"6e2a7f0c-1d5b-4e0a-9c3f-2b8d1a4e5f60; got {item!r}"
+            )
     _requires(ns.subqueries and not graph_ids, "--subqueries", "--graph ID")
     _requires(ns.source is not None and ns.translate is None, "--source", "--translate LANG")
     llm = None if ns.llm_tool is None else parse_llm_tool(ns.llm_tool)
@@ -930,6 +1189,8 @@ def parse_complete(
     *,
     default_model: str,
     cell: bool,
+    max_sweep: int = DEFAULT_MAX_SWEEP,
+    secrets: Iterable[str | None] = (),
 ) -> CompleteOptions:
     """Parse and validate a ``%%complete`` / ``%complete`` line.
 
@@ -938,15 +1199,19 @@ def parse_complete(
     option table, because argparse mangles values such as ``--`` or ``-x`` and
     prints or exits on errors.
     """
+    magic = ("%%" if cell else "%") + "complete"
+    refuse_keys(line, secrets, magic)
     scan = _scan("complete", line, user_ns, cell)
     ns = _namespace("complete", scan)
-    return CompleteOptions(
+    opts = CompleteOptions(
         **_common(ns, scan, default_model),
-        best_of=None if ns.best_of is None else _int("--best-of", ns.best_of),
+        best_of=None if ns.best_of is None else _int("--best-of", ns.best_of, 1, INT32_MAX),
         random_seed=(
             None if ns.random_seed is None else _int("--random-seed", ns.random_seed, 0, INT32_MAX)
         ),
     )
+    notes = _sweep_size(opts, ns, max_sweep)
+    return replace(opts, warnings=opts.warnings + notes) if notes else opts
 
 
 def parse_chat(
@@ -956,12 +1221,16 @@ def parse_chat(
     *,
     default_model: str,
     cell: bool,
+    max_sweep: int = DEFAULT_MAX_SWEEP,
+    secrets: Iterable[str | None] = (),
 ) -> ChatOptions:
     """Parse and validate a ``%%chat`` / ``%chat`` line, including its session commands.
 
     Commands (``--show``, ``--reset``, ``--undo``, ``--sessions``, ``--save``,
     ``--load``) are line-form only, one at a time, and take no prompt text.
     """
+    magic = ("%%" if cell else "%") + "chat"
+    refuse_keys(line, secrets, magic)
     scan = _scan("chat", line, user_ns, cell)
     ns = _namespace("chat", scan)
     given = [c for c in _COMMANDS if f"--{c.value}" in scan.given]
@@ -978,7 +1247,12 @@ def parse_chat(
                 f"--{command.value} works in the line form only: %chat --{command.value}"
             )
         if scan.prompt is not None:
-            raise UsageError(f"%chat --{command.value} takes no prompt text, got {scan.prompt!r}")
+            hint = ""
+            if command in (ChatCommand.SAVE, ChatCommand.LOAD):
+                hint = f'; quote a path with spaces: --{command.value} "my chat.json"'
+            raise UsageError(
+                f"%chat --{command.value} takes no prompt text, got {scan.prompt!r}{hint}"
+            )
         if command in (ChatCommand.SAVE, ChatCommand.LOAD):
             path = getattr(ns, command.value)
             if not path or not path.strip():
@@ -988,16 +1262,19 @@ def parse_chat(
         raise UsageError(f"--session expects a name, got {session!r}")
     opts = ChatOptions(
         **_common(ns, scan, default_model),
-        systems=None if ns.system is None else tuple(ns.system),
+        systems=None if ns.system is None else _unique(tuple(ns.system)),
         session=session,
         new=ns.new,
         history=None if ns.history is None else _int("--history", ns.history, 0, INT32_MAX),
-        n=None if ns.n is None else _int("--n", ns.n),
+        n=None if ns.n is None else _int("--n", ns.n, 1, MAX_N),
         logprobs=ns.logprobs,
         command=command,
         path=path,
         **_tool_options(ns),
     )
+    notes = _sweep_size(opts, ns, max_sweep)
+    if notes:
+        opts = replace(opts, warnings=opts.warnings + notes)
     if opts.tools and (opts.is_sweep or (opts.n or 1) > 1):
         what = "a sweep" if opts.is_sweep else "-n above 1"
         raise UsageError(

@@ -15,9 +15,16 @@ value in literal braces, as in f-strings. Other ``{{`` / ``}}`` (for
 instance the end of nested JSON, ``}}``) pass through untouched; processing them
 f-string style would silently corrupt pasted JSON.
 
-A reference whose name is undefined, or whose attribute or item lookup fails, raises
-:class:`PromptError` (a ``UsageError``, so IPython prints one line) and the caller sends
-nothing.
+Code is never rewritten. Inside fenced code blocks (three or more backticks or tildes
+starting a line, at any indentation) and inline code spans (text in backticks)
+nothing is filled and nothing is unescaped, except a fenced line that consists only of
+one placeholder (``{source}`` alone on its line, indentation kept), so "review this:"
+followed by a fence around ``{source}`` sends the code. ``${...}`` (shell and template syntax) is
+never filled, in prose or code. ``--raw`` sends the cell exactly as written.
+
+A reference the rule fills whose name is undefined, or whose attribute or item lookup
+fails, raises :class:`PromptError` (a ``UsageError``, so IPython prints one line) and
+the caller sends nothing; references the rule leaves alone are never looked up.
 """
 
 from __future__ import annotations
@@ -29,7 +36,14 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-__all__ = ["REFERENCE_PATTERN", "PromptError", "is_reference", "render", "resolve_reference"]
+__all__ = [
+    "REFERENCE_PATTERN",
+    "PromptError",
+    "check_size",
+    "is_reference",
+    "render",
+    "resolve_reference",
+]
 
 # One step after the name: .attr | [int] | ["key"] | ['key'].
 _STEP = r"""(?:\.[^\W\d]\w*|\[-?\d+\]|\["[^"\]]*"\]|\['[^'\]]*'\])"""
@@ -138,38 +152,170 @@ def _empty_message(magic: str) -> str:
     return f"The prompt is empty: write it after the options, e.g. {magic} Define RAG."
 
 
-def render(template: str, user_ns: Mapping[str, Any], *, magic: str = "%%chat") -> str:
-    """Interpolate ``{reference}`` values into ``template``; leave all other text alone.
-
-    ``magic`` (``"%%chat"``, ``"%complete"``, ...) only words the empty-prompt error.
-    Values are inserted once: braces inside a value are never interpreted.
-    """
+def _fill(text: str, user_ns: Mapping[str, Any]) -> str:
+    """Fill ``{reference}`` in prose (no code in ``text``); ``${...}`` stays as written."""
     out: list[str] = []
     pos = 0
     while True:
-        brace = template.find("{", pos)
+        brace = text.find("{", pos)
         if brace < 0:
-            out.append(template[pos:])
+            out.append(text[pos:])
             break
-        out.append(template[pos:brace])
-        triple = _TRIPLE_RE.match(template, brace)
+        out.append(text[pos:brace])
+        if brace > 0 and text[brace - 1] == "$":  # ${src}: shell / template syntax
+            close = _matching_brace(text, brace)
+            out.append(text[brace:close])
+            pos = close
+            continue
+        triple = _TRIPLE_RE.match(text, brace)
         if triple and is_reference(triple.group(1)):
             out.append("{" + _lookup(triple.group(1), user_ns) + "}")
             pos = triple.end()
             continue
-        escaped = _ESCAPED_RE.match(template, brace)
+        escaped = _ESCAPED_RE.match(text, brace)
         if escaped and is_reference(escaped.group(1)):
             out.append("{" + escaped.group(1) + "}")
             pos = escaped.end()
             continue
-        braced = _BRACED_RE.match(template, brace)
+        braced = _BRACED_RE.match(text, brace)
         if braced and is_reference(braced.group(1)):
             out.append(_lookup(braced.group(1), user_ns))
             pos = braced.end()
             continue
         out.append("{")
         pos = brace + 1
-    text = "".join(out)
+    return "".join(out)
+
+
+def _matching_brace(text: str, brace: int) -> int:
+    """The index after the ``}`` closing the ``{`` at ``brace`` (nesting counted)."""
+    depth = 0
+    for i in range(brace, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return brace + 1  # unclosed: only this brace is passed over
+
+
+# A fence opens with 3+ backticks or tildes at the start of a line (as CommonMark, but
+# any indentation: fences inside list items are code too); a backtick fence's info
+# string has no backtick. It closes with 3+ of the same character, at least as many,
+# and nothing but spaces after; unclosed, it runs to the end of the prompt.
+_FENCE_OPEN = re.compile(r"^[ \t]*(?P<fence>`{3,}(?=[^`]*$)|~{3,})")
+_FENCE_CLOSE = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*$")
+_ALONE = re.compile(rf"^(\s*)\{{({_REF})\}}(\s*)$")
+# An inline code span: a run of N backticks up to the next run of exactly N.
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`).*?(?<!`)\1(?!`)", re.DOTALL)
+
+
+def _blocks(text: str) -> list[tuple[bool, str]]:
+    """``text`` cut into ``(is_fenced_code, chunk)`` pieces that join back to ``text``."""
+    pieces: list[tuple[bool, str]] = []
+    prose: list[str] = []
+    code: list[str] = []
+    fence = ""
+    for line in text.splitlines(keepends=True):
+        if not fence:
+            opened = _FENCE_OPEN.match(line)
+            if opened:
+                fence = opened.group("fence")
+                pieces.append((False, "".join(prose)))
+                prose = []
+                code = [line]
+            else:
+                prose.append(line)
+            continue
+        code.append(line)
+        closed = _FENCE_CLOSE.match(line.rstrip("\r\n"))
+        if (
+            closed
+            and closed.group("fence")[0] == fence[0]
+            and len(closed.group("fence")) >= len(fence)
+        ):
+            pieces.append((True, "".join(code)))
+            code, fence = [], ""
+    if fence:
+        pieces.append((True, "".join(code)))
+    pieces.append((False, "".join(prose)))
+    return [p for p in pieces if p[1]]
+
+
+def _fill_code(block: str, user_ns: Mapping[str, Any]) -> str:
+    """A fenced block as written, except lines that are one ``{name}`` placeholder."""
+    lines = block.splitlines(keepends=True)
+    for i, line in enumerate(lines[1:], 1):  # never the fence line itself
+        body = line.rstrip("\r\n")
+        alone = _ALONE.match(body)
+        if alone and is_reference(alone.group(2)):
+            value = _lookup(alone.group(2), user_ns)
+            lines[i] = alone.group(1) + value + alone.group(3) + line[len(body) :]
+    return "".join(lines)
+
+
+def _fill_prose(text: str, user_ns: Mapping[str, Any]) -> str:
+    """Fill prose, leaving inline code spans exactly as written."""
+    out: list[str] = []
+    pos = 0
+    for span in _CODE_SPAN.finditer(text):
+        out.append(_fill(text[pos : span.start()], user_ns))
+        out.append(span.group())
+        pos = span.end()
+    out.append(_fill(text[pos:], user_ns))
+    return "".join(out)
+
+
+def render(
+    template: str,
+    user_ns: Mapping[str, Any],
+    *,
+    magic: str = "%%chat",
+    raw: bool = False,
+    max_bytes: int | None = None,
+) -> str:
+    """The prompt text: ``template`` with ``{reference}`` values filled where the rule says.
+
+    The rule: ``{name}``, ``{name.attr}``, ``{name[0]}`` in prose are replaced by
+    ``str(value)``; inside fenced code blocks (three backticks or ~~~) and inline code spans
+    (backticks) nothing is filled, except a line of a fenced block that is only one
+    placeholder (``{source}``); ``${...}`` is never filled; ``{{name}}`` gives a literal
+    ``{name}`` in prose. ``raw=True`` (``--raw``) sends ``template`` exactly as written.
+    Values are inserted once: braces inside a value are never interpreted.
+
+    ``magic`` (``"%%chat"``, ``"%complete"``, ...) words the errors. ``max_bytes``: a
+    text longer than this many UTF-8 bytes is a ``UsageError`` asking for
+    ``--allow-large`` (None: no limit). Raises :class:`PromptError` for a reference
+    the rule fills that cannot be resolved, ``UsageError`` for an empty prompt.
+    """
+    if raw:
+        text = template
+    else:
+        text = "".join(
+            _fill_code(chunk, user_ns) if code else _fill_prose(chunk, user_ns)
+            for code, chunk in _blocks(template)
+        )
     if not text.strip():
         raise UsageError(_empty_message(magic))
+    if max_bytes is not None:
+        check_size(text, max_bytes, magic)
     return text
+
+
+def check_size(text: str, max_bytes: int, magic: str, what: str = "prompt") -> None:
+    """Refuse a ``what`` over ``max_bytes`` UTF-8 bytes until ``--allow-large`` confirms it.
+
+    ``max_bytes`` 0 means no limit.
+    """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if max_bytes > 0 and size > max_bytes:
+        raise UsageError(
+            f"The {what} is {_megabytes(size)}, over the limit of {_megabytes(max_bytes)} "
+            f"(WriterMagics.max_prompt_bytes); nothing was sent. Add --allow-large to the "
+            f"{magic} line to send it anyway"
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB" if size >= 100_000 else f"{size:,} bytes"
