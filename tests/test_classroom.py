@@ -213,3 +213,26 @@ def test_a_missing_file_named_by_the_environment_refuses_every_cell(
     )
     assert server.requests == []
     assert magics_of(shell).teaching_status()[1] == f"class settings: {line.split(': ', 1)[1]}"
+
+
+def test_writer_status_shows_the_budget_and_the_class_settings(
+    shell: InteractiveShell, server: ServerHandle, lesson: Path
+) -> None:
+    from tests.test_status import bundle, rows
+
+    (lesson / CLASS_FILE).write_text(PINNED + "[budget]\nrequests = 5\n")
+    run(shell, "%%chat\nHi")
+    server.clear()
+    _, plain = bundle(run(shell, "%writer status"))
+    assert server.requests == []
+    found = rows(plain)
+    assert found["Budget"].startswith("1 of 5 requests used (4 left) · ")
+    assert found["Class settings"] == (
+        f"{CLASS_FILE} · model='palmyra-x4' · temperature=0.2 · budget requests=5"
+    )
+    assert found["Model"] == f"palmyra-x4 (pinned by {CLASS_FILE})"
+    assert found["Next cell"].endswith("/v1/chat with palmyra-x4, streaming")
+
+    (lesson / CLASS_FILE).write_text("modle = 1\n")
+    found = rows(bundle(run(shell, "%writer status"))[1])
+    assert found["Class settings"].startswith(f"{CLASS_FILE}: unknown key 'modle'")

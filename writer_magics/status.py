@@ -8,6 +8,7 @@ file, or ``WriterMagics.api_key``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
@@ -237,6 +238,15 @@ def _session_rows(magics: WriterMagics, secrets: list[str | None]) -> list[Row]:
     return rows
 
 
+def _teaching_rows(magics: WriterMagics) -> list[Row]:
+    """``Budget`` (used and left) and ``Class settings`` (the file and its pins)."""
+    rows = []
+    for line in magics.teaching_status():
+        label, _, value = line.partition(": ")
+        rows.append(Row(label[:1].upper() + label[1:], value))
+    return rows
+
+
 def status_rows(magics: WriterMagics) -> tuple[list[Row], list[str]]:
     """Every row of ``%writer status`` and the notes under it (pure reads, no request)."""
     secrets = magics._secrets()
@@ -246,15 +256,20 @@ def status_rows(magics: WriterMagics) -> tuple[list[Row], list[str]]:
     from writer_magics.cache import replay_path
 
     replaying = bool(replay_path() or magics.replay)
+    model, pinned = magics.model, ""
+    with contextlib.suppress(WriterError):  # a broken class file has its own row
+        pins = magics._class_settings()
+        if pins is not None and pins.model:
+            model, pinned = pins.model, f" (pinned by {pins.shown})"
     if replaying:
         next_cell = "answers from the replay file only (no key, no network)"
     elif not key_from:
         next_cell = "fails: no API key (set WRITER_API_KEY, a .env file or WriterMagics.api_key)"
     else:
         streaming = "streaming" if magics.stream else "not streaming"
-        next_cell = f"sends to {url.rstrip('/')}/v1/chat with {magics.model}, {streaming}"
-    default = (
-        " (default)" if magics.model == api.DEFAULT_MODEL else f" (default {api.DEFAULT_MODEL})"
+        next_cell = f"sends to {url.rstrip('/')}/v1/chat with {model}, {streaming}"
+    default = pinned or (
+        " (default)" if model == api.DEFAULT_MODEL else f" (default {api.DEFAULT_MODEL})"
     )
     fetched = magics.models.fetched()
     if fetched is not None:
@@ -269,10 +284,11 @@ def status_rows(magics: WriterMagics) -> tuple[list[Row], list[str]]:
         Row("Next cell", next_cell),
         Row("Base URL", f"{url} (from {url_from or 'the default'})"),
         Row("API key", f"set, from {key_from}" if key_from else "missing"),
-        Row("Model", f"{magics.model}{default}"),
+        Row("Model", f"{model}{default}"),
         Row("Model list", models),
         Row("Changed settings", ", ".join(_changed_settings(magics)) or "none"),
         *_store_rows(magics, secrets),
+        *_teaching_rows(magics),
         *_session_rows(magics, secrets),
     ]
     rows = [Row(r.label, redact(r.value, secrets), r.code) for r in rows]
