@@ -31,11 +31,13 @@ from writer_magics.cache import REPLAY_VARIABLE, CacheError, ResponseCache
 
 
 def kernel_arguments(cache_file: Path) -> list[str]:
-    """Command-line config for the kernel: the cache on, in ``cache_file``, no prompt log."""
+    """Command-line config for the kernel: the cache on, in ``cache_file``, no prompt log,
+    no model list fetched for Tab completion (only the notebook's own requests are sent)."""
     return [
         "--WriterMagics.cache=True",
         f"--WriterMagics.cache_path={cache_file}",
         "--WriterMagics.log=False",
+        "--WriterMagics.fetch_models=False",
     ]
 
 
