@@ -22,9 +22,9 @@ from fixture import answer_tokens
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from writer_magics.api import TextDelta
 from writer_magics.display import views
 from writer_magics.display import widget as widget_module
+from writer_magics.transport.events import TextDelta
 
 
 def counting(fn: Callable[..., Any], counter: dict[str, int], name: str) -> Callable[..., Any]:

@@ -11,12 +11,12 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from writer_magics import api
-from writer_magics.admin import run_writer_command
-from writer_magics.api import TextDelta
-from writer_magics.cache import CacheError, ResponseCache
-from writer_magics.promptlog import PromptLog
-from writer_magics.result import Choice, Result
+from writer_magics.answer.promptlog import PromptLog
+from writer_magics.answer.result import Choice, Result
+from writer_magics.commands.writer import run_writer_command
+from writer_magics.transport import events as api
+from writer_magics.transport.cache import CacheError, ResponseCache
+from writer_magics.transport.events import TextDelta
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from writer_magics import api
-from writer_magics.api import (
+from writer_magics.errors import MalformedEventError, ServerSentError
+from writer_magics.transport import events as api
+from writer_magics.transport.events import (
     Accumulator,
     ChoiceFinished,
     DataDelta,
@@ -18,7 +19,6 @@ from writer_magics.api import (
     ToolCallDelta,
     UsageReport,
 )
-from writer_magics.errors import MalformedEventError, ServerSentError
 
 
 def test_completion_request_omits_unset_fields() -> None:

@@ -10,10 +10,10 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from tests.test_magics import everything, run
-from writer_magics.budget import Gate, Ledger, Limits, parse_budget
+from writer_magics.answer.budget import Gate, Ledger, Limits, parse_budget
 from writer_magics.errors import BudgetExceeded
+from writer_magics.line.options import Params
 from writer_magics.magics import WriterMagics
-from writer_magics.options import Params
 from writer_magics.server import ServerHandle
 
 
@@ -105,7 +105,8 @@ def test_a_batch_is_checked_as_one_plan_at_the_sender(
 ) -> None:
     """A batch hands all its requests to Sender.send at once (as --over will): it is
     refused as a whole before sending, or cut to what fits with ``partial``."""
-    from writer_magics import bodies, options
+    from writer_magics import request as bodies
+    from writer_magics.line import options
 
     magics = magics_of(shell)
     opts = options.parse_chat(magics.chat, "", {}, default_model="palmyra-x5", cell=True)

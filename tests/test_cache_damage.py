@@ -22,10 +22,10 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 
 from tests.conftest import API_KEY
-from writer_magics import api
-from writer_magics.api import TextDelta, ToolCallDelta
-from writer_magics.cache import CacheError, ResponseCache
 from writer_magics.server import ServerHandle
+from writer_magics.transport import events as api
+from writer_magics.transport.cache import CacheError, ResponseCache
+from writer_magics.transport.events import TextDelta, ToolCallDelta
 
 ROOT = Path(__file__).resolve().parent.parent
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -117,8 +117,8 @@ def test_a_deep_line_does_not_break_replay_mode(
 CREATE = """
 import sys, time
 from pathlib import Path
-from writer_magics.cache import CacheError, ResponseCache
-from writer_magics.api import TextDelta
+from writer_magics.transport.cache import CacheError, ResponseCache
+from writer_magics.transport.events import TextDelta
 folder, me, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 start = folder / "go"
 while not start.exists():

@@ -14,8 +14,8 @@ from IPython.utils.capture import capture_output
 
 from tests.test_budget import failed, magics_of
 from tests.test_magics import everything, last_body, run
-from writer_magics.classroom import CLASS_FILE, load
 from writer_magics.errors import ClassSettingsError
+from writer_magics.line.classroom import CLASS_FILE, load
 from writer_magics.server import ServerHandle
 
 PINNED = """\
@@ -194,7 +194,7 @@ def test_loading_checks_every_key(tmp_path: Path) -> None:
         "system_prompt": "Be kind.",
     }
     assert found.allowed_options == {"--session", "--out"}
-    assert (found.budget.requests, found.budget.tokens) == (50, 20000)
+    assert found.budget == (50, 20000)
     with pytest.raises(ClassSettingsError, match="does not exist"):
         load(tmp_path / "missing.toml")
 

@@ -12,14 +12,14 @@ from IPython.core.completer import provisionalcompleter
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from writer_magics import completion
-from writer_magics.admin import writer_parser
-from writer_magics.api import REMOVED_MODELS
-from writer_magics.completion import Sources, offer
+from writer_magics.commands.writer import writer_parser
+from writer_magics.line import completion
+from writer_magics.line.completion import Sources, offer
 from writer_magics.magics import WriterMagics
-from writer_magics.models import KNOWN_MODELS, ModelCatalog, ModelInfo
 from writer_magics.server import ServerHandle
 from writer_magics.server.protocol import MODEL_LIST
+from writer_magics.transport.events import REMOVED_MODELS
+from writer_magics.transport.models import KNOWN_MODELS, ModelCatalog, ModelInfo
 
 
 def parsers(name: str) -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from tests.kernel_env import REPO, markdown_outputs, model_cells
-from writer_magics.demo_stream import LiveAnswer, TerminalEcho, stable_tail
+from writer_magics.demo.stream import LiveAnswer, TerminalEcho, stable_tail
 
 
 def _demo_env() -> dict[str, str]:
@@ -117,7 +117,7 @@ def test_demo_unknown_notebook_is_one_line(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_notebooks_are_found_from_the_package_in_a_clone() -> None:
-    from writer_magics.demo import find_notebook
+    from writer_magics.demo.run import find_notebook
 
     assert find_notebook("quickstart") == REPO / "notebooks" / "quickstart.ipynb"
 

@@ -14,11 +14,11 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 
-from writer_magics.api import DataDelta, TextDelta, ToolCallDelta, Usage
+from writer_magics.answer.result import Choice, Result, Status, Timing
 from writer_magics.display import MarkdownView, Outcome, TextView, auto_kind, open_view
 from writer_magics.display.panel import json_size
 from writer_magics.display.widget import WidgetView
-from writer_magics.result import Choice, Result, Status, Timing
+from writer_magics.transport.events import DataDelta, TextDelta, ToolCallDelta, Usage
 
 
 class FakeClock:

@@ -18,8 +18,8 @@ from IPython.utils.capture import capture_output
 
 from tests.conftest import API_KEY
 from tests.standin import StandIn, failing_by_temperature, stand_in, text_reply
+from writer_magics.answer.result import Choice, Result
 from writer_magics.display.markup import DOLLAR, code_span, escape_markdown
-from writer_magics.result import Choice, Result
 from writer_magics.server import ServerHandle
 
 PRICES = "Prices are $40 and $90"
@@ -181,7 +181,7 @@ def test_whitespace_text_with_tool_calls_shows_the_calls() -> None:
 
 
 def test_the_demo_echo_prints_the_answer_not_the_escapes() -> None:
-    from writer_magics.demo_stream import TerminalEcho
+    from writer_magics.demo.stream import TerminalEcho
 
     class Out(list[str]):
         def write(self, text: str) -> int:

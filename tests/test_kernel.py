@@ -99,7 +99,7 @@ def execute(
     # The shell channel may still hold an older reply (a late kernel_info reply from
     # wait_for_ready, for one): take the reply to this request, not the next one.
     reply = client.get_shell_msg(timeout=10)
-    while reply["parent_header"].get("msg_id") != msg_id:
+    while reply["parent_header"].get("msg_id") != msg_id:  # e.g. a spare kernel_info_reply
         reply = client.get_shell_msg(timeout=10)
     result.reply = reply["content"]
     result.reply_time = time.monotonic()

@@ -21,7 +21,7 @@ from jupyter_client.manager import KernelManager
 from tests.conftest import API_KEY
 from tests.test_kernel import execute
 from tests.test_magics import everything, last_body, run, user_texts
-from writer_magics.questions import magic_questions
+from writer_magics.line.questions import magic_questions
 from writer_magics.server import ServerHandle, start_server
 
 GRAPH = "6e2a7f0c-1d5b-4e0a-9c3f-2b8d1a4e5f60"

@@ -1,4 +1,4 @@
-"""Unit tests for writer_magics.options: the magic line as users type it."""
+"""Unit tests for writer_magics.line.options: the magic line as users type it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from writer_magics.options import (
+from writer_magics.line.options import (
     ChatCommand,
     ChatOptions,
     CompleteOptions,

@@ -1,4 +1,4 @@
-"""Unit tests for writer_magics.prompt: what reaches the model, and the errors users read."""
+"""Unit tests for writer_magics.line.prompt: what reaches the model, and the errors users read."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from writer_magics.prompt import PromptError, is_reference, render, resolve_reference
+from writer_magics.line.prompt import PromptError, is_reference, render, resolve_reference
 
 
 class Report:

@@ -13,21 +13,21 @@ from typing import Any
 import pytest
 
 from tests.conftest import API_KEY
-from writer_magics import api
-from writer_magics.api import Usage
-from writer_magics.client import ClientSettings, WriterClient
-from writer_magics.display import TextView
-from writer_magics.execute import Request, execute
-from writer_magics.promptlog import (
+from writer_magics.answer.promptlog import (
     SCHEMA_VERSION,
     PromptLog,
     PromptLogError,
     data_dir,
     default_log_path,
 )
-from writer_magics.result import Choice, Result, Timing
-from writer_magics.runner import LoopThread
+from writer_magics.answer.result import Choice, Result, Timing
+from writer_magics.display import TextView
+from writer_magics.send_execute import Request, execute
 from writer_magics.server import ServerHandle
+from writer_magics.transport import events as api
+from writer_magics.transport.client import ClientSettings, WriterClient
+from writer_magics.transport.events import Usage
+from writer_magics.transport.loop import LoopThread
 
 KEY = "sk-test-LOGKEY-0123456789"
 

@@ -19,9 +19,9 @@ from tests.kernel_env import PYTHON3, kernel_env
 from tests.test_budget import failed
 from tests.test_magics import run
 from writer_magics import __version__
-from writer_magics.cache import request_key
-from writer_magics.classroom import CLASS_FILE
+from writer_magics.line.classroom import CLASS_FILE
 from writer_magics.server import ServerHandle
+from writer_magics.transport.cache import request_key
 
 
 def stamps(captured: Any) -> list[dict[str, Any]]:

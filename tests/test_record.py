@@ -16,8 +16,8 @@ from nbclient.exceptions import CellExecutionError
 
 from tests.kernel_env import kernel_env
 from tests.test_provenance import LESSON, lesson_notebook
-from writer_magics.cache import ResponseCache, request_key
 from writer_magics.server import ServerHandle
+from writer_magics.transport.cache import ResponseCache, request_key
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -3,7 +3,8 @@
 
 Every byte boundary: the recorded bytes in two pieces split at offset k, for every k,
 through the same decoding stack the client uses (httpx's line reader, httpx-sse, then
-:mod:`writer_magics.api`) and the one fold (:func:`result.build_result`). Then whole and
+:mod:`writer_magics.transport.events`) and the one fold (:func:`result.build_result`).
+Then whole and
 at a few splits over real HTTP: a stdlib server on 127.0.0.1 writes the two pieces
 with a flush between them, and a real shell runs ``%%chat`` against it.
 """
@@ -25,10 +26,10 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 
 from tests.conftest import API_KEY
-from writer_magics import api
-from writer_magics.api import Accumulator, Endpoint
-from writer_magics.client import status_error
-from writer_magics.result import Result, build_result
+from writer_magics.answer.result import Result, build_result
+from writer_magics.transport import events as api
+from writer_magics.transport.client import status_error
+from writer_magics.transport.events import Accumulator, Endpoint
 
 DATA = Path(__file__).parent / "data" / "writer-recordings"
 STREAM = (DATA / "writer-framework_palmyra-x-004_tool-calls.sse").read_bytes()

@@ -107,7 +107,8 @@ def test_models_errors_are_one_line(
     monkeypatch.chdir(tmp_path)  # no .env here
     monkeypatch.delenv("WRITER_API_KEY")
     [line] = error_lines(run(shell, "%writer models"))
-    assert line.startswith("ConfigurationError: No Writer API key is set.")
+    assert line.startswith("ConfigurationError: No Writer API key is set")
+    assert "WRITER_API_KEY" in line
     assert server.requests == []
     monkeypatch.setenv("WRITER_API_KEY", API_KEY)
     with start_server(api_key="sk-the-right-one") as guarded:
@@ -129,7 +130,7 @@ def test_bundled_server_lists_models_in_writers_shape(server: ServerHandle) -> N
     body = httpx.get(f"{server.url}/v1/models").json()
     assert set(body) == {"models"}
     assert all(set(m) == {"id", "name"} for m in body["models"])
-    from writer_magics.api import REMOVED_MODELS
+    from writer_magics.transport.events import REMOVED_MODELS
 
     assert not {m["id"] for m in body["models"]} & set(REMOVED_MODELS)
     with start_server(api_key="k") as guarded:

@@ -7,18 +7,18 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from writer_magics import api
-from writer_magics.api import Event, Usage
-from writer_magics.client import ClientSettings, WriterClient
-from writer_magics.concurrency import bounded
+from writer_magics.answer.result import Choice, Result, Timing
+from writer_magics.answer.sweep import Sweep
 from writer_magics.display import TextView
 from writer_magics.errors import ServerError
-from writer_magics.execute import Outcomes, Request, execute
-from writer_magics.options import Params
-from writer_magics.result import Choice, Result, Timing
-from writer_magics.runner import LoopThread
+from writer_magics.line.options import Params
+from writer_magics.send_execute import Outcomes, Request, execute
 from writer_magics.server import ServerHandle, start_server
-from writer_magics.sweep import Sweep
+from writer_magics.transport import events as api
+from writer_magics.transport.client import ClientSettings, WriterClient
+from writer_magics.transport.concurrency import bounded
+from writer_magics.transport.events import Event, Usage
+from writer_magics.transport.loop import LoopThread
 
 A = Params("palmyra-x5", temperature=0.2)
 B = Params("palmyra-x4", temperature=1.0)

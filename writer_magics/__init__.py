@@ -3,7 +3,7 @@
 The extension is loaded with ``%load_ext writer_magics``; loading and unloading are
 mirror images so that ``%reload_ext`` leaves no stale state behind: the magics (with
 their client and loop thread) and the input transformer that keeps
-``%chat What is RAG?`` from being read as a help request (:mod:`writer_magics.questions`).
+``%chat What is RAG?`` from being read as a help request (:mod:`writer_magics.line.questions`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """Register the magics and the line-form question transformer on one shell."""
+    from writer_magics.line.questions import magic_questions
     from writer_magics.magics import WriterMagics
-    from writer_magics.questions import magic_questions
 
     ipython.register_magics(WriterMagics(shell=ipython))
     cleanup = ipython.input_transformers_cleanup
@@ -29,8 +29,8 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """Remove the transformer, close the client and loop thread, remove the magics."""
+    from writer_magics.line.questions import magic_questions
     from writer_magics.magics import WriterMagics
-    from writer_magics.questions import magic_questions
 
     cleanup = ipython.input_transformers_cleanup
     while magic_questions in cleanup:

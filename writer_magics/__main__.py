@@ -23,15 +23,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve(rest)
     if command == "demo":
-        from writer_magics.demo import main as demo
+        from writer_magics.demo.run import main as demo
 
         return demo(rest)
     if command == "record":
-        from writer_magics.record import main as record
+        from writer_magics.commands.record import main as record
 
         return record(rest)
     if command == "provenance":
-        from writer_magics.provenance import main as provenance
+        from writer_magics.answer.provenance import main as provenance
 
         return provenance(rest)
     print(f"unknown command {command!r}: use serve, demo, record or provenance", file=sys.stderr)

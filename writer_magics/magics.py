@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,32 +18,37 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, validate
 
-from writer_magics import api, bodies, completion, models, options, prompt, settings
-from writer_magics.api import Request
-from writer_magics.budget import Ledger, Limits
+from writer_magics import config as settings
+from writer_magics import request as bodies
+from writer_magics.answer.budget import Ledger, Limits
+from writer_magics.answer.history import Call, Conversation, Sessions, Turn
 from writer_magics.errors import (
     REDACTED,
     APIStatusError,
     ClassSettingsError,
     ConfigurationError,
     WriterError,
+    printable,
     redact,
 )
-from writer_magics.history import Call, Conversation, Sessions, Turn
-from writer_magics.options import ChatOptions, Params
-from writer_magics.runner import LoopThread
+from writer_magics.line import completion, options, prompt
+from writer_magics.line.options import ChatOptions, Params
+from writer_magics.transport import events as api
+from writer_magics.transport import models
+from writer_magics.transport.events import Request
+from writer_magics.transport.loop import LoopThread
 
 # The rest (display, execute, sender, features...) loads with the first cell, keeping
 # %load_ext fast: see bench/load.py.
 
 if TYPE_CHECKING:
-    from writer_magics.classroom import ClassFile, ClassSettings
-    from writer_magics.client import WriterClient
+    from writer_magics.answer.result import Result
     from writer_magics.display import ViewKind
-    from writer_magics.execute import Outcomes
-    from writer_magics.features import ChatFeatures
-    from writer_magics.result import Result
-    from writer_magics.sender import Sender, SendSettings
+    from writer_magics.line.classroom import ClassFile, ClassSettings
+    from writer_magics.send import Sender, SendSettings
+    from writer_magics.send_execute import Outcomes
+    from writer_magics.tools.prepare import ChatFeatures
+    from writer_magics.transport.client import WriterClient
 
 _O = TypeVar("_O", bound=options.Options)
 
@@ -58,10 +64,21 @@ class WriterMagics(Magics):
         "", help="API base URL (WRITER_BASE_URL wins; default https://api.writer.com)."
     ).tag(config=True)
     api_key = Unicode(
-        "", help="API key, used only when WRITER_API_KEY and .env have none. Never shown."
+        "",
+        help="API key, used only when WRITER_API_KEY and the nearest .env have none. "
+        "Surrounding whitespace is removed; never shown.",
     ).tag(config=True)
     connect_timeout = Float(10.0, help="Seconds to wait for a connection.").tag(config=True)
-    read_timeout = Float(60.0, help="Seconds to wait for each event of an answer.").tag(config=True)
+    read_timeout = Float(
+        60.0,
+        help="Seconds to wait for the next event of an answer (keep-alive comments do not "
+        "count); --timeout S sets it for one cell.",
+    ).tag(config=True)
+    total_timeout = Float(
+        600.0,
+        help="Seconds a cell's requests may take from sending to the last event, retries "
+        "included (each --tools round counts afresh); 0 means no limit.",
+    ).tag(config=True)
     max_retries = Int(2, help="Retries for 408/409/429/5xx and connection errors.").tag(config=True)
     stream = Bool(True, help="Stream answers as they arrive (--no-stream per cell).").tag(
         config=True
@@ -120,6 +137,7 @@ class WriterMagics(Magics):
     @validate(
         "connect_timeout",
         "read_timeout",
+        "total_timeout",
         "max_updates_per_second",
         "max_concurrency",
         "max_tool_rounds",
@@ -128,11 +146,17 @@ class WriterMagics(Magics):
         "max_prompt_bytes",
     )
     def _positive(self, proposal: Any) -> Any:
-        """Bad settings are refused when set, not when a request fails later."""
+        """Bad settings are refused when set, not when a request fails later.
+
+        Every number must be finite (no NaN or infinity); ``max_retries`` and
+        ``total_timeout`` may be 0 (no retries; no limit), the others must be positive.
+        """
         value, name = proposal["value"], proposal["trait"].name
-        if name in ("max_retries", "max_prompt_bytes") and value < 0:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TraitError(f"WriterMagics.{name} must be a finite number, not {value!r}")
+        if name in ("max_retries", "total_timeout", "max_prompt_bytes") and value < 0:
             raise TraitError(f"WriterMagics.{name} must be 0 or more, not {value!r}")
-        if name not in ("max_retries", "max_prompt_bytes") and value <= 0:
+        if name not in ("max_retries", "total_timeout", "max_prompt_bytes") and value <= 0:
             raise TraitError(f"WriterMagics.{name} must be positive, not {value!r}")
         return value
 
@@ -146,7 +170,7 @@ class WriterMagics(Magics):
     @validate("model")
     def _not_pinned(self, proposal: Any) -> Any:
         """``%config WriterMagics.model = ...`` cannot override a class file's model."""
-        from writer_magics.classroom import config_refusal
+        from writer_magics.line.classroom import config_refusal
 
         value = proposal["value"]
         with contextlib.suppress(ClassSettingsError):
@@ -154,6 +178,11 @@ class WriterMagics(Magics):
             if refusal is not None:
                 raise TraitError(refusal)
         return value
+
+    @validate("api_key")
+    def _secret(self, proposal: Any) -> settings.Secret:
+        """The key without surrounding whitespace, in a string whose repr hides it."""
+        return settings.Secret(str.strip(proposal["value"]))
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)  # type: ignore[no-untyped-call]
@@ -208,13 +237,13 @@ class WriterMagics(Magics):
             self.chat, line, self.user_ns, cell=cell is not None, **self._line_limits()
         )
         if opts.command is not None:
-            from writer_magics.commands import run_chat_command
+            from writer_magics.commands.chat import run_chat_command
 
             return run_chat_command(opts, self.sessions, secrets=self._secrets())
         opts = self._class_rules(opts)
         self._warn(opts.warnings)
         text = self._render(cell, opts, "chat")
-        from writer_magics import features
+        from writer_magics.tools import prepare as features
 
         extras = features.prepare(opts, self.user_ns)
         # Not stored until an answer is recorded: a failed cell creates no session.
@@ -234,8 +263,8 @@ class WriterMagics(Magics):
         """The prompt log and the cache: ``%writer log [-n N] [--search TEXT] [--export PATH]``,
         ``%writer cache --export PATH | --import PATH | --clear | --info``; the models the
         key can use: ``%writer models``; what the next cell will do: ``%writer status``."""
-        from writer_magics.admin import run_writer_command
-        from writer_magics.status import run_models, run_status
+        from writer_magics.commands.status import run_models, run_status
+        from writer_magics.commands.writer import run_writer_command
 
         settings = self._send_settings(use_cache=True)
         run_writer_command(
@@ -297,7 +326,7 @@ class WriterMagics(Magics):
     def _keeping_partial(self, out: str | None) -> Iterator[None]:
         """An interrupted answer: ``-o NAME`` and ``last_result`` get the partial Result
         (``result.interrupted``); the history is left as it was (nothing is recorded)."""
-        from writer_magics.execute import Interrupted, Outcomes
+        from writer_magics.send_execute import Interrupted, Outcomes
 
         try:
             yield
@@ -312,7 +341,7 @@ class WriterMagics(Magics):
     ) -> Iterator[None]:
         """A request refused as too long for the model says what the history holds
         and how to trim it (see :func:`history.context_length_error`)."""
-        from writer_magics.history import context_length_error
+        from writer_magics.answer.history import context_length_error
 
         try:
             yield
@@ -331,7 +360,7 @@ class WriterMagics(Magics):
         """The class settings file in force (re-read when it changes)."""
         found: ClassFile | None = self.__dict__.get("_class_file")
         if found is None:
-            from writer_magics.classroom import ClassFile
+            from writer_magics.line.classroom import ClassFile
 
             found = self.__dict__["_class_file"] = ClassFile()
         return found
@@ -345,13 +374,13 @@ class WriterMagics(Magics):
         pins = self._class_settings()
         if pins is None:
             return opts
-        from writer_magics.classroom import apply
+        from writer_magics.line.classroom import apply
 
         return apply(opts, pins)
 
     def budget_limits(self) -> Limits:
         """The strictest of the traits, ``WRITER_MAGICS_BUDGET`` and the class file."""
-        from writer_magics.budget import BudgetSettingError, environment_limits
+        from writer_magics.answer.budget import BudgetSettingError, environment_limits
 
         limits = Limits(self.budget_requests, self.budget_tokens)
         try:
@@ -359,7 +388,7 @@ class WriterMagics(Magics):
         except BudgetSettingError as exc:
             raise ConfigurationError(str(exc)) from None
         pins = self._class_settings()
-        return limits if pins is None else limits.tighter(pins.budget)
+        return limits if pins is None else limits.tighter(Limits(*pins.budget))
 
     def _teaching_problems(self) -> list[str]:
         """A broken class file or budget variable, as the one line each cell would raise."""
@@ -378,7 +407,7 @@ class WriterMagics(Magics):
         "class settings: writer-magics-class.toml · model='palmyra-x5' · temperature=0.2"]``;
         a broken class file or budget variable is shown as its one-line error instead.
         """
-        from writer_magics.classroom import status_lines
+        from writer_magics.line.classroom import status_lines
 
         lines: list[str] = []
         try:
@@ -413,8 +442,8 @@ class WriterMagics(Magics):
             return None
         from dataclasses import replace
 
-        from writer_magics.budget import Gate
-        from writer_magics.classroom import BADGE
+        from writer_magics.answer.budget import Gate
+        from writer_magics.line.classroom import BADGE
 
         header = bodies.header(opts, session, _common_system(requests))
         pins = self._class_settings()
@@ -469,7 +498,7 @@ class WriterMagics(Magics):
         self, requests: dict[Params, Request], opts: ChatOptions, extras: ChatFeatures
     ) -> tuple[Result, list[dict[str, Any]]]:
         """Answer the model's tool calls with the kernel's functions until it answers."""
-        from writer_magics.toolloop import run_tool_rounds
+        from writer_magics.tools.rounds import run_tool_rounds
 
         ((params, first),) = requests.items()
 
@@ -505,8 +534,8 @@ class WriterMagics(Magics):
 
     def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
         """Parse a ``--schema`` answer and draw the logprobs picture under the answer."""
-        from writer_magics import features
         from writer_magics.display.markup import show_html
+        from writer_magics.tools import prepare as features
 
         picture = features.logprobs_html(answer)
         if picture is not None:
@@ -522,14 +551,14 @@ class WriterMagics(Magics):
     def sender(self) -> Sender:
         """Sends requests and owns the cache and log files (made on first use)."""
         if self._sender is None:
-            from writer_magics.sender import Sender
+            from writer_magics.send import Sender
 
             self._sender = Sender(self.loop, self.client)
         return self._sender
 
     def _send_settings(self, *, use_cache: bool) -> SendSettings:
-        from writer_magics.cache import replay_path
-        from writer_magics.sender import SendSettings
+        from writer_magics.send import SendSettings
+        from writer_magics.transport.cache import replay_path
 
         replay = replay_path() or _path(self.replay)
         return SendSettings(
@@ -551,8 +580,8 @@ class WriterMagics(Magics):
         One request keeps its Result (``answer`` when the caller refined it); a
         sweep keeps a :class:`Sweep`.
         """
-        from writer_magics.result import Result
-        from writer_magics.sweep import Sweep
+        from writer_magics.answer.result import Result
+        from writer_magics.answer.sweep import Sweep
 
         kept: Any = answer
         if outcomes is not None and len(outcomes.results) > 1:
@@ -567,14 +596,19 @@ class WriterMagics(Magics):
 
     def client(self) -> WriterClient:
         """The kernel's one client, with settings read afresh for this request."""
-        from writer_magics.client import ClientSettings, WriterClient
+        from writer_magics.transport.client import ClientSettings, WriterClient
 
+        key = settings.find(settings.KEY_VARIABLE, self.api_key or None)
+        url = settings.find(settings.BASE_URL_VARIABLE, self.base_url or None)
         current = ClientSettings(
-            base_url=settings.base_url(self.base_url or None),
-            api_key=settings.api_key(self.api_key or None),
+            base_url=url.value or settings.DEFAULT_BASE_URL,
+            api_key=key.value,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             max_retries=self.max_retries,
+            total_timeout=self.total_timeout or None,
+            key_source=key.source,
+            base_url_source=url.source if url.value else "the default",
         )
         if self._client is None:
             self._client = WriterClient(current, on_retry=self._report_retry)
@@ -583,7 +617,9 @@ class WriterMagics(Magics):
         return self._client
 
     def _report_retry(self, attempt: int, wait: float, reason: str) -> None:
-        print(f"Retrying in {wait:.1f} s ({reason})", file=sys.stderr)
+        """One line per retry on stderr, through the one redaction step."""
+        key = self._client.settings.api_key if self._client is not None else None
+        print(redact(f"Retrying in {wait:.1f} s ({printable(reason)})", [key]), file=sys.stderr)
 
     def close(self) -> None:
         """Undo everything __init__ did; called by unload_ipython_extension."""
@@ -607,7 +643,7 @@ class WriterMagics(Magics):
         """``%config WriterMagics`` must never print the key."""
         text: str = super().class_get_trait_help(trait, inst, helptext)
         if trait.name == "api_key" and inst is not None and inst.api_key:
-            text = text.replace(repr(inst.api_key), f"'{REDACTED}'")
+            text = redact(text.replace(repr(str(inst.api_key)), f"'{REDACTED}'"), [inst.api_key])
         return text
 
 

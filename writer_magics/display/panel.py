@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from writer_magics.api import Accumulator, ChoiceState, Event, TextDelta
-from writer_magics.builtin_tools import sources_markdown
+from writer_magics.answer.result import Choice, Result, Status
 from writer_magics.display.blocks import renderable
 from writer_magics.display.markup import code_span
-from writer_magics.result import Choice, Result, Status
+from writer_magics.tools.builtin import sources_markdown
+from writer_magics.transport.events import Accumulator, ChoiceState, Event, TextDelta
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def answer_markdown(text: str) -> str:
     """The answer as it stays in the notebook: a whole JSON document is shown pretty."""
     stripped = text.strip()
     if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
-        from writer_magics.structured import pretty_markdown
+        from writer_magics.answer.parsed import pretty_markdown
 
         try:
             json.loads(stripped)

@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol, TextIO
 
 from IPython.core import display_functions, getipython
 
-from writer_magics.api import Event
+from writer_magics.answer.result import Result
 from writer_magics.display.blocks import renderable
 from writer_magics.display.markup import escape_markdown, markdown_bundle
 from writer_magics.display.panel import (
@@ -26,7 +26,7 @@ from writer_magics.display.panel import (
     status_lines,
 )
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
-from writer_magics.result import Result
+from writer_magics.transport.events import Event
 
 #: The ``text/plain`` of a live view: what a frontend that cannot render it shows.
 PLACEHOLDER = "streaming answer… (the answer appears here when it is done)"

@@ -27,7 +27,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from writer_magics.api import Event
+from writer_magics.answer.result import Result
 from writer_magics.display.blocks import cut_long_tail, renderable, scan
 from writer_magics.display.markup import escape_markdown
 from writer_magics.display.panel import Outcome, PanelState, json_size
@@ -39,7 +39,7 @@ from writer_magics.display.views import (
     live_placeholder,
     static_finish,
 )
-from writer_magics.result import Result
+from writer_magics.transport.events import Event
 
 #: Re-sending finished blocks in the tail until they cost this much, then sealing them
 #: (ski rental: never pay more than about twice the cheaper of the two).

@@ -47,14 +47,14 @@ from typing import Any, TypeVar, cast
 from IPython.core import magic_arguments as _ma
 from IPython.core.error import UsageError
 
-from writer_magics import api
-from writer_magics.builtin_tools import builtin_tool, check_language, parse_llm_tool
-from writer_magics.prompt import (
+from writer_magics.line.prompt import (
     REFERENCE_PATTERN,
     PromptError,
     is_reference,
     resolve_reference,
 )
+from writer_magics.tools.builtin import builtin_tool, check_language, parse_llm_tool
+from writer_magics.transport import events as api
 
 __all__ = [
     "REMOVED_MODELS",
@@ -444,7 +444,8 @@ _SPECS: tuple[_Spec, ...] = (
     ),
     _Spec(
         ("--timeout",),
-        "Seconds to wait for this request.",
+        "Seconds to wait for each next event of the answer (default: "
+        "WriterMagics.read_timeout; a cell's total time: WriterMagics.total_timeout).",
         "S",
         example="30",
         group="output",

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from writer_magics.magics import WriterMagics
 
-MATCHER_ID = "writer_magics.completion"
+MATCHER_ID = "writer_magics.line.completion"
 #: Runs before IPython's own matchers and suppresses them when it has matches.
 PRIORITY = 100
 MAGICS = ("chat", "complete", "writer")
@@ -378,7 +378,7 @@ def sources_for(
     def parsers(name: str) -> argparse.ArgumentParser:
         if name == "writer":
             if "writer" not in built:
-                from writer_magics.admin import writer_parser
+                from writer_magics.commands.writer import writer_parser
 
                 built["writer"] = writer_parser()
             return built["writer"]

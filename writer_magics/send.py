@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from writer_magics.api import Event, Request
+from writer_magics.answer.result import Result
 from writer_magics.display import ViewKind, open_view
 from writer_magics.errors import one_line
-from writer_magics.execute import Interrupted, Outcomes, execute
-from writer_magics.options import Params
-from writer_magics.result import Result
-from writer_magics.runner import LoopThread
+from writer_magics.line.options import Params
+from writer_magics.send_execute import Interrupted, Outcomes, execute
+from writer_magics.transport.events import Event, Request
+from writer_magics.transport.loop import LoopThread
 
 if TYPE_CHECKING:
-    from writer_magics.budget import Gate
-    from writer_magics.cache import ResponseCache
-    from writer_magics.client import WriterClient
-    from writer_magics.promptlog import PromptLog
+    from writer_magics.answer.budget import Gate
+    from writer_magics.answer.promptlog import PromptLog
+    from writer_magics.transport.cache import ResponseCache
+    from writer_magics.transport.client import WriterClient
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Sender:
 
     def cache(self, settings: SendSettings) -> ResponseCache:
         """The replay file (read-only) in replay mode, else the cache file."""
-        from writer_magics.cache import ResponseCache, default_cache_path
+        from writer_magics.transport.cache import ResponseCache, default_cache_path
 
         replaying = settings.replay_path is not None
         path = settings.replay_path or settings.cache_path or default_cache_path()
@@ -81,7 +81,7 @@ class Sender:
     def prompt_log(self, settings: SendSettings) -> PromptLog | None:
         if not settings.log:
             return None
-        from writer_magics.promptlog import PromptLog, default_log_path
+        from writer_magics.answer.promptlog import PromptLog, default_log_path
 
         path = settings.log_path or default_log_path()
         log = self._logs.get(path)
@@ -101,7 +101,7 @@ class Sender:
         shell: Any = None,
     ) -> Outcomes[Params]:
         """Answer every request (from the cache where possible) into one live view."""
-        from writer_magics.cache import miss_error, recording, replay_opener
+        from writer_magics.transport.cache import miss_error, recording, replay_opener
 
         replaying = settings.replay_path is not None
         store = self.cache(settings) if replaying or settings.use_cache else None
@@ -134,7 +134,7 @@ class Sender:
                 openers[key] = recording(client.opener(requests[key]), sinks[key])
         if hits:
             header += " · cached" if len(hits) == len(requests) else f" · {len(hits)} cached"
-        from writer_magics.provenance import Source, stamp
+        from writer_magics.answer.provenance import Source, stamp
 
         sources: list[Source] = [
             "replayed" if replaying else "cached" if key in hits else "live" for key in requests
@@ -178,7 +178,7 @@ class Sender:
         sinks: Mapping[Params, list[Event]],
         outcomes: Outcomes[Params],
     ) -> None:
-        from writer_magics.cache import CacheError
+        from writer_magics.transport.cache import CacheError
 
         for key, events in sinks.items():
             if key in outcomes.errors or outcomes.results[key].status != "done" or not events:
@@ -240,7 +240,7 @@ def _spend(settings: SendSettings, results: Mapping[Any, Result], live: Sequence
 
 def _readable(store: ResponseCache) -> bool:
     """Load the cache; a file that cannot be read at all is one warning, not a failure."""
-    from writer_magics.cache import CacheError
+    from writer_magics.transport.cache import CacheError
 
     try:
         len(store)
@@ -254,7 +254,7 @@ def _lookup(store: ResponseCache | None, request: Request, replaying: bool) -> A
     """The cached answer for a request, or None; a broken cache file only warns."""
     if store is None:
         return None
-    from writer_magics.cache import CacheError
+    from writer_magics.transport.cache import CacheError
 
     try:
         return store.get(request.endpoint, request.body)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from writer_magics import api
-from writer_magics.api import Request
-from writer_magics.history import visible_text
-from writer_magics.options import ChatOptions, CompleteOptions, Options, Params
+from writer_magics.answer.history import visible_text
+from writer_magics.line.options import ChatOptions, CompleteOptions, Options, Params
+from writer_magics.transport import events as api
+from writer_magics.transport.events import Request
 
 
 def completion(opts: CompleteOptions, params: Params, prompt: str, *, stream: bool) -> Request:

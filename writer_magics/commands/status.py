@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 
 from IPython.core.display_functions import display
 
-from writer_magics import api, settings
+from writer_magics import config as settings
 from writer_magics.errors import WriterError, one_line, redact
-from writer_magics.models import KNOWN_MODELS, ModelInfo, fetch_models, is_removed
+from writer_magics.transport import events as api
+from writer_magics.transport.models import KNOWN_MODELS, ModelInfo, fetch_models, is_removed
 
 if TYPE_CHECKING:
     from writer_magics.magics import WriterMagics
@@ -104,7 +105,7 @@ def run_models(magics: WriterMagics) -> None:
     Replay mode sends nothing and shows the known list. Errors are the client's
     one-line WriterErrors (no key, 401, offline).
     """
-    from writer_magics.cache import replay_path
+    from writer_magics.transport.cache import replay_path
 
     replaying = replay_path() or magics.replay
     if replaying:
@@ -194,7 +195,7 @@ def _changed_settings(magics: WriterMagics) -> list[str]:
 
 
 def _store_rows(magics: WriterMagics, secrets: list[str | None]) -> list[Row]:
-    from writer_magics.cache import replay_path
+    from writer_magics.transport.cache import replay_path
 
     rows = []
     settings_now = magics._send_settings(use_cache=False)
@@ -253,7 +254,7 @@ def status_rows(magics: WriterMagics) -> tuple[list[Row], list[str]]:
     url = settings.base_url(magics.base_url or None)
     url_from = source_of(settings.BASE_URL_VARIABLE, magics.base_url, "base_url")
     key_from = source_of(settings.KEY_VARIABLE, magics.api_key, "api_key")
-    from writer_magics.cache import replay_path
+    from writer_magics.transport.cache import replay_path
 
     replaying = bool(replay_path() or magics.replay)
     model, pinned = magics.model, ""

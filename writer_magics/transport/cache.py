@@ -52,7 +52,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeAlias, cast
 
-from writer_magics.api import (
+from writer_magics.errors import REDACTED, ReplayMissError, WriterError, redact
+from writer_magics.files import write_atomically
+from writer_magics.transport.events import (
     JSON,
     ChoiceFinished,
     DataDelta,
@@ -66,8 +68,6 @@ from writer_magics.api import (
     Usage,
     UsageReport,
 )
-from writer_magics.errors import REDACTED, ReplayMissError, WriterError, redact
-from writer_magics.files import write_atomically
 
 FORMAT = "writer-magics-cache"
 VERSION = 1
@@ -691,7 +691,7 @@ def collapse_info(events: Sequence[Event]) -> list[Event]:
     streamed = [e for e in events if isinstance(e, ResponseInfo) and not e.whole]
     if len(streamed) < 2:
         return list(events)
-    from writer_magics.api import Accumulator
+    from writer_magics.transport.events import Accumulator
 
     acc = Accumulator()
     for info in streamed:
@@ -901,7 +901,7 @@ def _prompt_of(endpoint: str, body: Mapping[str, Any]) -> str:
 
 def default_cache_path() -> Path:
     """``cache.jsonl`` in the user's data directory (see :func:`promptlog.data_dir`)."""
-    from writer_magics.promptlog import data_dir
+    from writer_magics.answer.promptlog import data_dir
 
     return data_dir() / "cache.jsonl"
 

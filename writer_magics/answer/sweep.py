@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
+from writer_magics.answer.result import Result
 from writer_magics.errors import WriterError
-from writer_magics.result import Result
 
 if TYPE_CHECKING:  # options imports IPython and execute imports httpx: types only
-    from writer_magics.execute import Outcomes
-    from writer_magics.options import Params
+    from writer_magics.line.options import Params
+    from writer_magics.send_execute import Outcomes
 
 #: Parameter fields in table order (the fields of ``options.Params``).
 PARAM_FIELDS = ("model", "temperature", "top_p", "max_tokens", "system")

@@ -23,9 +23,9 @@ from typing import NoReturn
 
 from IPython.core.error import UsageError
 
-from writer_magics.cache import ResponseCache, unreadable
-from writer_magics.options import split_words
-from writer_magics.promptlog import LogEntry, PromptLog
+from writer_magics.answer.promptlog import LogEntry, PromptLog
+from writer_magics.line.options import split_words
+from writer_magics.transport.cache import ResponseCache, unreadable
 
 USAGE = (
     "%writer log [-n N] [--search TEXT] | log --export PATH | "

@@ -23,7 +23,7 @@ Policies (chosen here, relied on by the magics):
 * A failed request records nothing: the caller simply does not call :meth:`record`,
   and a session that did not exist before is not created (see :class:`Sessions`).
 * An interrupted answer records nothing either: the history stays as it was. The
-  partial :class:`~writer_magics.result.Result` (``result.interrupted``) goes to
+  partial :class:`~writer_magics.answer.result.Result` (``result.interrupted``) goes to
   ``-o NAME`` and ``WriterMagics.last_result`` instead. ``Turn.partial`` remains for
   files written by older versions and is shown as "(interrupted)".
 * The system prompt belongs to the cell that set it. ``-s`` on a call is used for that

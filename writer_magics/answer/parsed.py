@@ -26,9 +26,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from writer_magics.api import JSON
 from writer_magics.errors import WriterError
-from writer_magics.prompt import PromptError, resolve_reference
+from writer_magics.line.prompt import PromptError, resolve_reference
+from writer_magics.transport.events import JSON
 
 __all__ = [
     "StructuredOutputError",

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from writer_magics import settings
-from writer_magics.demo_stream import TerminalEcho
+from writer_magics import config as settings
+from writer_magics.demo.stream import TerminalEcho
+from writer_magics.errors import WriterError
 
 NOTEBOOKS = ("quickstart", "prompt-engineering", "teaching")
 DEFAULT_OUT = "demo-output"  # gitignored in the repo
@@ -34,7 +35,7 @@ DEFAULT_TOKENS_PER_SECOND = 120.0
 
 def notebook_dirs() -> list[Path]:
     """Where the notebooks may be: the clone's ``notebooks/`` (editable), then the wheel's."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     return [package.parent / "notebooks", package / "notebooks"]
 
 
@@ -296,6 +297,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         return demo(args, stream)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=stream)
+        return 1
+    except WriterError as exc:  # e.g. an unreadable .env
+        print(f"error: {exc.message}", file=stream)
         return 1
     except ImportError as exc:
         print(

@@ -24,10 +24,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from writer_magics.api import JSON
+from writer_magics.answer.result import Result
 from writer_magics.errors import WriterError, redact
 from writer_magics.files import write_atomically
-from writer_magics.result import Result
+from writer_magics.transport.events import JSON
 
 SCHEMA_VERSION = 1
 APP_NAME = "writer-magics"

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from writer_magics.result import Result, usage_json
+from writer_magics.answer.result import Result, usage_json
 
 Source = Literal["live", "cached", "replayed"]
 KEY = "writer_magics"
@@ -44,7 +44,7 @@ _NOT_PARAMETERS = frozenset(
 
 def answer_record(result: Result, source: Source) -> dict[str, Any]:
     """One answer's provenance (see the module docstring for the fields)."""
-    from writer_magics.cache import request_key
+    from writer_magics.transport.cache import request_key
 
     body = result.request
     parameters = {k: v for k, v in sorted(body.items()) if k not in _NOT_PARAMETERS}
@@ -234,8 +234,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = parser.parse_args(argv)
     pins = None
     if args.class_file:
-        from writer_magics.classroom import load
         from writer_magics.errors import ClassSettingsError
+        from writer_magics.line.classroom import load
 
         try:
             pins = load(Path(args.class_file), args.class_file).pins()

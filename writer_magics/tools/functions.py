@@ -35,8 +35,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from IPython.core.error import UsageError
 
-from writer_magics.api import JSON
-from writer_magics.structured import is_model_class
+from writer_magics.answer.parsed import is_model_class
+from writer_magics.transport.events import JSON
 
 __all__ = [
     "Docstring",

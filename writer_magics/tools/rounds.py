@@ -30,11 +30,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from writer_magics.api import JSON
+from writer_magics.answer.result import Result
 from writer_magics.errors import WriterError
-from writer_magics.execute import Request
-from writer_magics.result import Result
-from writer_magics.tools import run_call
+from writer_magics.send_execute import Request
+from writer_magics.tools.functions import run_call
+from writer_magics.transport.events import JSON
 
 __all__ = [
     "DECLINED",

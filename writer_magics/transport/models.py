@@ -17,13 +17,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from writer_magics import api
 from writer_magics.errors import MalformedEventError
+from writer_magics.transport import events as api
 
 if TYPE_CHECKING:
-    from writer_magics.client import WriterClient
     from writer_magics.magics import WriterMagics
-    from writer_magics.runner import LoopThread
+    from writer_magics.transport.client import WriterClient
+    from writer_magics.transport.loop import LoopThread
 
 MODELS_PATH = "/v1/models"
 #: Seconds the background fetch may take (connect and read) before the known list stays.
@@ -139,7 +139,7 @@ def start_background_fetch(magics: WriterMagics) -> None:
     """
     if magics.models.started or not magics.fetch_models:
         return
-    from writer_magics.cache import replay_path
+    from writer_magics.transport.cache import replay_path
 
     if replay_path() or magics.replay:
         return

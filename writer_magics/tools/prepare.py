@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from writer_magics.api import JSON
-from writer_magics.options import ChatOptions
-from writer_magics.result import Result
+from writer_magics.answer.result import Result
+from writer_magics.line.options import ChatOptions
+from writer_magics.transport.events import JSON
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def prepare(opts: ChatOptions, user_ns: Mapping[str, Any]) -> ChatFeatures:
     functions: dict[str, Callable[..., Any]] = {}
     tools: list[JSON] = []
     if opts.tools:
-        from writer_magics.tools import resolve_tools, tool_definitions
+        from writer_magics.tools.functions import resolve_tools, tool_definitions
 
         functions = resolve_tools(opts.tools, user_ns)
         tools.extend(tool_definitions(functions))
@@ -49,7 +49,7 @@ def prepare(opts: ChatOptions, user_ns: Mapping[str, Any]) -> ChatFeatures:
         tools.append(builtin)
     schema = response_format = None
     if opts.schema:
-        from writer_magics import structured
+        from writer_magics.answer import parsed as structured
 
         schema = structured.resolve_schema(opts.schema, user_ns)
         response_format = structured.response_format(schema, opts.schema)
@@ -66,7 +66,7 @@ def parse_answer(result: Result, features: ChatFeatures) -> Result:
     """With ``--schema``: the answer parsed into ``result.parsed`` (or a clear error)."""
     if features.schema is None:
         return result
-    from writer_magics import structured
+    from writer_magics.answer import parsed as structured
 
     return dataclasses.replace(result, parsed=structured.parse(result.text, features.schema))
 
@@ -76,13 +76,13 @@ def logprobs_html(result: Result) -> str | None:
     records = result.logprobs
     if not records:
         return None
-    from writer_magics.logprobs_view import logprobs_html as render
+    from writer_magics.display.logprobs import logprobs_html as render
 
     return render(records)
 
 
 def logprobs_text(result: Result) -> str:
     """The logprobs picture's ``text/plain``: each token with its probability, one line."""
-    from writer_magics.logprobs_view import logprobs_plain
+    from writer_magics.display.logprobs import logprobs_plain
 
     return logprobs_plain(result.logprobs)

@@ -13,7 +13,11 @@ from collections.abc import AsyncIterable, Callable, Collection, Hashable, Mappi
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from writer_magics.api import (
+from writer_magics.answer.result import Result, Status, Timing, build_result
+from writer_magics.display import LiveView, Outcome
+from writer_magics.errors import WriterError, one_line
+from writer_magics.transport.concurrency import bounded
+from writer_magics.transport.events import (
     Accumulator,
     Event,
     Request,
@@ -21,14 +25,10 @@ from writer_magics.api import (
     TextDelta,
     ToolCallDelta,
 )
-from writer_magics.concurrency import bounded
-from writer_magics.display import LiveView, Outcome
-from writer_magics.errors import WriterError, one_line
-from writer_magics.result import Result, Status, Timing, build_result
-from writer_magics.runner import LoopThread
+from writer_magics.transport.loop import LoopThread
 
 if TYPE_CHECKING:  # httpx is imported on the first request, not at %load_ext
-    from writer_magics.client import WriterClient
+    from writer_magics.transport.client import WriterClient
 
 __all__ = ["Interrupted", "Outcomes", "Request", "execute"]
 

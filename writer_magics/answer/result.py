@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from writer_magics.api import JSON, Accumulator, Endpoint, Usage
+from writer_magics.transport.events import JSON, Accumulator, Endpoint, Usage
 
 Status: TypeAlias = Literal["done", "interrupted", "failed", "cached"]
 

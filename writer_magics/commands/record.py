@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from writer_magics import settings
-from writer_magics.cache import REPLAY_VARIABLE, CacheError, ResponseCache
+from writer_magics import config as settings
+from writer_magics.transport.cache import REPLAY_VARIABLE, CacheError, ResponseCache
 
 
 def kernel_arguments(cache_file: Path) -> list[str]:

@@ -31,8 +31,8 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
+from writer_magics.answer.result import Result
 from writer_magics.errors import BudgetExceeded
-from writer_magics.result import Result
 
 #: ``requests=50,tokens=20000`` (either part may be left out).
 BUDGET_VARIABLE = "WRITER_MAGICS_BUDGET"

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 
 from IPython.core.error import UsageError
 
+from writer_magics.answer.history import Conversation, Sessions
 from writer_magics.display.markup import show_markdown
-from writer_magics.history import Conversation, Sessions
-from writer_magics.options import ChatCommand, ChatOptions
+from writer_magics.line.options import ChatCommand, ChatOptions
 
 
 def run_chat_command(

@@ -33,15 +33,20 @@ import math
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
 
-from writer_magics.budget import BudgetSettingError, Limits, check_limit
 from writer_magics.errors import ClassSettingsError
-from writer_magics.options import INT32_MAX, ChatOptions, CompleteOptions, Options, option_flags
+from writer_magics.line.options import (
+    INT32_MAX,
+    ChatOptions,
+    CompleteOptions,
+    Options,
+    option_flags,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -95,7 +100,8 @@ class ClassSettings:
     system_prompt: str | None = None
     allowed_options: frozenset[str] | None = None
     """Long option names a cell may use (None: every option)."""
-    budget: Limits = field(default_factory=Limits)
+    budget: tuple[int, int] = (0, 0)
+    """``[budget]``: (requests, tokens), 0 = unlimited (answer.budget.Limits)."""
 
     def pins(self) -> dict[str, Any]:
         """The pinned request values by name (model, temperature, ..., system_prompt)."""
@@ -106,12 +112,12 @@ class ClassSettings:
         parts = [f"{k}={_shown(v)}" for k, v in self.pins().items()]
         if self.allowed_options is not None:
             parts.append("options " + (",".join(sorted(self.allowed_options)) or "none"))
-        if not self.budget.unlimited:
+        if any(self.budget):
             parts.append(
                 "budget "
                 + ",".join(
                     f"{k}={v}"
-                    for k, v in (("requests", self.budget.requests), ("tokens", self.budget.tokens))
+                    for k, v in zip(("requests", "tokens"), self.budget, strict=True)
                     if v
                 )
             )
@@ -227,22 +233,23 @@ def _allowed(value: Any, shown: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _budget(value: Any, shown: str) -> Limits:
+def _budget(value: Any, shown: str) -> tuple[int, int]:
     if not isinstance(value, dict):
         raise ClassSettingsError(
             f"{shown}: budget must be a table such as [budget] requests = 50, got {value!r}"
         )
-    limits = Limits()
+    found = {"requests": 0, "tokens": 0}
     for key, number in value.items():
-        if key not in ("requests", "tokens"):
+        if key not in found:
             raise ClassSettingsError(
                 f"{shown}: unknown key 'budget.{key}' (known: budget.requests, budget.tokens)"
             )
-        try:
-            limits = replace(limits, **{key: check_limit(f"budget.{key}", number)})
-        except BudgetSettingError as exc:
-            raise ClassSettingsError(f"{shown}: {exc}") from None
-    return limits
+        if not _is_int(number) or number < 0:
+            raise ClassSettingsError(
+                f"{shown}: budget.{key} must be a whole number of 0 or more, got {number!r}"
+            )
+        found[key] = number
+    return found["requests"], found["tokens"]
 
 
 class ClassFile:
