@@ -1,5 +1,5 @@
 """``python -m writer_magics serve|demo|record|provenance``: the bundled server, the
-offline demo, and the teacher's two commands (see record.py and provenance.py)."""
+offline demo, and the teacher's two commands (commands/record.py, answer/provenance.py)."""
 
 from __future__ import annotations
 

@@ -186,7 +186,7 @@ class WriterMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)  # type: ignore[no-untyped-call]
-        #: Requests and tokens this kernel has spent (see budget.py).
+        #: Requests and tokens this kernel has spent (see answer/budget.py).
         self.ledger = Ledger()
         self.sessions = Sessions()
         self.loop = LoopThread()

@@ -132,7 +132,7 @@ class Options:
     dry_run: bool = False
     cache: bool = False
     partial: bool = False
-    """``--partial``: with a budget, send the requests of a sweep that fit (see budget.py)."""
+    """``--partial``: with a budget, send the requests of a sweep that fit (answer/budget.py)."""
     given: tuple[str, ...] = ()
     """The long names of the options written on the line, in order (class settings)."""
     raw: bool = False
