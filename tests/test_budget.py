@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from tests.test_magics import everything, run
+from tests.conftest import run, writer_magics
+from tests.test_magics import everything
 from writer_magics.answer.budget import Gate, Ledger, Limits, parse_budget
 from writer_magics.errors import BudgetExceeded
 from writer_magics.line.options import Params
@@ -18,9 +19,7 @@ from writer_magics.server import ServerHandle
 
 
 def magics_of(shell: InteractiveShell) -> WriterMagics:
-    found = shell.magics_manager.registry["WriterMagics"]
-    assert isinstance(found, WriterMagics)
-    return found
+    return writer_magics(shell)
 
 
 def failed(captured: object) -> bool:
@@ -109,7 +108,7 @@ def test_a_batch_is_checked_as_one_plan_at_the_sender(
     from writer_magics.line import options
 
     magics = magics_of(shell)
-    opts = options.parse_chat(magics.chat, "", {}, default_model="palmyra-x5", cell=True)
+    opts = options.parse_chat("", {}, default_model="palmyra-x5", cell=True)
     requests = {
         Params("palmyra-x5", temperature=t / 10): bodies.chat(
             opts, Params("palmyra-x5"), [{"role": "user", "content": f"row {t}"}], stream=True

@@ -12,8 +12,9 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
+from tests.conftest import run
 from tests.test_budget import failed, magics_of
-from tests.test_magics import everything, last_body, run
+from tests.test_magics import everything, last_body
 from writer_magics.errors import ClassSettingsError
 from writer_magics.line.classroom import CLASS_FILE, load
 from writer_magics.server import ServerHandle
@@ -193,7 +194,7 @@ def test_loading_checks_every_key(tmp_path: Path) -> None:
         "random_seed": 42,
         "system_prompt": "Be kind.",
     }
-    assert found.allowed_options == {"--session", "--out"}
+    assert found.allowed_options == frozenset({"--session", "--out"})
     assert found.budget == (50, 20000)
     with pytest.raises(ClassSettingsError, match="does not exist"):
         load(tmp_path / "missing.toml")

@@ -14,10 +14,9 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from nbclient import NotebookClient
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, run
 from tests.kernel_env import PYTHON3, kernel_env
 from tests.test_budget import failed
-from tests.test_magics import run
 from writer_magics import __version__
 from writer_magics.line.classroom import CLASS_FILE
 from writer_magics.server import ServerHandle

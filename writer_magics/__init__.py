@@ -1,19 +1,59 @@
 """writer-magics: `%%complete` and `%%chat` for the Writer API in Jupyter.
 
-The extension is loaded with ``%load_ext writer_magics``; loading and unloading are
-mirror images so that ``%reload_ext`` leaves no stale state behind: the magics (with
-their client and loop thread) and the input transformer that keeps
-``%chat What is RAG?`` from being read as a help request (:mod:`writer_magics.line.questions`).
+``%load_ext writer_magics`` registers the magics; loading and unloading are mirror
+images so that ``%reload_ext`` leaves no stale state behind: the magics (with their
+client and loop thread) and the input transformer that keeps ``%chat What is RAG?``
+from being read as a help request (:mod:`writer_magics.line.questions`).
+
+The map: one cell flows through the stages in this order, and each stage imports only
+the ones above it (``server/`` and ``demo/`` stand beside and may use anything)::
+
+    errors       every exception, redact, one_line
+    config       defaults, removed models, where the key / URL / .env come from
+    files        the data dir, atomic writes
+    line/        magic line -> Options (frozen); cell body -> prompt text
+    request      Options + text + history messages + extras -> Request (pure JSON)
+    transport/   Request -> typed events (client, retries, loop thread, cache, model list)
+    answer/      the one fold of events -> Result / Sweep; history; prompt log
+    display/     events and the fold's state -> live view -> static Markdown finish
+    tools/       function calling: answer -> calls -> results -> next Request
+    send         plan (cache / replay / live) -> stream into one view -> settle
+    commands/    %chat --show/--undo/... and %writer log/cache/models/status
+    magics       WriterMagics: settings, the ~10-line %%complete / %%chat scripts
+    __init__     load / unload, and the public types: ``from writer_magics import Result, Sweep``
+
+``Result`` and ``Sweep`` are imported on first use (module ``__getattr__``), so
+``%load_ext`` does not pay for them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+__all__ = ["Result", "Sweep", "__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
+
+    from writer_magics.answer.result import Result
+    from writer_magics.answer.sweep import Sweep
+
+#: Public name -> the module that defines it (imported on first use).
+_LAZY = {"Result": "writer_magics.answer.result", "Sweep": "writer_magics.answer.sweep"}
+
+
+def __getattr__(name: str) -> Any:
+    """``writer_magics.Result`` / ``.Sweep``: import the defining module on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:

@@ -1,33 +1,53 @@
-"""Sending a cell's requests: the cache and replay first, the network for the rest,
-then the prompt log. The magic hands over the requests and gets Outcomes back.
+"""Sending a cell's requests: plan -> stream into one view -> settle.
 
-Order matters for the promises we make: a replay miss and a missing key are raised
-before the live view opens or anything is sent; the cache is written and the log
-appended only after the view has finished, so neither slows the stream, and neither
-can fail a request (their errors become one warning line).
+* **plan**: the cache and the replay file answer what they can; the rest goes to the
+  network (a missing key, or a replay miss, is raised here: before the live view
+  opens or anything is sent);
+* **stream** (:func:`execute`): every request's events are folded once, into that
+  request's :class:`~writer_magics.answer.result.Accumulator`, and the live view reads
+  that same state; whatever happens the view is finished with what arrived;
+* **settle**: the cache is written and the prompt log appended only after the view has
+  finished, so neither slows the stream, and neither can fail a request (their errors
+  become one warning line).
+
+The magic hands over the requests and gets :class:`Outcomes` back. ``execute`` needs
+no IPython, so it is tested against the bundled server directly.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterable, Callable, Collection, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from writer_magics.answer.result import Result
-from writer_magics.display import ViewKind, open_view
-from writer_magics.errors import one_line
+from writer_magics.answer.result import (
+    Accumulator,
+    Outcomes,
+    Result,
+    Status,
+    Timing,
+    build_result,
+)
+from writer_magics.display import LiveView, Outcome, ViewKind, open_view
+from writer_magics.display.finish import Stamp
+from writer_magics.errors import Interrupted, one_line
 from writer_magics.line.options import Params
-from writer_magics.send_execute import Interrupted, Outcomes, execute
-from writer_magics.transport.events import Event, Request
+from writer_magics.request import Request
+from writer_magics.transport.events import Event, ResponseInfo, TextDelta, ToolCallDelta
 from writer_magics.transport.loop import LoopThread
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # httpx is imported on the first request, not at %load_ext
     from writer_magics.answer.budget import Gate
     from writer_magics.answer.promptlog import PromptLog
     from writer_magics.transport.cache import ResponseCache
     from writer_magics.transport.client import WriterClient
+
+__all__ = ["Interrupted", "Outcomes", "SendSettings", "Sender", "execute"]
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,24 @@ class SendSettings:
     budget: Gate | None = None
     #: The class settings in force, for each answer's provenance (None: none).
     class_settings: Mapping[str, Any] | None = None
+
+
+@dataclass
+class _Plan:
+    """Where a cell's answers come from. ``store`` is the cache to write (None when
+    replaying or not caching); ``sinks`` collect the events of the requests it records."""
+
+    client: WriterClient
+    store: ResponseCache | None
+    hits: dict[Params, Any]
+    openers: dict[Params, Callable[[], AsyncIterable[Event]]]
+    sinks: dict[Params, list[Event]]
+    #: The requests that go (a budget with ``--partial`` may drop some) and their titles.
+    requests: Mapping[Params, Request]
+    titles: Sequence[str] | int
+    #: The keys sent live (they count against the budget; cached/replayed ones are free).
+    live: list[Params]
+    replaying: bool
 
 
 class Sender:
@@ -101,6 +139,45 @@ class Sender:
         shell: Any = None,
     ) -> Outcomes[Params]:
         """Answer every request (from the cache where possible) into one live view."""
+        plan = self._plan(requests, settings, titles)
+        requests = plan.requests
+        if plan.hits:
+            cached = len(plan.hits)
+            header += " · cached" if cached == len(requests) else f" · {cached} cached"
+        view = open_view(
+            settings.view,
+            header,
+            panels=plan.titles,
+            max_updates_per_second=settings.max_updates_per_second,
+            shell=shell,
+            stamp=_stamper(plan, settings),
+        )
+        try:
+            outcomes = execute(
+                requests,
+                loop=self.loop,
+                client=plan.client,
+                view=view,
+                openers=plan.openers,
+                limit=settings.max_concurrency,
+                cached=set(plan.hits),
+            )
+        except Interrupted as interrupted:
+            _spend(settings, interrupted.results, plan.live)
+            self._log_results(settings, interrupted.results, {}, plan.client)
+            raise
+        _spend(settings, outcomes.results, plan.live)
+        self._settle(requests, settings, plan, outcomes)
+        return outcomes
+
+    def _plan(
+        self,
+        requests: Mapping[Params, Request],
+        settings: SendSettings,
+        titles: Sequence[str] | int,
+    ) -> _Plan:
+        """Where each answer comes from: the cache / replay file, else the network (the
+        budget is asked here, before anything live is sent or the view opens)."""
         from writer_magics.transport.cache import miss_error, recording, replay_opener
 
         replaying = settings.replay_path is not None
@@ -132,44 +209,29 @@ class Sender:
             for key in missing:
                 sinks[key] = []
                 openers[key] = recording(client.opener(requests[key]), sinks[key])
-        if hits:
-            header += " · cached" if len(hits) == len(requests) else f" · {len(hits)} cached"
-        from writer_magics.answer.provenance import Source, stamp
-
-        sources: list[Source] = [
-            "replayed" if replaying else "cached" if key in hits else "live" for key in requests
-        ]
-        view = open_view(
-            settings.view,
-            header,
-            panels=titles,
-            max_updates_per_second=settings.max_updates_per_second,
-            shell=shell,
-            stamp=lambda outcome: {
-                "writer_magics": stamp(
-                    outcome.results, sources, class_settings=settings.class_settings
-                )
-            },
+        return _Plan(
+            client,
+            None if replaying else store,
+            hits,
+            openers,
+            sinks,
+            requests=requests,
+            titles=titles,
+            live=missing,
+            replaying=replaying,
         )
-        try:
-            outcomes = execute(
-                requests,
-                loop=self.loop,
-                client=client,
-                view=view,
-                openers=openers,
-                limit=settings.max_concurrency,
-                cached=set(hits),
-            )
-        except Interrupted as interrupted:
-            _spend(settings, interrupted.results, missing)
-            self._log_results(settings, interrupted.results, {}, client)
-            raise
-        _spend(settings, outcomes.results, missing)
-        if store is not None and not replaying:
-            self._remember(store, requests, sinks, outcomes)
-        self._log_results(settings, outcomes.results, outcomes.errors, client)
-        return outcomes
+
+    def _settle(
+        self,
+        requests: Mapping[Params, Request],
+        settings: SendSettings,
+        plan: _Plan,
+        outcomes: Outcomes[Params],
+    ) -> None:
+        """After the view finished: cache what was recorded, log every result."""
+        if plan.store is not None:
+            self._remember(plan.store, requests, plan.sinks, outcomes)
+        self._log_results(settings, outcomes.results, outcomes.errors, plan.client)
 
     def _remember(
         self,
@@ -178,7 +240,7 @@ class Sender:
         sinks: Mapping[Params, list[Event]],
         outcomes: Outcomes[Params],
     ) -> None:
-        from writer_magics.transport.cache import CacheError
+        from writer_magics.errors import CacheError
 
         for key, events in sinks.items():
             if key in outcomes.errors or outcomes.results[key].status != "done" or not events:
@@ -238,9 +300,26 @@ def _spend(settings: SendSettings, results: Mapping[Any, Result], live: Sequence
         settings.budget.spend(results[k] for k in live if k in results)
 
 
+def _stamper(plan: _Plan, settings: SendSettings) -> Stamp:
+    """The static finish's output metadata: each answer's provenance (how it was made)."""
+    from writer_magics.answer.provenance import Source, stamp
+
+    sources: list[Source] = [
+        "replayed" if plan.replaying else "cached" if key in plan.hits else "live"
+        for key in plan.requests
+    ]
+
+    def metadata(outcome: Outcome) -> dict[str, Any]:
+        return {
+            "writer_magics": stamp(outcome.results, sources, class_settings=settings.class_settings)
+        }
+
+    return metadata
+
+
 def _readable(store: ResponseCache) -> bool:
     """Load the cache; a file that cannot be read at all is one warning, not a failure."""
-    from writer_magics.transport.cache import CacheError
+    from writer_magics.errors import CacheError
 
     try:
         len(store)
@@ -254,7 +333,7 @@ def _lookup(store: ResponseCache | None, request: Request, replaying: bool) -> A
     """The cached answer for a request, or None; a broken cache file only warns."""
     if store is None:
         return None
-    from writer_magics.transport.cache import CacheError
+    from writer_magics.errors import CacheError
 
     try:
         return store.get(request.endpoint, request.body)
@@ -263,3 +342,139 @@ def _lookup(store: ResponseCache | None, request: Request, replaying: bool) -> A
             raise
         print(f"Warning: the cache was not read: {exc.message}", file=sys.stderr)
         return None
+
+
+# --------------------------------------------------------------------------- stream
+
+
+@dataclass
+class _Progress:
+    """What one request has produced so far."""
+
+    request: Request
+    started: float
+    acc: Accumulator = field(default_factory=Accumulator)
+    first_text: float | None = None
+    error: BaseException | None = None
+    ended: float | None = None
+
+
+def execute(
+    requests: Mapping[K, Request],
+    *,
+    loop: LoopThread,
+    client: WriterClient,
+    view: LiveView,
+    clock: Callable[[], float] = time.monotonic,
+    openers: Mapping[K, Callable[[], AsyncIterable[Event]]] | None = None,
+    limit: int | None = None,
+    cached: Collection[K] = (),
+) -> Outcomes[K]:
+    """Stream every request at once into the view; finish the view in all cases.
+
+    Each event is folded once, into its request's Accumulator; the view is handed
+    that Accumulator with the event and reads it (it folds nothing itself).
+
+    With one request, panels are its choices (``n``); with several (a sweep), each
+    request has its own panel. Ctrl-C cancels every stream (closing its connection),
+    keeps the partial text on screen and raises :class:`Interrupted`. ``openers``
+    replaces the HTTP stream of some requests (a cache replay); ``limit`` bounds how
+    many stream at once (a request's clock starts when it gets its slot); ``cached``
+    names the requests answered from the cache, marked so on screen and in results.
+    """
+    keys = list(requests)
+    panel_of: Callable[[K, Event], int]
+    if len(keys) == 1:
+        panel_of = _choice_panel
+    else:
+        positions = {key: i for i, key in enumerate(keys)}
+        panel_of = lambda key, _event: positions[key]  # noqa: E731
+    start = clock()
+    progress = {key: _Progress(req, start) for key, req in requests.items()}
+    streams: dict[K, Callable[[], AsyncIterable[Event]]] = {
+        key: client.opener(req) for key, req in requests.items()
+    }
+    streams.update(openers or {})
+    bounded = limit is not None and len(streams) > limit
+
+    def start_clock(key: K) -> None:
+        progress[key].started = clock()
+
+    merged = loop.merge(
+        streams, limit=limit if bounded else None, on_start=start_clock if bounded else None
+    )
+    status: Status = "failed"
+    view.start()
+    try:
+        for item in merged:
+            state = progress[item.key]
+            if item.done:
+                state.ended = clock()
+                state.error = item.error
+                continue
+            event = item.value
+            assert event is not None
+            state.acc.add(event)  # the one fold; the view reads state.acc
+            if isinstance(event, ResponseInfo):
+                continue  # for Result.raw only: nothing to show
+            if state.first_text is None and isinstance(event, TextDelta | ToolCallDelta):
+                state.first_text = clock()
+            view.add(event, panel=panel_of(item.key, event), fold=state.acc)
+        status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        results = {
+            key: _result(state, "cached" if key in cached and status == "done" else status, clock)
+            for key, state in progress.items()
+        }
+        view.finish(_outcome(results, progress, status, all_cached=set(cached) >= set(keys)))
+    if status == "interrupted":
+        raise Interrupted("Interrupted; the answer so far is kept above.", results)
+    return Outcomes(
+        results=results,
+        errors={k: s.error for k, s in progress.items() if s.error is not None},
+    )
+
+
+def _choice_panel(_key: Any, event: Event) -> int:
+    return int(getattr(event, "choice", 0))
+
+
+def _result(state: _Progress, status: Status, clock: Callable[[], float]) -> Result:
+    if status in ("done", "cached") and state.error is not None:
+        status = "failed"
+    ended = state.ended if state.ended is not None else clock()
+    timing = Timing(
+        first_token=None if state.first_text is None else state.first_text - state.started,
+        total=ended - state.started,
+    )
+    return build_result(
+        state.acc,
+        endpoint=state.request.endpoint,
+        model=state.request.model,
+        request=state.request.body,
+        timing=timing,
+        status=status,
+    )
+
+
+def _outcome(
+    results: Mapping[Any, Result],
+    progress: Mapping[Any, _Progress],
+    status: Status,
+    *,
+    all_cached: bool,
+) -> Outcome:
+    reasons = [one_line(s.error) for s in progress.values() if s.error is not None]
+    if status == "done" and reasons and len(reasons) == len(progress):
+        status = "failed"
+    elif status == "done" and all_cached:
+        status = "cached"
+    errors = [progress[k].error if k in progress else None for k in results]
+    return Outcome(
+        results=list(results.values()),
+        state=status,
+        reason=reasons[0] if reasons else None,
+        reasons=[None if e is None else one_line(e) for e in errors],
+    )

@@ -30,17 +30,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from writer_magics.answer.result import Result
-from writer_magics.errors import BudgetExceeded
+from writer_magics.errors import BudgetExceeded, BudgetSettingError
+
+if TYPE_CHECKING:  # %load_ext must not import the answer types (bench/load.py)
+    from writer_magics.answer.result import Result
 
 #: ``requests=50,tokens=20000`` (either part may be left out).
 BUDGET_VARIABLE = "WRITER_MAGICS_BUDGET"
 _NAMES = ("requests", "tokens")
-
-
-class BudgetSettingError(ValueError):
-    """A budget setting that is not ``requests=N,tokens=N`` with whole numbers >= 0."""
 
 
 @dataclass(frozen=True)

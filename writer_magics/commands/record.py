@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TextIO
 
 from writer_magics import config as settings
-from writer_magics.transport.cache import REPLAY_VARIABLE, CacheError, ResponseCache
+from writer_magics.errors import CacheError, RecordError
+from writer_magics.transport.cache import REPLAY_VARIABLE, ResponseCache
 
 
 def kernel_arguments(cache_file: Path) -> list[str]:
@@ -63,7 +64,7 @@ def record(
         ) from None
 
     try:
-        nb = nbformat.read(notebook, as_version=4)  # type: ignore[no-untyped-call]
+        nb = nbformat.read(notebook, as_version=4)
     except FileNotFoundError:
         raise RecordError(f"{notebook} does not exist") from None
     except Exception as exc:  # nbformat raises several kinds for a bad file
@@ -98,10 +99,6 @@ def record(
             return ResponseCache(cache_file).export(out)
         except CacheError as exc:
             raise RecordError(exc.message) from None
-
-
-class RecordError(Exception):
-    """Why a recording was not written, in one line."""
 
 
 def _first_line(exc: BaseException) -> str:

@@ -40,13 +40,9 @@ from typing import Any, TypeVar
 from IPython.core.error import UsageError
 
 from writer_magics.errors import ClassSettingsError
-from writer_magics.line.options import (
-    INT32_MAX,
-    ChatOptions,
-    CompleteOptions,
-    Options,
-    option_flags,
-)
+from writer_magics.line.options import ChatOptions, CompleteOptions, Options
+from writer_magics.line.table import option_flags
+from writer_magics.line.values import INT32_MAX
 
 if sys.version_info >= (3, 11):
     import tomllib
