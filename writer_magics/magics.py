@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, validate
 
-from writer_magics import config as settings
-from writer_magics import request as bodies
+from writer_magics import config
+from writer_magics import request as build
 from writer_magics.answer.budget import Ledger, Limits
 from writer_magics.answer.history import Call, Conversation, Sessions, Turn
 from writer_magics.errors import (
@@ -58,7 +58,7 @@ _O = TypeVar("_O", bound=options.Options)
 class WriterMagics(Magics):
     """Writer's Palmyra models in the notebook. Configure with ``%config WriterMagics``."""
 
-    model = Unicode(settings.DEFAULT_MODEL, help="Default model for %%complete and %%chat.").tag(
+    model = Unicode(config.DEFAULT_MODEL, help="Default model for %%complete and %%chat.").tag(
         config=True
     )
     base_url = Unicode(
@@ -181,9 +181,9 @@ class WriterMagics(Magics):
         return value
 
     @validate("api_key")
-    def _secret(self, proposal: Any) -> settings.Secret:
+    def _secret(self, proposal: Any) -> config.Secret:
         """The key without surrounding whitespace, in a string whose repr hides it."""
-        return settings.Secret(str.strip(proposal["value"]))
+        return config.Secret(str.strip(proposal["value"]))
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)  # type: ignore[no-untyped-call]
@@ -225,7 +225,7 @@ class WriterMagics(Magics):
         self._warn(opts.warnings)
         text = self._render(cell, opts, "complete")
         stream = opts.stream and self.stream
-        requests = {p: bodies.completion(opts, p, text, stream=stream) for p in opts.params}
+        requests = {p: build.completion(opts, p, text, stream=stream) for p in opts.params}
         with self._keeping_partial(opts.out):
             outcomes = self._send(requests, opts)
         self._keep(_kept(outcomes), opts.out)
@@ -243,9 +243,9 @@ class WriterMagics(Magics):
         opts = self._class_rules(opts)
         self._warn(opts.warnings)
         text = self._render(cell, opts, "chat")
-        from writer_magics.tools import prepare as features
+        from writer_magics.tools import prepare
 
-        extras = features.prepare(opts, self.user_ns)
+        extras = prepare.prepare(opts, self.user_ns)
         # Not stored until an answer is recorded: a failed cell creates no session.
         conversation = Conversation() if opts.new else self.sessions.conversation(opts.session)
         call = self._running[-1][1] if self._running else Call(None, self._executions)
@@ -347,7 +347,7 @@ class WriterMagics(Magics):
     def _line_limits(self) -> dict[str, Any]:
         """What parsing the magic line needs from the settings (model, sweep limit, key)."""
         try:  # the configured key, so that typing it on the line is refused
-            key = settings.api_key(self.api_key or None)
+            key = config.api_key(self.api_key or None)
         except Exception:
             key = None
         return {"default_model": self.model, "max_sweep": self.max_sweep, "secrets": (key,)}
@@ -398,7 +398,7 @@ class WriterMagics(Magics):
         """The API key as configured now (raw and stripped), for redacting saved files."""
         found: list[str | None] = [self.api_key]
         with contextlib.suppress(WriterError, ValueError, OSError):
-            found.append(settings.api_key(self.api_key or None))
+            found.append(config.api_key(self.api_key or None))
         return [*found, *(k.strip() for k in found if k)]
 
     @contextlib.contextmanager
@@ -556,7 +556,7 @@ class WriterMagics(Magics):
     ) -> dict[Params, Request]:
         """One request per parameter set, each carrying the turns before this call."""
         return {
-            p: bodies.chat(
+            p: build.chat(
                 opts,
                 p,
                 conversation.messages_for(call, text, p.system, history=opts.history),
@@ -607,13 +607,13 @@ class WriterMagics(Magics):
     def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
         """Parse a ``--schema`` answer and draw the logprobs picture under the answer."""
         from writer_magics.display.finish import show_html
-        from writer_magics.tools import prepare as features
+        from writer_magics.tools import prepare
 
-        picture = features.logprobs_html(answer)
+        picture = prepare.logprobs_html(answer)
         if picture is not None:
-            show_html(picture, features.logprobs_text(answer))
+            show_html(picture, prepare.logprobs_text(answer))
         try:
-            return features.parse_answer(answer, extras)
+            return prepare.parse_answer(answer, extras)
         except WriterError:  # the raw text is kept on -o too, not only on screen
             self._keep(answer, out, last=False)
             raise
@@ -659,10 +659,10 @@ class WriterMagics(Magics):
         """The kernel's one client, with settings read afresh for this request."""
         from writer_magics.transport.client import ClientSettings, WriterClient
 
-        key = settings.find(settings.KEY_VARIABLE, self.api_key or None)
-        url = settings.find(settings.BASE_URL_VARIABLE, self.base_url or None)
+        key = config.find(config.KEY_VARIABLE, self.api_key or None)
+        url = config.find(config.BASE_URL_VARIABLE, self.base_url or None)
         current = ClientSettings(
-            base_url=url.value or settings.DEFAULT_BASE_URL,
+            base_url=url.value or config.DEFAULT_BASE_URL,
             api_key=key.value,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from writer_magics.line.scan import is_number
+
 MATCHER_ID = "writer_magics.line.completion"
 #: Runs before IPython's own matchers and suppresses them when it has matches.
 PRIORITY = 100
@@ -151,14 +153,6 @@ def _split(text: str) -> _Words | None:
     return _Words(done, text[raw_start:] if in_word else "")
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _lookup(parser: argparse.ArgumentParser, word: str) -> tuple[argparse.Action | None, bool]:
     """The option a word names and whether the word already carries its value."""
     name, eq, _ = word.partition("=")
@@ -187,7 +181,7 @@ def _options(parser: argparse.ArgumentParser, words: _Words, sources: Sources) -
             given.setdefault(_long(pending), []).append(word)
             pending = None
             continue
-        if word == "--" or not word.startswith("-") or len(word) < 2 or _is_number(word):
+        if word == "--" or not word.startswith("-") or len(word) < 2 or is_number(word):
             return None  # the prompt starts here
         action, has_value = _lookup(parser, word)
         if action is None:

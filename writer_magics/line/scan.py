@@ -183,7 +183,8 @@ def split_words(line: str, magic: str) -> list[str]:
     return words
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """``-1``, ``-0.5``, ``1e3``: a value that starts with ``-`` but is not an option."""
     try:
         float(text)
     except ValueError:
@@ -305,7 +306,7 @@ def scan(kind: str, line: str, user_ns: Mapping[str, Any], cell: bool) -> Scan:
         if text == "--" and not token.literal:
             found.prompt = _rest(line, token.end, magic)
             break
-        if not text.startswith("-") or len(text) < 2 or _is_number(text):
+        if not text.startswith("-") or len(text) < 2 or is_number(text):
             found.prompt = _rest(line, token.start, magic)
             break
         pos = token.end

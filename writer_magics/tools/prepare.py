@@ -49,10 +49,10 @@ def prepare(opts: ChatOptions, user_ns: Mapping[str, Any]) -> ChatFeatures:
         tools.append(builtin)
     schema = response_format = None
     if opts.schema:
-        from writer_magics.answer import parsed as structured
+        from writer_magics.answer import parsed
 
-        schema = structured.resolve_schema(opts.schema, user_ns)
-        response_format = structured.response_format(schema, opts.schema)
+        schema = parsed.resolve_schema(opts.schema, user_ns)
+        response_format = parsed.response_format(schema, opts.schema)
     return ChatFeatures(
         functions=functions,
         tools=tuple(tools),
@@ -66,9 +66,9 @@ def parse_answer(result: Result, features: ChatFeatures) -> Result:
     """With ``--schema``: the answer parsed into ``result.parsed`` (or a clear error)."""
     if features.schema is None:
         return result
-    from writer_magics.answer import parsed as structured
+    from writer_magics.answer import parsed
 
-    return dataclasses.replace(result, parsed=structured.parse(result.text, features.schema))
+    return dataclasses.replace(result, parsed=parsed.parse(result.text, features.schema))
 
 
 def logprobs_html(result: Result) -> str | None:
