@@ -112,6 +112,11 @@ class WriterMagics(Magics):
     log = Bool(True, help="Append every request and answer to the local prompt log.").tag(
         config=True
     )
+    max_image_bytes = Int(
+        5 * 1024 * 1024,
+        help="Largest image %%chat --image sends (bytes); larger ones are shrunk with Pillow "
+        "or refused.",
+    ).tag(config=True)
     log_path = Unicode("", help="Prompt log file (default: log.sqlite3 in the data dir).").tag(
         config=True
     )
@@ -143,6 +148,7 @@ class WriterMagics(Magics):
         "max_concurrency",
         "max_tool_rounds",
         "max_retries",
+        "max_image_bytes",
         "max_sweep",
         "max_prompt_bytes",
     )
@@ -245,11 +251,13 @@ class WriterMagics(Magics):
         text = self._render(cell, opts, "chat")
         from writer_magics.tools import prepare
 
-        extras = prepare.prepare(opts, self.user_ns)
+        extras = prepare.prepare(opts, self.user_ns, max_image_bytes=self.max_image_bytes)
         # Not stored until an answer is recorded: a failed cell creates no session.
         conversation = Conversation() if opts.new else self.sessions.conversation(opts.session)
         call = self._running[-1][1] if self._running else Call(None, self._executions)
         requests = self._chat_requests(opts, text, conversation, extras, call)
+        if extras.images and not opts.dry_run:
+            self._show_thumbnails(extras)
         outcomes: Outcomes[Params] | None = None
         answer: Result | None
         added: list[dict[str, Any]] = []  # the tool exchange, recorded with the answer
@@ -262,7 +270,7 @@ class WriterMagics(Magics):
         if answer is None:  # a dry run or a sweep: nothing to parse or record
             return self._keep(_kept(outcomes), opts.out)
         answer = self._present(answer, extras, opts.out)
-        self._record(conversation, call, opts, text, answer, added)
+        self._record(conversation, call, opts, text, answer, added, extras)
         return self._keep(answer, opts.out)
 
     @line_magic
@@ -555,11 +563,16 @@ class WriterMagics(Magics):
         call: Call,
     ) -> dict[Params, Request]:
         """One request per parameter set, each carrying the turns before this call."""
+        from writer_magics.line.images import attach
+
         return {
             p: build.chat(
                 opts,
                 p,
-                conversation.messages_for(call, text, p.system, history=opts.history),
+                attach(
+                    conversation.messages_for(call, text, p.system, history=opts.history),
+                    extras.images,
+                ),
                 stream=opts.stream and self.stream,
                 extras=extras.body_fields,
             )
@@ -597,12 +610,27 @@ class WriterMagics(Magics):
         text: str,
         answer: Result,
         added: list[dict[str, Any]],
+        extras: ChatFeatures,
     ) -> None:
-        """Remember a successful turn (a tool exchange with all its messages)."""
-        messages = [{"role": "user", "content": text}, *added] if added else []
+        """Remember a successful turn (a tool exchange with all its messages; a question
+        with images keeps them, so later cells send them again)."""
+        from writer_magics.line.images import user_message
+
+        user = user_message(text, extras.images)
+        messages = [user, *added] if added else []
+        if extras.images and not added:
+            messages = [user, {"role": "assistant", "content": answer.text}]
         turn = Turn(key="", user=text, assistant=answer.text, messages=tuple(messages))
         conversation.record(call, turn, system=opts.params[0].system)
         self.sessions.replace(opts.session, conversation)
+
+    def _show_thumbnails(self, extras: ChatFeatures) -> None:
+        """The images sent, above the live view; the saved notebook keeps them."""
+        from writer_magics.display.finish import show_html
+        from writer_magics.line.images import bundle
+
+        thumbnails = bundle(extras.images)
+        show_html(thumbnails["text/html"], thumbnails["text/plain"])
 
     def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
         """Parse a ``--schema`` answer and draw the logprobs picture under the answer."""
@@ -763,7 +791,9 @@ def _body(cell: str | None, line_prompt: str | None) -> str:
 
 def dry_run_markdown(url: str, body: dict[str, Any], key: str | None) -> str:
     """The request that would be sent, key redacted, as Markdown (reads well as text too)."""
-    shown = redact(json.dumps(body, indent=2, ensure_ascii=False), [key])
+    from writer_magics.line.images import shorten_data_urls
+
+    shown = redact(json.dumps(shorten_data_urls(body), indent=2, ensure_ascii=False), [key])
     auth = f"Bearer {REDACTED}" if key else "(no API key set)"
     return (
         f"**Dry run**: nothing was sent.\n\n`POST {url}`  \n`Authorization: {auth}`\n\n"
