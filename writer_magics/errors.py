@@ -44,8 +44,19 @@ Everything else happens on the way to Writer and back, or while keeping the answ
     │                                match the schema (``raw`` keeps the answer)
     ├── ToolRoundsExceeded           the model kept asking for tools past the round limit
     │                                (``messages``, ``result``, ``results`` kept)
-    └── Interrupted                  Ctrl-C / the stop button while streaming
-                                     (``results`` holds the partial answers)
+    ├── Interrupted                  Ctrl-C / the stop button while streaming
+    │                                (``results`` holds the partial answers)
+    ├── BudgetExceeded               the kernel's request/token budget is used up
+    └── ClassSettingsError           the class settings file is malformed or has a bad key
+
+Two plain errors of the teaching commands, read by their callers (never shown raw)::
+
+    ValueError
+    └── BudgetSettingError           WRITER_MAGICS_BUDGET / a budget value that is not
+                                     ``requests=N,tokens=N`` (becomes a ConfigurationError)
+    Exception
+    └── RecordError                  ``python -m writer_magics record``: why no recording
+                                     was written (printed as ``error: ...``)
 
 The cell fails (so "Run All" stops) but shows no traceback: IPython calls
 ``_render_traceback_`` and prints what it returns.
@@ -310,3 +321,21 @@ class Interrupted(WriterError, Generic[R]):
     def __init__(self, message: str, results: dict[Any, R] | None = None) -> None:
         super().__init__(message)
         self.results = results or {}
+
+
+class BudgetExceeded(WriterError):
+    """A request (or a whole sweep) would go over the kernel's budget; nothing was sent."""
+
+    hint = "Answers from the cache or a replay file still work: they do not count."
+
+
+class ClassSettingsError(WriterError):
+    """The class settings file (writer-magics-class.toml) is unreadable or has a bad key."""
+
+
+class BudgetSettingError(ValueError):
+    """A budget setting that is not ``requests=N,tokens=N`` with whole numbers >= 0."""
+
+
+class RecordError(Exception):
+    """Why a recording was not written, in one line."""

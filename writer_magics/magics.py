@@ -14,15 +14,24 @@ import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, validate
 
 from writer_magics import config
 from writer_magics import request as build
+from writer_magics.answer.budget import Ledger, Limits
 from writer_magics.answer.history import Call, Conversation, Sessions, Turn
-from writer_magics.errors import REDACTED, APIStatusError, WriterError, printable, redact
+from writer_magics.errors import (
+    REDACTED,
+    APIStatusError,
+    ClassSettingsError,
+    ConfigurationError,
+    WriterError,
+    printable,
+    redact,
+)
 from writer_magics.line import completion, options, prompt, table
 from writer_magics.line.options import ChatOptions, Params
 from writer_magics.line.scan import refuse_secret
@@ -38,9 +47,12 @@ if TYPE_CHECKING:
     from writer_magics.answer.sweep import Sweep
     from writer_magics.commands.status import Snapshot
     from writer_magics.display import ViewKind
+    from writer_magics.line.classroom import ClassFile, ClassSettings
     from writer_magics.send import Sender, SendSettings
     from writer_magics.tools.prepare import ChatFeatures
     from writer_magics.transport.client import WriterClient
+
+_O = TypeVar("_O", bound=options.Options)
 
 
 @magics_class
@@ -109,6 +121,17 @@ class WriterMagics(Magics):
     log_path = Unicode("", help="Prompt log file (default: log.sqlite3 in the data dir).").tag(
         config=True
     )
+    budget_requests = Int(
+        0,
+        help="Requests this kernel may send to the API (0: unlimited; cached and replayed "
+        "answers are free). WRITER_MAGICS_BUDGET and a class file can only tighten it.",
+    ).tag(config=True)
+    budget_tokens = Int(
+        0,
+        help="Tokens (as the API reports them) this kernel may spend (0: unlimited); "
+        "requests are refused once it is reached.",
+    ).tag(config=True)
+
     fetch_models = Bool(
         help="Fetch the key's model list (GET /v1/models) once in the background for Tab "
         "completion of -m; off: the known list (default off when WRITER_MAGICS_FETCH_MODELS=0)."
@@ -145,6 +168,25 @@ class WriterMagics(Magics):
             raise TraitError(f"WriterMagics.{name} must be positive, not {value!r}")
         return value
 
+    @validate("budget_requests", "budget_tokens")
+    def _not_negative(self, proposal: Any) -> Any:
+        value, name = proposal["value"], proposal["trait"].name
+        if value < 0:
+            raise TraitError(f"WriterMagics.{name} must be 0 (unlimited) or more, not {value!r}")
+        return value
+
+    @validate("model")
+    def _not_pinned(self, proposal: Any) -> Any:
+        """``%config WriterMagics.model = ...`` cannot override a class file's model."""
+        from writer_magics.line.classroom import config_refusal
+
+        value = proposal["value"]
+        with contextlib.suppress(ClassSettingsError):
+            refusal = config_refusal("model", value, self._class_settings())
+            if refusal is not None:
+                raise TraitError(refusal)
+        return value
+
     @validate("api_key")
     def _secret(self, proposal: Any) -> config.Secret:
         """The key without surrounding whitespace, in a string whose repr hides it."""
@@ -152,6 +194,8 @@ class WriterMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)  # type: ignore[no-untyped-call]
+        #: Requests and tokens this kernel has spent (see answer/budget.py).
+        self.ledger = Ledger()
         self.sessions = Sessions()
         self.loop = LoopThread()
         self._sender: Sender | None = None
@@ -171,6 +215,8 @@ class WriterMagics(Magics):
             shell.events.register("post_run_cell", self._forget_cell)
             shell.events.register("pre_run_cell", self._start_model_fetch)
             self._matcher = completion.install(shell, self._completion_sources)
+        for problem in self._teaching_problems():  # a broken class file: said at load
+            print(problem, file=sys.stderr)
 
     # ------------------------------------------------------------------ magics
 
@@ -182,6 +228,7 @@ class WriterMagics(Magics):
         opts = options.parse_complete(
             line, self.user_ns, cell=cell is not None, **self._line_limits()
         )
+        opts = self._class_rules(opts)
         self._warn(opts.warnings)
         text = self._render(cell, opts, "complete")
         stream = opts.stream and self.stream
@@ -200,6 +247,7 @@ class WriterMagics(Magics):
             from writer_magics.commands.chat import run_chat_command
 
             return run_chat_command(opts, self.sessions, secrets=self._secrets())
+        opts = self._class_rules(opts)
         self._warn(opts.warnings)
         text = self._render(cell, opts, "chat")
         from writer_magics.tools import prepare
@@ -263,7 +311,17 @@ class WriterMagics(Magics):
             prompt_log=lambda: self.sender.prompt_log(now),
             client=self.client,
             loop=self.loop,
+            pinned_model=self._pinned_model(),
+            teaching=self.teaching_status,
         )
+
+    def _pinned_model(self) -> tuple[str, str] | None:
+        """A class file's model and the file's name (a broken file has its own row)."""
+        with contextlib.suppress(WriterError):
+            pins = self._class_settings()
+            if pins is not None and pins.model:
+                return pins.model, pins.shown
+        return None
 
     def _completion_sources(self) -> completion.Sources:
         """What Tab completion reads (at each Tab, all in memory)."""
@@ -389,6 +447,74 @@ class WriterMagics(Magics):
                 raise
             raise better from None
 
+    # ------------------------------------------------------------------ teaching
+
+    @property
+    def class_file(self) -> ClassFile:
+        """The class settings file in force (re-read when it changes)."""
+        found: ClassFile | None = self.__dict__.get("_class_file")
+        if found is None:
+            from writer_magics.line.classroom import ClassFile
+
+            found = self.__dict__["_class_file"] = ClassFile()
+        return found
+
+    def _class_settings(self) -> ClassSettings | None:
+        """The class settings (None: no file); a broken file raises its one line."""
+        return self.class_file.current()
+
+    def _class_rules(self, opts: _O) -> _O:
+        """The class's pinned values; an override is refused (one line, nothing sent)."""
+        pins = self._class_settings()
+        if pins is None:
+            return opts
+        from writer_magics.line.classroom import apply
+
+        return apply(opts, pins)
+
+    def budget_limits(self) -> Limits:
+        """The strictest of the traits, ``WRITER_MAGICS_BUDGET`` and the class file."""
+        from writer_magics.answer.budget import environment_limits
+        from writer_magics.errors import BudgetSettingError
+
+        limits = Limits(self.budget_requests, self.budget_tokens)
+        try:
+            limits = limits.tighter(environment_limits())
+        except BudgetSettingError as exc:
+            raise ConfigurationError(str(exc)) from None
+        pins = self._class_settings()
+        return limits if pins is None else limits.tighter(Limits(*pins.budget))
+
+    def _teaching_problems(self) -> list[str]:
+        """A broken class file or budget variable, as the one line each cell would raise."""
+        problems = []
+        for check in (self._class_settings, self.budget_limits):
+            try:
+                check()
+            except WriterError as exc:
+                problems.append(one_line_error(exc))
+        return list(dict.fromkeys(problems))
+
+    def teaching_status(self) -> list[str]:
+        """Lines for ``%writer status``: the budget used and left, and the class settings.
+
+        ``["budget: 3 of 50 requests used (47 left) · 1200 tokens used (no limit)",
+        "class settings: writer-magics-class.toml · model='palmyra-x5' · temperature=0.2"]``;
+        a broken class file or budget variable is shown as its one-line error instead.
+        """
+        from writer_magics.line.classroom import status_lines
+
+        lines: list[str] = []
+        try:
+            lines += self.ledger.lines(self.budget_limits())
+        except WriterError as exc:
+            lines.append(f"budget: {one_line_error(exc)}")
+        try:
+            lines += status_lines(self._class_settings())
+        except ClassSettingsError as exc:
+            lines += status_lines(None, exc.message)
+        return lines
+
     def _warn(self, warnings: tuple[str, ...]) -> None:
         for warning in warnings:
             print(f"Warning: {warning}", file=sys.stderr)
@@ -409,12 +535,24 @@ class WriterMagics(Magics):
                 url, key = client.url(request.endpoint), client.settings.api_key
                 show_markdown(dry_run_markdown(url, request.body, key))
             return None
-        from writer_magics.display import titles as view_titles
+        from dataclasses import replace
 
+        from writer_magics.answer.budget import Gate
+        from writer_magics.display import titles as view_titles
+        from writer_magics.line.classroom import BADGE
+
+        header = view_titles.header(opts, session, _common_system(requests))
+        pins = self._class_settings()
+        if pins is not None:
+            header += f" · {BADGE}"
         outcomes = self.sender.send(
             requests,
-            self._send_settings(use_cache=opts.cache),
-            header=view_titles.header(opts, session, _common_system(requests)),
+            replace(
+                self._send_settings(use_cache=opts.cache),
+                budget=Gate(self.ledger, self.budget_limits(), partial=opts.partial),
+                class_settings=None if pins is None else pins.provenance(),
+            ),
+            header=header,
             titles=view_titles.panel_titles(list(requests), requests),
             shell=self.shell,
         )
@@ -614,6 +752,11 @@ class WriterMagics(Magics):
         if trait.name == "api_key" and inst is not None and inst.api_key:
             text = redact(text.replace(repr(str(inst.api_key)), f"'{REDACTED}'"), [inst.api_key])
         return text
+
+
+def one_line_error(error: WriterError) -> str:
+    """``ClassSettingsError: writer-magics-class.toml: unknown key 'temprature' ...``."""
+    return f"{type(error).__name__}: {error.message}"
 
 
 def _common_system(requests: dict[Params, Request]) -> str | None:

@@ -32,6 +32,7 @@ from writer_magics.answer.result import (
     build_result,
 )
 from writer_magics.display import LiveView, Outcome, ViewKind, open_view
+from writer_magics.display.finish import Stamp
 from writer_magics.errors import Interrupted, one_line
 from writer_magics.line.options import Params
 from writer_magics.request import Request
@@ -39,6 +40,7 @@ from writer_magics.transport.events import Event, ResponseInfo, TextDelta, ToolC
 from writer_magics.transport.loop import LoopThread
 
 if TYPE_CHECKING:  # httpx is imported on the first request, not at %load_ext
+    from writer_magics.answer.budget import Gate
     from writer_magics.answer.promptlog import PromptLog
     from writer_magics.transport.cache import ResponseCache
     from writer_magics.transport.client import WriterClient
@@ -62,6 +64,10 @@ class SendSettings:
     log_path: Path | None = None
     #: Seconds between replayed text pieces, so a cached answer still reads as live.
     replay_pace: float = 0.002
+    #: The kernel's budget: asked before anything live is sent (None: unlimited).
+    budget: Gate | None = None
+    #: The class settings in force, for each answer's provenance (None: none).
+    class_settings: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -74,6 +80,12 @@ class _Plan:
     hits: dict[Params, Any]
     openers: dict[Params, Callable[[], AsyncIterable[Event]]]
     sinks: dict[Params, list[Event]]
+    #: The requests that go (a budget with ``--partial`` may drop some) and their titles.
+    requests: Mapping[Params, Request]
+    titles: Sequence[str] | int
+    #: The keys sent live (they count against the budget; cached/replayed ones are free).
+    live: list[Params]
+    replaying: bool
 
 
 class Sender:
@@ -127,16 +139,18 @@ class Sender:
         shell: Any = None,
     ) -> Outcomes[Params]:
         """Answer every request (from the cache where possible) into one live view."""
-        plan = self._plan(requests, settings)
+        plan = self._plan(requests, settings, titles)
+        requests = plan.requests
         if plan.hits:
             cached = len(plan.hits)
             header += " · cached" if cached == len(requests) else f" · {cached} cached"
         view = open_view(
             settings.view,
             header,
-            panels=titles,
+            panels=plan.titles,
             max_updates_per_second=settings.max_updates_per_second,
             shell=shell,
+            stamp=_stamper(plan, settings),
         )
         try:
             outcomes = execute(
@@ -149,13 +163,21 @@ class Sender:
                 cached=set(plan.hits),
             )
         except Interrupted as interrupted:
+            _spend(settings, interrupted.results, plan.live)
             self._log_results(settings, interrupted.results, {}, plan.client)
             raise
+        _spend(settings, outcomes.results, plan.live)
         self._settle(requests, settings, plan, outcomes)
         return outcomes
 
-    def _plan(self, requests: Mapping[Params, Request], settings: SendSettings) -> _Plan:
-        """Where each answer comes from: the cache / replay file, else the network."""
+    def _plan(
+        self,
+        requests: Mapping[Params, Request],
+        settings: SendSettings,
+        titles: Sequence[str] | int,
+    ) -> _Plan:
+        """Where each answer comes from: the cache / replay file, else the network (the
+        budget is asked here, before anything live is sent or the view opens)."""
         from writer_magics.transport.cache import miss_error, recording, replay_opener
 
         replaying = settings.replay_path is not None
@@ -177,6 +199,8 @@ class Sender:
         client = self._client()
         if missing:
             client.check()  # no key: one line, nothing sent, no view opened
+        if missing and settings.budget is not None:
+            requests, titles, missing = _within_budget(settings.budget, requests, titles, missing)
         openers: dict[Params, Callable[[], AsyncIterable[Event]]] = {
             key: replay_opener(hit, pace=settings.replay_pace) for key, hit in hits.items()
         }
@@ -185,7 +209,17 @@ class Sender:
             for key in missing:
                 sinks[key] = []
                 openers[key] = recording(client.opener(requests[key]), sinks[key])
-        return _Plan(client, None if replaying else store, hits, openers, sinks)
+        return _Plan(
+            client,
+            None if replaying else store,
+            hits,
+            openers,
+            sinks,
+            requests=requests,
+            titles=titles,
+            live=missing,
+            replaying=replaying,
+        )
 
     def _settle(
         self,
@@ -234,6 +268,53 @@ class Sender:
                 error=None if error is None else one_line(error),
                 api_key=client.settings.api_key,
             )
+
+
+def _within_budget(
+    budget: Gate,
+    requests: Mapping[Params, Request],
+    titles: Sequence[str] | int,
+    missing: list[Params],
+) -> tuple[Mapping[Params, Request], Sequence[str] | int, list[Params]]:
+    """The whole plan's live requests are checked (and counted) before any is sent;
+    with ``--partial`` only the first that fit go and the rest are dropped, said in one line."""
+    allowed = budget.admit(len(missing))
+    if allowed == len(missing):
+        return requests, titles, missing
+    dropped = set(missing[allowed:])
+    keys = list(requests)
+    if not isinstance(titles, int) and len(titles) == len(keys):
+        titles = [t for t, k in zip(titles, keys, strict=True) if k not in dropped]
+    print(
+        f"Budget: sending {allowed} of the {len(missing)} requests this cell needs "
+        f"(--partial); {len(dropped)} not sent.",
+        file=sys.stderr,
+    )
+    kept = {k: r for k, r in requests.items() if k not in dropped}
+    return kept, titles, missing[:allowed]
+
+
+def _spend(settings: SendSettings, results: Mapping[Any, Result], live: Sequence[Any]) -> None:
+    """Count the tokens of the answers that were sent live (cached ones are free)."""
+    if settings.budget is not None:
+        settings.budget.spend(results[k] for k in live if k in results)
+
+
+def _stamper(plan: _Plan, settings: SendSettings) -> Stamp:
+    """The static finish's output metadata: each answer's provenance (how it was made)."""
+    from writer_magics.answer.provenance import Source, stamp
+
+    sources: list[Source] = [
+        "replayed" if plan.replaying else "cached" if key in plan.hits else "live"
+        for key in plan.requests
+    ]
+
+    def metadata(outcome: Outcome) -> dict[str, Any]:
+        return {
+            "writer_magics": stamp(outcome.results, sources, class_settings=settings.class_settings)
+        }
+
+    return metadata
 
 
 def _readable(store: ResponseCache) -> bool:

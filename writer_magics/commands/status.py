@@ -75,6 +75,11 @@ class Snapshot:
     prompt_log: Callable[[], PromptLog | None]
     client: Callable[[], WriterClient]
     loop: LoopThread
+    pinned_model: tuple[str, str] | None = None
+    """A class file's model and how the file is named (None: the model is not pinned)."""
+    teaching: Callable[[], list[str]] = list
+    """The ``budget: ...`` and ``class settings: ...`` lines (budget used and left, the
+    class file and its pins); each a row."""
 
 
 def md_escape(text: str) -> str:
@@ -259,6 +264,15 @@ def _session_rows(sessions: Sessions, secrets: list[str | None]) -> list[Row]:
     return rows
 
 
+def _teaching_rows(snapshot: Snapshot) -> list[Row]:
+    """``Budget`` (used and left) and ``Class settings`` (the file and its pins)."""
+    rows = []
+    for line in snapshot.teaching():
+        label, _, value = line.partition(": ")
+        rows.append(Row(label[:1].upper() + label[1:], value))
+    return rows
+
+
 def status_rows(snapshot: Snapshot) -> tuple[list[Row], list[str]]:
     """Every row of ``%writer status`` and the notes under it (pure reads, no request)."""
     secrets = snapshot.secrets
@@ -266,7 +280,10 @@ def status_rows(snapshot: Snapshot) -> tuple[list[Row], list[str]]:
     url = config.base_url(now["base_url"] or None)
     url_from = source_of(config.BASE_URL_VARIABLE, now["base_url"], "base_url")
     key_from = source_of(config.KEY_VARIABLE, now["api_key"], "api_key")
-    model = now["model"]
+    model, pinned = now["model"], ""
+    if snapshot.pinned_model is not None:
+        model, shown = snapshot.pinned_model
+        pinned = f" (pinned by {shown})"
     if snapshot.replaying:
         next_cell = "answers from the replay file only (no key, no network)"
     elif not key_from:
@@ -274,7 +291,7 @@ def status_rows(snapshot: Snapshot) -> tuple[list[Row], list[str]]:
     else:
         streaming = "streaming" if now["stream"] else "not streaming"
         next_cell = f"sends to {url.rstrip('/')}/v1/chat with {model}, {streaming}"
-    default = " (default)" if model == DEFAULT_MODEL else f" (default {DEFAULT_MODEL})"
+    default = pinned or (" (default)" if model == DEFAULT_MODEL else f" (default {DEFAULT_MODEL})")
     fetched = snapshot.catalog.fetched()
     if fetched is not None:
         models = f"{len(fetched)} from GET /v1/models (used by Tab completion)"
@@ -292,6 +309,7 @@ def status_rows(snapshot: Snapshot) -> tuple[list[Row], list[str]]:
         Row("Model list", models),
         Row("Changed settings", ", ".join(_changed_settings(snapshot)) or "none"),
         *_store_rows(snapshot, secrets),
+        *_teaching_rows(snapshot),
         *_session_rows(snapshot.sessions, secrets),
     ]
     rows = [Row(r.label, redact(r.value, secrets), r.code) for r in rows]

@@ -25,6 +25,9 @@ from writer_magics.display.panel import (
 display: Callable[..., Any] = display_functions.display
 update_display: Callable[..., Any] = display_functions.update_display
 
+#: Builds the static finish's ``metadata`` (provenance.stamp) from how the cell ended.
+Stamp = Callable[[Outcome], dict[str, Any]]
+
 
 def show_markdown(markdown: str, plain: str | None = None, **kwargs: Any) -> None:
     """Display Markdown the one way: escaped for the renderer, with readable ``text/plain``.
@@ -41,19 +44,27 @@ def show_html(html: str, plain: str, **kwargs: Any) -> None:
     display({"text/html": html, "text/plain": plain}, raw=True, **kwargs)
 
 
-def static_finish(display_id: str, started: bool, outcome: Outcome, titles: Sequence[str]) -> int:
+def static_finish(
+    display_id: str,
+    started: bool,
+    outcome: Outcome,
+    titles: Sequence[str],
+    stamp: Stamp | None = None,
+) -> int:
     """Replace the live display with static output; returns the bytes it published.
 
     The answer becomes one ``text/markdown`` (escaped for the renderer) + ``text/plain``
     (as received) bundle, what saved notebooks, nbconvert and GitHub show with no
     widget state, followed by the usage line as a separate ``text/plain`` output so it
-    never pollutes the answer.
+    never pollutes the answer. ``stamp`` gives the answer's output metadata
+    (answer/provenance.py, saved with the notebook).
     """
     answer = final_markdown(sections(outcome, titles))
     usage = "\n".join(status_lines(outcome, titles))
     first = markdown_bundle(answer) if answer else {"text/plain": usage}
     show = update_display if started else display
-    show(first, raw=True, display_id=display_id)
+    metadata = stamp(outcome) if stamp is not None else None
+    show(first, raw=True, display_id=display_id, metadata=metadata)
     sent = json_size(first)
     if answer:
         display({"text/plain": usage}, raw=True)

@@ -17,7 +17,7 @@ from IPython.core import getipython
 from writer_magics.answer.markdown import escape_markdown
 from writer_magics.answer.result import Accumulator
 from writer_magics.display.blocks import renderable
-from writer_magics.display.finish import display, static_finish, update_display
+from writer_magics.display.finish import Stamp, display, static_finish, update_display
 from writer_magics.display.panel import (
     Outcome,
     PanelSet,
@@ -115,8 +115,10 @@ class MarkdownView:
         max_updates_per_second: float = 10.0,
         clock: Clock = time.monotonic,
         budget_ratio: float = 2.0,
+        stamp: Stamp | None = None,
     ) -> None:
         self.header = header
+        self.stamp = stamp
         self.panels = PanelSet(panels, clock)
         self.throttle = Throttle(max_per_second=max_updates_per_second, clock=clock)
         self.budget = ByteBudget(ratio=budget_ratio, slack=2048)
@@ -161,7 +163,9 @@ class MarkdownView:
         self.updates += 1
 
     def finish(self, outcome: Outcome) -> None:
-        self.budget.spend(static_finish(self.display_id, self.started, outcome, self.panels.titles))
+        self.budget.spend(
+            static_finish(self.display_id, self.started, outcome, self.panels.titles, self.stamp)
+        )
 
 
 def auto_kind(shell: Any) -> Literal["widget", "markdown", "text"]:
@@ -183,8 +187,11 @@ def open_view(
     max_updates_per_second: float = 10.0,
     clock: Clock = time.monotonic,
     shell: Any = None,
+    stamp: Stamp | None = None,
 ) -> LiveView:
-    """The live view for this frontend (``auto``) or the one asked for."""
+    """The live view for this frontend (``auto``) or the one asked for.
+
+    ``stamp`` builds the static finish's output metadata (the text view has none)."""
     if shell is None:
         shell = get_ipython()
     chosen = auto_kind(shell) if kind == "auto" else kind
@@ -197,10 +204,15 @@ def open_view(
             max_updates_per_second=max_updates_per_second,
             clock=clock,
             shell=shell,
+            stamp=stamp,
         )
     if chosen == "markdown":
         return MarkdownView(
-            header, panels=panels, max_updates_per_second=max_updates_per_second, clock=clock
+            header,
+            panels=panels,
+            max_updates_per_second=max_updates_per_second,
+            clock=clock,
+            stamp=stamp,
         )
     if chosen == "text":
         return TextView(header, panels=panels)

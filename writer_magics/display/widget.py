@@ -30,7 +30,7 @@ import ipywidgets as widgets
 from writer_magics.answer.markdown import escape_markdown
 from writer_magics.answer.result import Accumulator
 from writer_magics.display.blocks import cut_long_tail, renderable, scan
-from writer_magics.display.finish import display, static_finish
+from writer_magics.display.finish import Stamp, display, static_finish
 from writer_magics.display.panel import Outcome, PanelSet, PanelState, json_size, live_placeholder
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
 from writer_magics.transport.events import Event
@@ -156,8 +156,10 @@ class WidgetView:
         clock: Clock = time.monotonic,
         shell: Any = None,
         budget_ratio: float = 2.4,
+        stamp: Stamp | None = None,
     ) -> None:
         self.header = header
+        self.stamp = stamp
         self.clock = clock
         self.max_updates_per_second = max_updates_per_second
         self.shell = shell
@@ -254,7 +256,9 @@ class WidgetView:
         """Replace the widgets by static Markdown + usage line, then close every widget."""
         try:
             self.budget.spend(
-                static_finish(self.display_id, self.started, outcome, self.panels.titles)
+                static_finish(
+                    self.display_id, self.started, outcome, self.panels.titles, self.stamp
+                )
             )
         finally:
             self.close()

@@ -91,6 +91,10 @@ class Options:
     timeout: float | None = None
     dry_run: bool = False
     cache: bool = False
+    partial: bool = False
+    """``--partial``: with a budget, send the requests of a sweep that fit (answer/budget.py)."""
+    given: tuple[str, ...] = ()
+    """The long names of the options written on the line, in order (class settings)."""
     raw: bool = False
     """``--raw``: the prompt is sent exactly as written (no interpolation)."""
     allow_large: bool = False
@@ -271,6 +275,7 @@ def _common(kind: str, found: Scan, default_model: str) -> dict[str, Any]:
     kwargs = _convert(kind, found, ChatOptions if kind == "chat" else CompleteOptions)
     models = kwargs.setdefault("models", (default_model,))
     kwargs["prompt"] = found.prompt
+    kwargs["given"] = tuple(dict.fromkeys(found.given))
     kwargs["warnings"] = tuple(
         dict.fromkeys(w for m in models if (w := removed_model_warning(m)) is not None)
     )

@@ -29,6 +29,7 @@ __all__ = [
     "Option",
     "chat_arguments",
     "complete_arguments",
+    "option_flags",
     "options_of",
 ]
 
@@ -397,6 +398,12 @@ OPTIONS: tuple[Option, ...] = (
         group="output",
     ),
     Option(
+        ("--partial",),
+        "partial",
+        "With a budget: send the requests of a sweep that still fit instead of none.",
+        group="output",
+    ),
+    Option(
         ("--session",),
         "session",
         "Conversation to use (default: default).",
@@ -485,6 +492,11 @@ Limits: a sweep of more than WriterMagics.max_sweep (32) requests, and a
 prompt over WriterMagics.max_prompt_bytes (4 MB; --allow-large sends it) are
 refused before anything is sent. A key typed on the line is refused.
 """
+
+
+def option_flags() -> dict[str, str]:
+    """Every flag of either magic (``-t``, ``--temperature``) -> its long name."""
+    return {flag: option.long for option in OPTIONS for flag in option.flags}
 
 
 def options_of(kind: str) -> tuple[Option, ...]:
