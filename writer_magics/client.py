@@ -179,12 +179,20 @@ class WriterClient:
         return self.settings.base_url.rstrip("/") + PATHS[endpoint]
 
     async def events(
-        self, endpoint: Endpoint, body: JSON, *, timeout: float | None = None
+        self,
+        endpoint: Endpoint,
+        body: JSON,
+        *,
+        timeout: float | None = None,
+        retry_rate_limit: bool = True,
     ) -> AsyncIterator[Event]:
         """POST the body and yield its events, streaming or not, with retries.
 
         Retries happen only while nothing has been yielded; afterwards a failure is
-        raised as it is so that the text already shown stays the truth.
+        raised as it is so that the text already shown stays the truth. With
+        ``retry_rate_limit=False`` a 429 is raised at once as a :class:`RateLimitError`
+        whose ``retry_after`` holds the server's Retry-After seconds (a batch paces
+        itself instead of each request waiting in its slot).
         """
         check_settings(self.settings)
         retries = 0
@@ -196,6 +204,12 @@ class WriterClient:
                     yield event
                 return
             except _Retry as retry:
+                if not retry_rate_limit and isinstance(retry.error, RateLimitError):
+                    error = retry.error.redacted([self.settings.api_key])
+                    assert isinstance(error, RateLimitError)
+                    if retry.response is not None:
+                        error.retry_after = _retry_after(retry.response.headers)
+                    raise error from None
                 if yielded or retries >= self.settings.max_retries:
                     raise retry.error.redacted([self.settings.api_key]) from None
                 wait = retry_wait(retry.response, retries, self.settings.max_retry_wait)

@@ -18,7 +18,8 @@ sent. What is left is what happens on the way to Writer and back::
     │   ├── StreamInterrupted        the connection dropped or ended before a finish
     │   ├── MalformedEventError      an event that is not the JSON Writer sends
     │   └── ServerSentError          an error event inside the stream
-    └── ReplayMissError              replay mode has no recorded answer for a request
+    ├── ReplayMissError              replay mode has no recorded answer for a request
+    └── CheckFailedError             --strict: an answer failed an --expect check
 
 The cell fails (so "Run All" stops) but shows no traceback: IPython calls
 ``_render_traceback_`` and prints what it returns.
@@ -114,6 +115,8 @@ class NotFoundError(APIStatusError):
 
 class RateLimitError(APIStatusError):
     hint = "Wait a moment and run the cell again, or raise WriterMagics.max_retries."
+    #: Seconds the server asked to wait (Retry-After), when it said.
+    retry_after: float | None = None
 
 
 class ServerError(APIStatusError):
@@ -146,3 +149,7 @@ class ServerSentError(StreamError):
 
 class ReplayMissError(WriterError):
     """Replay mode: no recorded answer for this request."""
+
+
+class CheckFailedError(WriterError):
+    """``--strict``: an answer failed one of its ``--expect`` checks (the answer is kept)."""

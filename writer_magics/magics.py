@@ -63,7 +63,10 @@ class WriterMagics(Magics):
         "auto",
         help="Live view: ipywidgets in a kernel, plain text in a terminal, or forced.",
     ).tag(config=True)
-    max_concurrency = Int(4, help="How many requests of a sweep run at once.").tag(config=True)
+    max_concurrency = Int(4, help="How many requests of a sweep or batch run at once.").tag(
+        config=True
+    )
+    max_batch = Int(1000, help="Largest --over batch sent without --yes.").tag(config=True)
     max_tool_rounds = Int(5, help="Requests per %%chat --tools cell before giving up.").tag(
         config=True
     )
@@ -88,6 +91,7 @@ class WriterMagics(Magics):
         "read_timeout",
         "max_updates_per_second",
         "max_concurrency",
+        "max_batch",
         "max_tool_rounds",
         "max_retries",
     )
@@ -112,6 +116,8 @@ class WriterMagics(Magics):
         #: one execution of a cell from a re-run of it.
         self._running: list[tuple[object, Call]] = []
         self._executions = 0
+        #: ``--diff``: the last answer of each cell (by cell id, or by source without one).
+        self._previous: dict[object, str] = {}
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
             shell.events.register("post_run_cell", self._forget_cell)
@@ -127,12 +133,20 @@ class WriterMagics(Magics):
             self.complete, line, self.user_ns, default_model=self.model, cell=cell is not None
         )
         self._warn(opts.warnings)
+        if opts.over is not None:
+            from writer_magics.batchcell import run_over
+
+            return run_over(self, opts, _body(cell, opts.prompt))
         text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%complete")
+        checks = self._checks(opts)
         stream = opts.stream and self.stream
         requests = {p: bodies.completion(opts, p, text, stream=stream) for p in opts.params}
         with self._keeping_partial(opts.out):
             outcomes = self._send(requests, opts)
-        self._keep(outcomes, opts.out)
+        outcomes, answer = self._review(outcomes, _single(outcomes, opts), opts, checks, line, cell)
+        self._keep(outcomes, opts.out, answer)
+        self._strict(outcomes, answer, opts)
+        return None
 
     @options.chat_arguments
     @no_var_expand
@@ -147,7 +161,12 @@ class WriterMagics(Magics):
 
             return run_chat_command(opts, self.sessions, secrets=self._secrets())
         self._warn(opts.warnings)
+        if opts.over is not None:
+            from writer_magics.batchcell import run_over
+
+            return run_over(self, opts, _body(cell, opts.prompt))
         text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%chat")
+        checks = self._checks(opts)
         from writer_magics import features
 
         extras = features.prepare(opts, self.user_ns)
@@ -159,8 +178,11 @@ class WriterMagics(Magics):
             outcomes, answer, added = self._answer(requests, opts, extras)
         if answer is not None:
             answer = self._present(answer, extras, opts.out)
+        outcomes, answer = self._review(outcomes, answer, opts, checks, line, cell)
+        if answer is not None:
             self._record(conversation, call, opts, text, answer, added)
         self._keep(outcomes, opts.out, answer)
+        self._strict(outcomes, answer, opts)
         return None
 
     @line_magic
@@ -175,6 +197,79 @@ class WriterMagics(Magics):
         )
 
     # ------------------------------------------------------------------ steps
+
+    def _checks(self, opts: options.Options) -> tuple[Any, ...]:
+        """``--expect``: parsed and resolved before anything is sent."""
+        if not opts.expect:
+            return ()
+        from writer_magics.review import prepare_checks
+
+        return prepare_checks(opts.expect, self.user_ns)
+
+    def _review(
+        self,
+        outcomes: Outcomes[Params] | None,
+        answer: Result | None,
+        opts: options.Options,
+        checks: tuple[Any, ...],
+        line: str,
+        cell: str | None,
+    ) -> tuple[Outcomes[Params] | None, Result | None]:
+        """``--expect`` and ``--diff`` under the answer (see review.py); remembers the
+        answer of the cell for the next ``--diff``."""
+        if outcomes is None and answer is None:
+            return outcomes, answer
+        running = self._running[-1][1].cell if self._running else None
+        key: object = running if running else ("source", line, cell)
+        previous = self._previous.get(key)
+        if answer is not None and not opts.is_sweep:
+            results, titles = [answer], ["answer"]
+        elif outcomes is not None and opts.is_sweep:
+            results = list(outcomes.results.values())
+            titles = list(bodies.panel_titles(list(outcomes.results), {}))  # type: ignore[arg-type]
+        else:
+            return outcomes, answer
+        if checks or opts.diff:
+            from writer_magics.review import review
+
+            results = review(
+                results,
+                titles,
+                checks=checks,
+                user_ns=self.user_ns,
+                diff=opts.diff,
+                previous=previous,
+            )
+        if answer is not None and not opts.is_sweep:
+            answer = results[0]
+            self._previous[key] = answer.text
+            if outcomes is not None:
+                outcomes = type(outcomes)(
+                    results={k: answer for k in outcomes.results}, errors=outcomes.errors
+                )
+        elif outcomes is not None:
+            outcomes = type(outcomes)(
+                results=dict(zip(outcomes.results, results, strict=True)),
+                errors=outcomes.errors,
+            )
+        return outcomes, answer
+
+    def _strict(
+        self, outcomes: Outcomes[Params] | None, answer: Result | None, opts: options.Options
+    ) -> None:
+        if not opts.strict:
+            return
+        from writer_magics.review import strict_failure
+
+        results = (
+            [answer]
+            if answer is not None
+            else list((outcomes.results if outcomes else {}).values())
+        )
+        titles = [str(i + 1) for i in range(len(results))]
+        error = strict_failure(results, titles)
+        if error is not None:
+            raise error
 
     @property
     def user_ns(self) -> dict[str, Any]:

@@ -123,6 +123,16 @@ class Options:
     """Line form: the raw text after the options (render it with prompt.render)."""
     warnings: tuple[str, ...] = ()
     """Messages for the user (removed models); the caller prints them."""
+    over: str | None = None
+    """``--over ITEMS``: a variable name or a .csv / .jsonl path (see ``batch_input``)."""
+    expect: tuple[str, ...] = ()
+    """``--expect CHECK`` values, unparsed (see ``checks.parse_checks``)."""
+    strict: bool = False
+    """``--strict``: a failed check fails the cell."""
+    diff: bool = False
+    """``--diff``: show what changed since the previous answer (or the first panel)."""
+    yes: bool = False
+    """``--yes``: run a batch larger than ``WriterMagics.max_batch``."""
 
     @property
     def params(self) -> list[Params]:
@@ -246,6 +256,7 @@ class _Spec:
 _GROUPS = {
     "generation": "model and sampling",
     "tools": "tools, built-in tools and structured output",
+    "batch": "batches, checks and diffs",
     "output": "output",
     "session": "conversation",
     "command": "chat commands (line form, e.g. %chat --show)",
@@ -400,6 +411,36 @@ _SPECS: tuple[_Spec, ...] = (
         magics=_CHAT,
         group="tools",
         names_object=True,
+    ),
+    _Spec(
+        ("--over",),
+        "Run the cell once per item of a list, tuple, pandas DataFrame (a row each) or "
+        "Series, or of a .csv / .jsonl file: {item} is the item, {row.column} or "
+        "{row['column']} a field. Concurrent, one progress view; -o keeps a Batch.",
+        "ITEMS",
+        example="questions",
+        group="batch",
+        names_object=True,
+    ),
+    _Spec(
+        ("--expect",),
+        "Check each answer; repeatable: contains:TEXT, not-contains:TEXT, regex:PATTERN, "
+        "json, schema:NAME, max-words:N, max-chars:N, equals:{name}.",
+        "CHECK",
+        repeat=True,
+        example="contains:Paris",
+        group="batch",
+    ),
+    _Spec(("--strict",), "With --expect: a failed check fails the cell.", group="batch"),
+    _Spec(
+        ("--diff",),
+        "Show a word diff against this cell's previous answer (a sweep: against the first panel).",
+        group="batch",
+    ),
+    _Spec(
+        ("--yes",),
+        "Run a batch larger than WriterMagics.max_batch (default 1000).",
+        group="batch",
     ),
     _Spec(("--no-stream",), "Wait for the whole answer instead of streaming it.", group="output"),
     _Spec(
@@ -812,6 +853,44 @@ def _common(ns: Any, scan: _Scan, default_model: str) -> dict[str, Any]:
         "cache": ns.cache,
         "prompt": scan.prompt,
         "warnings": warnings,
+        **_batch_options(ns, temps, top_ps, limits, models),
+    }
+
+
+def _batch_options(
+    ns: Any,
+    temps: list[str] | None,
+    top_ps: list[str] | None,
+    limits: list[str] | None,
+    models: tuple[str, ...],
+) -> dict[str, Any]:
+    """``--over``, ``--expect``, ``--strict``, ``--diff``, ``--yes`` and their rules."""
+    over = None if ns.over is None else ns.over.strip()
+    if over is not None and not over:
+        raise UsageError("--over expects a variable name or a .csv / .jsonl path")
+    expect = tuple(ns.expect or ())
+    if any(not e.strip() for e in expect):
+        raise UsageError("--expect needs a check, e.g. --expect contains:Paris")
+    _requires(ns.strict and not expect, "--strict", "--expect CHECK")
+    _requires(ns.yes and over is None, "--yes", "--over ITEMS")
+    if over is not None:
+        swept = len(models) > 1 or any(len(v or ()) > 1 for v in (temps, top_ps, limits))
+        swept = swept or len(getattr(ns, "system", None) or ()) > 1
+        if swept:
+            raise UsageError(
+                "--over runs one parameter set over many items; give one value per option "
+                "(a sweep and a batch cannot be combined)"
+            )
+        if ns.diff:
+            raise UsageError("--diff works on a single cell or a sweep, not with --over")
+        if ns.dry_run:
+            pass  # the first item's request is shown
+    return {
+        "over": over,
+        "expect": expect,
+        "strict": ns.strict,
+        "diff": ns.diff,
+        "yes": ns.yes,
     }
 
 
@@ -906,6 +985,30 @@ def _tool_options(ns: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- entry points
 
 
+def _batch_chat_rules(opts: ChatOptions, scan: _Scan) -> None:
+    """A chat batch is stateless: one one-turn conversation per item."""
+    for option in ("--session", "--new", "--history"):
+        if option in scan.given:
+            raise UsageError(
+                f"{option} has no effect with --over: each item is its own one-turn "
+                "conversation (chat batches do not use session history)"
+            )
+    if opts.command is not None:
+        raise UsageError(f"--{opts.command.value} cannot be combined with --over")
+    for option, given in (
+        ("--tools", bool(opts.tools)),
+        ("--schema", opts.schema is not None),
+        ("-n above 1", (opts.n or 1) > 1),
+    ):
+        if given:
+            raise UsageError(
+                f"{option} cannot be combined with --over yet; use --expect schema:NAME to "
+                "check JSON answers"
+                if option == "--schema"
+                else f"{option} cannot be combined with --over"
+            )
+
+
 def parse_complete(
     magic_func: object,
     line: str,
@@ -981,6 +1084,8 @@ def parse_chat(
         path=path,
         **_tool_options(ns),
     )
+    if opts.over is not None:
+        _batch_chat_rules(opts, scan)
     if opts.tools and (opts.is_sweep or (opts.n or 1) > 1):
         what = "a sweep" if opts.is_sweep else "-n above 1"
         raise UsageError(

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from writer_magics.api import JSON, Accumulator, Endpoint, Usage
+
+if TYPE_CHECKING:
+    from writer_magics.checks import CheckResult
 
 Status: TypeAlias = Literal["done", "interrupted", "failed", "cached"]
 
@@ -63,6 +66,8 @@ class Result:
     status: Status = "done"
     #: ``--schema``: the answer as a model instance or plain data.
     parsed: Any = None
+    #: ``--expect``: one CheckResult per check (``passed``, ``reason``), in order.
+    checks: tuple[CheckResult, ...] = ()
 
     @property
     def text(self) -> str:

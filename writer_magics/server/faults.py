@@ -190,6 +190,41 @@ def body_hash(body: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class RateLimiter:
+    """Server-wide knob: answer a fixed share of requests with 429 (``--rate-limit-fraction``).
+
+    Deterministic: request number ``n`` (counted from 1 over every chat / completions
+    request) is refused when ``floor(n * fraction)`` grows, so 1/3 refuses every third
+    request. A refused request gets ``Retry-After: retry_after`` seconds.
+    """
+
+    def __init__(self, fraction: float = 0.0, retry_after: float = 1.0) -> None:
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"the rate-limit fraction must be between 0 and 1, not {fraction}")
+        self.fraction = fraction
+        self.retry_after = retry_after
+        self._lock = threading.Lock()
+        self._count = 0
+        #: How many requests were refused.
+        self.refused = 0
+
+    def fires(self) -> bool:
+        """Whether this request is refused (and count it)."""
+        if self.fraction <= 0:
+            return False
+        with self._lock:
+            self._count += 1
+            fired = int(self._count * self.fraction + 1e-9) > int(
+                (self._count - 1) * self.fraction + 1e-9
+            )
+            self.refused += fired
+        return fired
+
+    def clear(self) -> None:
+        with self._lock:
+            self._count = self.refused = 0
+
+
 class FaultCounter:
     """Counts attempts per (fault, body) so ``xN`` faults fire only N times."""
 

@@ -1,0 +1,233 @@
+"""What ``-o NAME`` keeps after ``--over``: one :class:`Result` per item, in input order.
+
+A :class:`Batch` is a read-only sequence of Results (``len``, iteration, indexing),
+with the input fields of each row, ``.failed`` (the rows that did not get an answer,
+as a Batch), ``.to_records()`` and ``.to_pandas()`` (input columns plus ``answer``,
+``status``, ``error``, token counts, ``latency_s`` and one column per ``--expect``
+check). Rows that were never sent (the batch was interrupted) have status
+``interrupted``, empty text and the error ``not sent``. Its repr is the summary table
+the notebook keeps: counts, the pass rate, and the first rows.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+from writer_magics.checks import CheckResult, rate_line
+from writer_magics.result import Result
+
+__all__ = ["Batch", "BatchRow"]
+
+#: Rows shown in the summary table.
+SUMMARY_ROWS = 5
+_PREVIEW = 50
+OUTPUT_COLUMNS = (
+    "answer",
+    "status",
+    "error",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "latency_s",
+)
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """One item: its input fields, its Result, the one-line error of a failure, checks."""
+
+    fields: dict[str, Any]
+    result: Result
+    error: str | None = None
+    checks: tuple[CheckResult, ...] = field(default=())
+
+    @property
+    def status(self) -> str:
+        return self.result.status
+
+
+class Batch(Sequence[Result]):
+    """The Results of a batch in input order; ``batch[i]`` is item ``i``'s Result."""
+
+    #: The input's index labels (DataFrame / Series), or None for positions.
+    labels: list[Any] | None
+
+    def __init__(
+        self,
+        rows: Sequence[BatchRow],
+        *,
+        columns: Sequence[str] = (),
+        index: Sequence[Any] | None = None,
+        checks: Sequence[str] = (),
+        elapsed: float | None = None,
+    ) -> None:
+        self.rows = list(rows)
+        self.columns = tuple(columns)
+        self.labels = None if index is None else list(index)
+        #: The ``--expect`` specs, in order (the check column names).
+        self.checks = tuple(checks)
+        self.elapsed = elapsed
+
+    # -- the sequence
+
+    @overload
+    def __getitem__(self, index: int) -> Result: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Batch: ...
+
+    def __getitem__(self, index: int | slice) -> Result | Batch:
+        if isinstance(index, slice):
+            return self._subset(list(range(len(self.rows)))[index])
+        return self.rows[index].result
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[Result]:
+        return (row.result for row in self.rows)
+
+    def _subset(self, positions: list[int]) -> Batch:
+        return Batch(
+            [self.rows[i] for i in positions],
+            columns=self.columns,
+            index=None if self.labels is None else [self.labels[i] for i in positions],
+            checks=self.checks,
+        )
+
+    @property
+    def texts(self) -> list[str]:
+        return [row.result.text for row in self.rows]
+
+    @property
+    def failed(self) -> Batch:
+        """The rows without an answer (failed, or interrupted / not sent), as a Batch."""
+        return self._subset(
+            [i for i, row in enumerate(self.rows) if row.status in ("failed", "interrupted")]
+        )
+
+    @property
+    def errors(self) -> list[str | None]:
+        return [row.error for row in self.rows]
+
+    def counts(self) -> dict[str, int]:
+        """Rows by status: done, cached, failed, interrupted."""
+        found = {"done": 0, "cached": 0, "failed": 0, "interrupted": 0}
+        for row in self.rows:
+            found[row.status] = found.get(row.status, 0) + 1
+        return found
+
+    @property
+    def pass_rate(self) -> float | None:
+        """The share of answered rows whose checks all passed (None without checks)."""
+        checked = [row.checks for row in self.rows if row.checks]
+        if not checked:
+            return None
+        return sum(all(c.passed for c in checks) for checks in checked) / len(checked)
+
+    # -- records and tables
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One flat dict per row: input columns, then answer, status, error, tokens,
+        latency (seconds) and one bool per check (None where the row was not checked)."""
+        records = []
+        for row in self.rows:
+            result = row.result
+            usage = result.usage
+            record: dict[str, Any] = {}
+            for column in self.columns:
+                name = column if column not in OUTPUT_COLUMNS else f"{column}_input"
+                record[name] = row.fields.get(column)
+            record.update(
+                answer=result.text,
+                status=result.status,
+                error=row.error,
+                prompt_tokens=usage.prompt_tokens if usage else None,
+                completion_tokens=usage.completion_tokens if usage else None,
+                total_tokens=usage.total_tokens if usage else None,
+                latency_s=result.timing.total,
+            )
+            by_spec = {c.spec: c.passed for c in row.checks}
+            for spec in self.checks:
+                record[spec] = by_spec.get(spec)
+            records.append(record)
+        return records
+
+    def to_pandas(self) -> Any:
+        """A ``pandas.DataFrame`` of :meth:`to_records` (the input's index when it had one).
+
+        Raises ``ImportError`` with an install hint when pandas is missing.
+        """
+        try:
+            pandas = importlib.import_module("pandas")
+        except ImportError:
+            raise ImportError("Batch.to_pandas() needs pandas: pip install pandas") from None
+        return pandas.DataFrame(self.to_records(), index=self.labels)
+
+    def summary_line(self) -> str:
+        """``1000 rows · 990 done · 4 cached · 6 failed · checks passed … · 61.2 s``."""
+        counts = self.counts()
+        parts = [f"{len(self)} rows"]
+        parts += [f"{n} {name}" for name, n in counts.items() if n]
+        rate = rate_line([row.checks for row in self.rows])
+        if rate:
+            parts.append(rate)
+        tokens = sum(r.usage.total_tokens or 0 for r in self if r.usage)
+        if tokens:
+            parts.append(f"{tokens:,} tokens")
+        if self.elapsed is not None:
+            parts.append(f"{self.elapsed:.1f} s")
+        return " · ".join(parts)
+
+    def _table(self, limit: int = SUMMARY_ROWS) -> tuple[list[str], list[list[str]]]:
+        shown = [c for c in self.columns][:3]
+        header = ["#", *shown, "answer", "status"]
+        if self.checks:
+            header.append("checks")
+        rows = []
+        for i, row in enumerate(self.rows[:limit]):
+            label = str(self.labels[i]) if self.labels is not None else str(i)
+            cells = [label, *(_preview(row.fields.get(c), 30) for c in shown)]
+            cells.append(_preview(row.result.text))
+            cells.append(f"{row.status}: {_preview(row.error, 40)}" if row.error else row.status)
+            if self.checks:
+                cells.append(" ".join("✓" if c.passed else "✗" for c in row.checks))
+            rows.append(cells)
+        return header, rows
+
+    def __repr__(self) -> str:
+        header, rows = self._table()
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in [header, *rows]
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        more = f"\n… {len(self) - len(rows)} more rows" if len(self) > len(rows) else ""
+        return f"<Batch: {self.summary_line()}>\n" + "\n".join(lines) + more
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text("<Batch ...>" if cycle else repr(self))
+
+    def _repr_markdown_(self) -> str:
+        header, rows = self._table()
+
+        def line(cells: list[str]) -> str:
+            escaped = [html.escape(c, quote=False).replace("|", "\\|") for c in cells]
+            return "| " + " | ".join(e.replace("$", "\\$") for e in escaped) + " |"
+
+        more = f"\n\n… {len(self) - len(rows)} more rows" if len(self) > len(rows) else ""
+        return (
+            f"**Batch**: {self.summary_line()}\n\n"
+            + "\n".join([line(header), line(["---"] * len(header)), *map(line, rows)])
+            + more
+        )
+
+
+def _preview(value: Any, limit: int = _PREVIEW) -> str:
+    flat = " ".join(str("" if value is None else value).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
