@@ -64,6 +64,7 @@ class Batch(Sequence[Result]):
         index: Sequence[Any] | None = None,
         checks: Sequence[str] = (),
         elapsed: float | None = None,
+        rate_limited: int = 0,
     ) -> None:
         self.rows = list(rows)
         self.columns = tuple(columns)
@@ -71,6 +72,8 @@ class Batch(Sequence[Result]):
         #: The ``--expect`` specs, in order (the check column names).
         self.checks = tuple(checks)
         self.elapsed = elapsed
+        #: 429 answers the batch waited out and resent (it slowed down for them).
+        self.rate_limited = rate_limited
 
     # -- the sequence
 
@@ -181,6 +184,8 @@ class Batch(Sequence[Result]):
             parts.append(f"{tokens:,} tokens")
         if self.elapsed is not None:
             parts.append(f"{self.elapsed:.1f} s")
+        if self.rate_limited:
+            parts.append(f"{self.rate_limited} rate-limited requests resent")
         return " · ".join(parts)
 
     def _table(self, limit: int = SUMMARY_ROWS) -> tuple[list[str], list[list[str]]]:

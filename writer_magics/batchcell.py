@@ -19,6 +19,7 @@ from writer_magics.batch_input import check_columns, load_items, render_all
 from writer_magics.checks import parse_checks, references
 from writer_magics.errors import WriterError
 from writer_magics.options import ChatOptions, CompleteOptions, Options
+from writer_magics.prompt import PromptError, render
 
 if TYPE_CHECKING:
     from writer_magics.batch import Batch
@@ -41,6 +42,13 @@ def run_over(magics: WriterMagics, opts: Options, template: str) -> None:
         references(checks),
         [f"--expect {c.spec}" for c in checks if c.kind in ("contains", "not-contains", "equals")],
     )
+    for template in references(checks):
+        try:
+            render(template, data.namespace(0, user_ns))
+        except PromptError as exc:
+            raise UsageError(f"--expect: {exc}") from None
+        except UsageError:
+            pass  # renders to empty text: a legitimate expectation
     if len(data) > magics.max_batch and not opts.yes:
         raise UsageError(
             f"--over {data.source} has {len(data):,} items, more than WriterMagics.max_batch "

@@ -272,6 +272,7 @@ def run_batch(
         batch = _assemble(
             requests, data, results, errors, row_checks, checks, clock() - progress.started
         )
+        batch.rate_limited = progress.rate_limited
         shown.finish(batch._repr_markdown_(), repr(batch))
     return BatchRun(batch, interrupted)
 

@@ -165,7 +165,10 @@ def _render(template: str, namespace: Mapping[str, Any]) -> str:
 
 
 def _one(check: Check, text: str, namespace: Mapping[str, Any]) -> CheckResult:
-    fail = _failure(check, text, namespace)
+    try:
+        fail = _failure(check, text, namespace)
+    except PromptError as exc:  # a row without the field: this row's check fails
+        fail = f"cannot render the expected value: {exc}"
     return CheckResult(check.spec, fail is None, fail)
 
 
