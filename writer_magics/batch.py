@@ -5,7 +5,9 @@ with the input fields of each row, ``.failed`` (the rows that did not get an ans
 as a Batch), ``.to_records()`` and ``.to_pandas()`` (input columns plus ``answer``,
 ``status``, ``error``, token counts, ``latency_s`` and one column per ``--expect``
 check). Rows that were never sent (the batch was interrupted) have status
-``interrupted``, empty text and the error ``not sent``. Its repr is the summary table
+``interrupted``, empty text and the error ``not sent``. To keep a large batch small,
+a row keeps its prompt, text, usage and timing and builds its Result (with the
+request body, without ``raw``) when asked. Its repr is the summary table
 the notebook keeps: counts, the pass rate, and the first rows.
 """
 
@@ -14,11 +16,12 @@ from __future__ import annotations
 import html
 import importlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, overload
 
+from writer_magics.api import JSON, Endpoint, Usage
 from writer_magics.checks import CheckResult, rate_line
-from writer_magics.result import Result
+from writer_magics.result import Choice, Result, Status, Timing
 
 __all__ = ["Batch", "BatchRow"]
 
@@ -37,17 +40,62 @@ OUTPUT_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class BatchRow:
-    """One item: its input fields, its Result, the one-line error of a failure, checks."""
+class RequestShape:
+    """What every request of a batch shares; a row adds only its prompt."""
 
-    fields: dict[str, Any]
-    result: Result
+    endpoint: Endpoint
+    model: str
+    body: JSON
+
+    def body_for(self, prompt: str) -> JSON:
+        """The body sent for ``prompt`` (rebuilt when asked, not kept per row)."""
+        body = dict(self.body)
+        if self.endpoint == "chat":
+            messages = list(body.get("messages") or [])[:-1]
+            body["messages"] = [*messages, {"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    """One item, compactly: its input, prompt, answer, status, one-line error and checks.
+
+    :attr:`result` builds the row's :class:`Result` when asked (a batch of thousands
+    keeps a few small fields a row, not a Result and its request body each).
+    """
+
+    shape: RequestShape
+    item: Any
+    record: dict[str, Any] | None
+    prompt: str
+    text: str = ""
+    status: Status = "interrupted"
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    first_token: float | None = None
+    total: float | None = None
     error: str | None = None
-    checks: tuple[CheckResult, ...] = field(default=())
+    checks: tuple[CheckResult, ...] = ()
 
     @property
-    def status(self) -> str:
-        return self.result.status
+    def fields(self) -> dict[str, Any]:
+        """The input columns of the row (``{"item": item}`` for a list of plain values)."""
+        return dict(self.record) if self.record is not None else {"item": self.item}
+
+    @property
+    def result(self) -> Result:
+        return Result(
+            endpoint=self.shape.endpoint,
+            model=self.shape.model,
+            choices=(Choice(0, self.text, self.finish_reason),),
+            request=self.shape.body_for(self.prompt),
+            usage=self.usage,
+            timing=Timing(self.first_token, self.total),
+            status=self.status,
+            checks=self.checks,
+        )
 
 
 class Batch(Sequence[Result]):
@@ -104,7 +152,7 @@ class Batch(Sequence[Result]):
 
     @property
     def texts(self) -> list[str]:
-        return [row.result.text for row in self.rows]
+        return [row.text for row in self.rows]
 
     @property
     def failed(self) -> Batch:
@@ -139,20 +187,20 @@ class Batch(Sequence[Result]):
         latency (seconds) and one bool per check (None where the row was not checked)."""
         records = []
         for row in self.rows:
-            result = row.result
-            usage = result.usage
+            usage = row.usage
+            fields = row.fields
             record: dict[str, Any] = {}
             for column in self.columns:
                 name = column if column not in OUTPUT_COLUMNS else f"{column}_input"
-                record[name] = row.fields.get(column)
+                record[name] = fields.get(column)
             record.update(
-                answer=result.text,
-                status=result.status,
+                answer=row.text,
+                status=row.status,
                 error=row.error,
                 prompt_tokens=usage.prompt_tokens if usage else None,
                 completion_tokens=usage.completion_tokens if usage else None,
                 total_tokens=usage.total_tokens if usage else None,
-                latency_s=result.timing.total,
+                latency_s=row.total,
             )
             by_spec = {c.spec: c.passed for c in row.checks}
             for spec in self.checks:
@@ -179,7 +227,7 @@ class Batch(Sequence[Result]):
         rate = rate_line([row.checks for row in self.rows])
         if rate:
             parts.append(rate)
-        tokens = sum(r.usage.total_tokens or 0 for r in self if r.usage)
+        tokens = sum(r.usage.total_tokens or 0 for r in self.rows if r.usage)
         if tokens:
             parts.append(f"{tokens:,} tokens")
         if self.elapsed is not None:
@@ -196,8 +244,9 @@ class Batch(Sequence[Result]):
         rows = []
         for i, row in enumerate(self.rows[:limit]):
             label = str(self.labels[i]) if self.labels is not None else str(i)
-            cells = [label, *(_preview(row.fields.get(c), 30) for c in shown)]
-            cells.append(_preview(row.result.text))
+            fields = row.fields
+            cells = [label, *(_preview(fields.get(c), 30) for c in shown)]
+            cells.append(_preview(row.text))
             cells.append(f"{row.status}: {_preview(row.error, 40)}" if row.error else row.status)
             if self.checks:
                 cells.append(" ".join("✓" if c.passed else "✗" for c in row.checks))

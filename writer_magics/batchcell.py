@@ -139,9 +139,7 @@ def _raise_for(batch: Batch, interrupted: bool, opts: Options, cached: bool) -> 
             if cached
             else "add --cache to resume such runs without resending answered rows"
         )
-        raise Interrupted(
-            f"Interrupted: {answered} of {len(batch)} rows answered and kept{kept}; {how}."
-        )
+        raise Interrupted(f"{answered} of {len(batch)} rows answered and kept{kept}; {how}.")
     if counts["failed"] == len(batch):
         first = batch.rows[0].error or "unknown error"
         raise WriterError(f"All {len(batch)} rows failed; the first: {first}")

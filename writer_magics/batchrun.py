@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from writer_magics.api import Accumulator, Event, Request, TextDelta
-from writer_magics.batch import Batch, BatchRow
+from writer_magics.batch import Batch, BatchRow, RequestShape
 from writer_magics.batch_input import BatchInput
-from writer_magics.checks import Check, evaluate
+from writer_magics.checks import Check, CheckResult, evaluate
 from writer_magics.display.progress import BatchView, Progress
 from writer_magics.errors import RateLimitError, WriterError, one_line
 from writer_magics.pacing import MAX_RATE_LIMITS, Pacer
@@ -201,9 +201,8 @@ def run_batch(
     """
     from writer_magics.cache import CacheError, miss_error
 
-    results: list[Result | None] = [None] * len(requests)
-    errors: list[str | None] = [None] * len(requests)
-    row_checks: list[tuple[Any, ...]] = [()] * len(requests)
+    shape = RequestShape(requests[0].endpoint, requests[0].model, requests[0].body)
+    rows: list[BatchRow | None] = [None] * len(requests)
     hits: dict[int, Result] = {}
     if store is not None:
         for i, request in enumerate(requests):
@@ -227,12 +226,11 @@ def run_batch(
     api_key = writer.settings.api_key if writer is not None else None
 
     def settle(i: int, result: Result, error: BaseException | None) -> None:
+        outcome: tuple[CheckResult, ...] = ()
         if error is None and checks:
             outcome = evaluate(checks, result.text, data.namespace(i, user_ns))
-            result = replace(result, checks=outcome)
-            row_checks[i] = outcome
-        results[i] = result
-        errors[i] = None if error is None else one_line(error)
+        reason = None if error is None else one_line(error)
+        rows[i] = _row(shape, data, i, _prompt(requests[i]), result, reason, outcome)
         if result.status == "cached":
             progress.cached += 1
         elif error is None:
@@ -242,7 +240,7 @@ def run_batch(
         if result.usage is not None and result.usage.total_tokens:
             progress.tokens += result.usage.total_tokens
         if error is not None:
-            progress.add(_label(data, i), errors[i] or "", False)
+            progress.add(_label(data, i), reason or "", False)
         else:
             progress.add(_label(data, i), result.text, True)
 
@@ -269,9 +267,7 @@ def run_batch(
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        batch = _assemble(
-            requests, data, results, errors, row_checks, checks, clock() - progress.started
-        )
+        batch = _assemble(shape, requests, data, rows, checks, clock() - progress.started)
         batch.rate_limited = progress.rate_limited
         shown.finish(batch._repr_markdown_(), repr(batch))
     return BatchRun(batch, interrupted)
@@ -346,31 +342,56 @@ def _take(
         )
 
 
+def _prompt(request: Request) -> str:
+    if request.endpoint == "completions":
+        return str(request.body.get("prompt", ""))
+    messages = request.body.get("messages") or [{}]
+    return str(messages[-1].get("content", ""))
+
+
+def _row(
+    shape: RequestShape,
+    data: BatchInput,
+    i: int,
+    prompt: str,
+    result: Result | None,
+    error: str | None,
+    checks: tuple[CheckResult, ...] = (),
+) -> BatchRow:
+    """The compact row kept in the Batch (see :class:`batch.BatchRow`)."""
+    record = None if data.columns == ("item",) else data.fields[i]
+    if result is None:
+        return BatchRow(shape, data.items[i], record, prompt, error=error)
+    return BatchRow(
+        shape,
+        data.items[i],
+        record,
+        prompt,
+        text=result.text,
+        status=result.status,
+        finish_reason=result.finish_reason,
+        usage=result.usage,
+        first_token=result.timing.first_token,
+        total=result.timing.total,
+        error=error,
+        checks=checks,
+    )
+
+
 def _assemble(
+    shape: RequestShape,
     requests: Sequence[Request],
     data: BatchInput,
-    results: Sequence[Result | None],
-    errors: Sequence[str | None],
-    row_checks: Sequence[tuple[Any, ...]],
+    rows: Sequence[BatchRow | None],
     checks: Sequence[Check],
     elapsed: float,
 ) -> Batch:
-    rows = []
-    for i, request in enumerate(requests):
-        result = results[i]
-        error = errors[i]
-        if result is None:
-            result = build_result(
-                Accumulator(),
-                endpoint=request.endpoint,
-                model=request.model,
-                request=request.body,
-                status="interrupted",
-            )
-            error = "not sent"
-        rows.append(BatchRow(data.fields[i], result, error, row_checks[i]))
+    kept = [
+        row if row is not None else _row(shape, data, i, _prompt(requests[i]), None, "not sent")
+        for i, row in enumerate(rows)
+    ]
     return Batch(
-        rows,
+        kept,
         columns=data.columns,
         index=data.index,
         checks=[c.spec for c in checks],

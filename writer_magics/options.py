@@ -999,6 +999,7 @@ def _batch_chat_rules(opts: ChatOptions, scan: _Scan) -> None:
         ("--tools", bool(opts.tools)),
         ("--schema", opts.schema is not None),
         ("-n above 1", (opts.n or 1) > 1),
+        ("--logprobs", opts.logprobs),
     ):
         if given:
             raise UsageError(
