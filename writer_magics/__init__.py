@@ -6,12 +6,42 @@ mirror images so that ``%reload_ext`` leaves no stale state behind.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+__all__ = [
+    "Batch",
+    "Result",
+    "Sweep",
+    "__version__",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
+
+    from writer_magics.batch import Batch
+    from writer_magics.result import Result
+    from writer_magics.sweep import Sweep
+
+#: The public types, imported on first use so that ``%load_ext`` stays fast.
+_LAZY = {
+    "Batch": "writer_magics.batch",
+    "Result": "writer_magics.result",
+    "Sweep": "writer_magics.sweep",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``from writer_magics import Batch, Result, Sweep`` (loaded when first asked for)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'writer_magics' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:

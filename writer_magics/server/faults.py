@@ -10,6 +10,10 @@ Fault names: any HTTP status 400-599 (``429`` gets ``Retry-After: 1``; variants
 ``stall[:SECONDS]``, ``malformed``, ``error-event``, ``no-done``. A suffix ``xN``
 (or the ``X-Mock-Fault-Times: N`` header) makes the fault fire only for the first N
 requests with the same fault and body; later retries succeed.
+
+Server-wide, :class:`RateLimiter` (``--rate-limit-fraction F``, ``start_server(
+rate_limit_fraction=F)``) answers a fixed share of all requests with 429 and
+``Retry-After`` (``--rate-limit-retry-after``, default 1 s), as a busy API would.
 """
 
 from __future__ import annotations
