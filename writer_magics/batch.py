@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import html
 import importlib
+import math
+import sys
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
@@ -23,8 +26,10 @@ from writer_magics.api import JSON, Endpoint, Usage
 from writer_magics.checks import CheckResult, rate_line
 from writer_magics.result import Choice, Result, Status, Timing
 
-__all__ = ["Batch", "BatchRow"]
+__all__ = ["Batch", "BatchRow", "RequestShape", "RowStore"]
 
+#: The error of a row that was never sent (the batch was interrupted first).
+NOT_SENT = "not sent"
 #: Rows shown in the summary table.
 SUMMARY_ROWS = 5
 _PREVIEW = 50
@@ -73,7 +78,9 @@ class BatchRow:
     text: str = ""
     status: Status = "interrupted"
     finish_reason: str | None = None
-    usage: Usage | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
     first_token: float | None = None
     total: float | None = None
     error: str | None = None
@@ -83,6 +90,12 @@ class BatchRow:
     def fields(self) -> dict[str, Any]:
         """The input columns of the row (``{"item": item}`` for a list of plain values)."""
         return dict(self.record) if self.record is not None else {"item": self.item}
+
+    @property
+    def usage(self) -> Usage | None:
+        if self.prompt_tokens is None and self.completion_tokens is None:
+            return None
+        return Usage(self.prompt_tokens, self.completion_tokens, self.total_tokens)
 
     @property
     def result(self) -> Result:
@@ -98,6 +111,87 @@ class BatchRow:
         )
 
 
+class RowStore:
+    """The rows of one batch as columns: text, prompt and a few machine words a row.
+
+    Written by the runner as rows finish (:meth:`set`), read through :meth:`row`.
+    Numbers live in ``array`` columns (-1 / NaN for "none"), so a thousand rows add
+    little beyond the answers' own text.
+    """
+
+    def __init__(
+        self,
+        shape: RequestShape,
+        items: Sequence[Any],
+        records: Sequence[dict[str, Any]] | None,
+        prompts: Sequence[str],
+    ) -> None:
+        n = len(items)
+        self.shape = shape
+        self.items = items
+        self.records = records
+        self.prompts = list(prompts)
+        self.texts: list[str] = [""] * n
+        self.statuses: list[Status] = ["interrupted"] * n
+        self.finish: list[str | None] = [None] * n
+        self.errors: list[str | None] = [NOT_SENT] * n
+        self.checks: list[tuple[CheckResult, ...]] = [()] * n
+        self.tokens = array("q", [-1]) * (3 * n)
+        self.times = array("d", [math.nan]) * (2 * n)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set(
+        self,
+        i: int,
+        result: Result,
+        error: str | None,
+        checks: tuple[CheckResult, ...] = (),
+    ) -> None:
+        """Row ``i`` finished (or failed) with ``result``."""
+        self.texts[i] = result.text
+        self.statuses[i] = result.status
+        reason = result.finish_reason
+        self.finish[i] = None if reason is None else sys.intern(reason)
+        self.errors[i] = error
+        self.checks[i] = checks
+        usage = result.usage
+        if usage is not None:
+            for k, value in enumerate(
+                (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
+            ):
+                self.tokens[3 * i + k] = -1 if value is None else value
+        for k, seconds in enumerate((result.timing.first_token, result.timing.total)):
+            self.times[2 * i + k] = math.nan if seconds is None else seconds
+
+    def row(self, i: int) -> BatchRow:
+        def count(k: int) -> int | None:
+            value = self.tokens[3 * i + k]
+            return None if value < 0 else value
+
+        def seconds(k: int) -> float | None:
+            value = self.times[2 * i + k]
+            return None if math.isnan(value) else value
+
+        return BatchRow(
+            self.shape,
+            self.items[i],
+            None if self.records is None else self.records[i],
+            self.prompts[i],
+            text=self.texts[i],
+            status=self.statuses[i],
+            finish_reason=self.finish[i],
+            prompt_tokens=count(0),
+            completion_tokens=count(1),
+            total_tokens=count(2),
+            first_token=seconds(0),
+            total=seconds(1),
+            error=self.errors[i],
+            checks=self.checks[i],
+        )
+
+
 class Batch(Sequence[Result]):
     """The Results of a batch in input order; ``batch[i]`` is item ``i``'s Result."""
 
@@ -106,7 +200,8 @@ class Batch(Sequence[Result]):
 
     def __init__(
         self,
-        rows: Sequence[BatchRow],
+        store: RowStore,
+        positions: Sequence[int] | None = None,
         *,
         columns: Sequence[str] = (),
         index: Sequence[Any] | None = None,
@@ -114,7 +209,8 @@ class Batch(Sequence[Result]):
         elapsed: float | None = None,
         rate_limited: int = 0,
     ) -> None:
-        self.rows = list(rows)
+        self._store = store
+        self._positions = list(range(len(store))) if positions is None else list(positions)
         self.columns = tuple(columns)
         self.labels = None if index is None else list(index)
         #: The ``--expect`` specs, in order (the check column names).
@@ -122,6 +218,11 @@ class Batch(Sequence[Result]):
         self.elapsed = elapsed
         #: 429 answers the batch waited out and resent (it slowed down for them).
         self.rate_limited = rate_limited
+
+    @property
+    def rows(self) -> list[BatchRow]:
+        """Every row as a :class:`BatchRow` (input fields, text, status, error, checks)."""
+        return [self._store.row(i) for i in self._positions]
 
     # -- the sequence
 
@@ -133,49 +234,55 @@ class Batch(Sequence[Result]):
 
     def __getitem__(self, index: int | slice) -> Result | Batch:
         if isinstance(index, slice):
-            return self._subset(list(range(len(self.rows)))[index])
-        return self.rows[index].result
+            return self._subset(list(range(len(self)))[index])
+        return self._store.row(self._positions[index]).result
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self._positions)
 
     def __iter__(self) -> Iterator[Result]:
-        return (row.result for row in self.rows)
+        return (self._store.row(i).result for i in self._positions)
 
-    def _subset(self, positions: list[int]) -> Batch:
+    def _subset(self, chosen: list[int]) -> Batch:
+        """The rows at ``chosen`` (positions within this batch), sharing the store."""
         return Batch(
-            [self.rows[i] for i in positions],
+            self._store,
+            [self._positions[k] for k in chosen],
             columns=self.columns,
-            index=None if self.labels is None else [self.labels[i] for i in positions],
+            index=None if self.labels is None else [self.labels[k] for k in chosen],
             checks=self.checks,
         )
 
     @property
     def texts(self) -> list[str]:
-        return [row.text for row in self.rows]
+        return [self._store.texts[i] for i in self._positions]
+
+    @property
+    def statuses(self) -> list[Status]:
+        return [self._store.statuses[i] for i in self._positions]
 
     @property
     def failed(self) -> Batch:
         """The rows without an answer (failed, or interrupted / not sent), as a Batch."""
         return self._subset(
-            [i for i, row in enumerate(self.rows) if row.status in ("failed", "interrupted")]
+            [k for k, status in enumerate(self.statuses) if status in ("failed", "interrupted")]
         )
 
     @property
     def errors(self) -> list[str | None]:
-        return [row.error for row in self.rows]
+        return [self._store.errors[i] for i in self._positions]
 
     def counts(self) -> dict[str, int]:
         """Rows by status: done, cached, failed, interrupted."""
         found = {"done": 0, "cached": 0, "failed": 0, "interrupted": 0}
-        for row in self.rows:
-            found[row.status] = found.get(row.status, 0) + 1
+        for status in self.statuses:
+            found[status] = found.get(status, 0) + 1
         return found
 
     @property
     def pass_rate(self) -> float | None:
         """The share of answered rows whose checks all passed (None without checks)."""
-        checked = [row.checks for row in self.rows if row.checks]
+        checked = [c for i in self._positions if (c := self._store.checks[i])]
         if not checked:
             return None
         return sum(all(c.passed for c in checks) for checks in checked) / len(checked)
@@ -187,7 +294,6 @@ class Batch(Sequence[Result]):
         latency (seconds) and one bool per check (None where the row was not checked)."""
         records = []
         for row in self.rows:
-            usage = row.usage
             fields = row.fields
             record: dict[str, Any] = {}
             for column in self.columns:
@@ -197,9 +303,9 @@ class Batch(Sequence[Result]):
                 answer=row.text,
                 status=row.status,
                 error=row.error,
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
-                total_tokens=usage.total_tokens if usage else None,
+                prompt_tokens=row.prompt_tokens,
+                completion_tokens=row.completion_tokens,
+                total_tokens=row.total_tokens,
                 latency_s=row.total,
             )
             by_spec = {c.spec: c.passed for c in row.checks}
@@ -224,10 +330,10 @@ class Batch(Sequence[Result]):
         counts = self.counts()
         parts = [f"{len(self)} rows"]
         parts += [f"{n} {name}" for name, n in counts.items() if n]
-        rate = rate_line([row.checks for row in self.rows])
+        rate = rate_line([self._store.checks[i] for i in self._positions])
         if rate:
             parts.append(rate)
-        tokens = sum(r.usage.total_tokens or 0 for r in self.rows if r.usage)
+        tokens = sum(max(0, self._store.tokens[3 * i + 2]) for i in self._positions)
         if tokens:
             parts.append(f"{tokens:,} tokens")
         if self.elapsed is not None:
@@ -242,7 +348,7 @@ class Batch(Sequence[Result]):
         if self.checks:
             header.append("checks")
         rows = []
-        for i, row in enumerate(self.rows[:limit]):
+        for i, row in enumerate(self._store.row(p) for p in self._positions[:limit]):
             label = str(self.labels[i]) if self.labels is not None else str(i)
             fields = row.fields
             cells = [label, *(_preview(fields.get(c), 30) for c in shown)]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from writer_magics.api import Accumulator, Event, Request, TextDelta
-from writer_magics.batch import Batch, BatchRow, RequestShape
+from writer_magics.batch import Batch, RequestShape, RowStore
 from writer_magics.batch_input import BatchInput
 from writer_magics.checks import Check, CheckResult, evaluate
 from writer_magics.display.progress import BatchView, Progress
@@ -202,7 +202,8 @@ def run_batch(
     from writer_magics.cache import CacheError, miss_error
 
     shape = RequestShape(requests[0].endpoint, requests[0].model, requests[0].body)
-    rows: list[BatchRow | None] = [None] * len(requests)
+    records = None if data.columns == ("item",) else data.fields
+    store_rows = RowStore(shape, data.items, records, [_prompt(r) for r in requests])
     hits: dict[int, Result] = {}
     if store is not None:
         for i, request in enumerate(requests):
@@ -230,7 +231,7 @@ def run_batch(
         if error is None and checks:
             outcome = evaluate(checks, result.text, data.namespace(i, user_ns))
         reason = None if error is None else one_line(error)
-        rows[i] = _row(shape, data, i, _prompt(requests[i]), result, reason, outcome)
+        store_rows.set(i, result, reason, outcome)
         if result.status == "cached":
             progress.cached += 1
         elif error is None:
@@ -267,7 +268,13 @@ def run_batch(
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        batch = _assemble(shape, requests, data, rows, checks, clock() - progress.started)
+        batch = Batch(
+            store_rows,
+            columns=data.columns,
+            index=data.index,
+            checks=[c.spec for c in checks],
+            elapsed=clock() - progress.started,
+        )
         batch.rate_limited = progress.rate_limited
         shown.finish(batch._repr_markdown_(), repr(batch))
     return BatchRun(batch, interrupted)
@@ -347,53 +354,3 @@ def _prompt(request: Request) -> str:
         return str(request.body.get("prompt", ""))
     messages = request.body.get("messages") or [{}]
     return str(messages[-1].get("content", ""))
-
-
-def _row(
-    shape: RequestShape,
-    data: BatchInput,
-    i: int,
-    prompt: str,
-    result: Result | None,
-    error: str | None,
-    checks: tuple[CheckResult, ...] = (),
-) -> BatchRow:
-    """The compact row kept in the Batch (see :class:`batch.BatchRow`)."""
-    record = None if data.columns == ("item",) else data.fields[i]
-    if result is None:
-        return BatchRow(shape, data.items[i], record, prompt, error=error)
-    return BatchRow(
-        shape,
-        data.items[i],
-        record,
-        prompt,
-        text=result.text,
-        status=result.status,
-        finish_reason=result.finish_reason,
-        usage=result.usage,
-        first_token=result.timing.first_token,
-        total=result.timing.total,
-        error=error,
-        checks=checks,
-    )
-
-
-def _assemble(
-    shape: RequestShape,
-    requests: Sequence[Request],
-    data: BatchInput,
-    rows: Sequence[BatchRow | None],
-    checks: Sequence[Check],
-    elapsed: float,
-) -> Batch:
-    kept = [
-        row if row is not None else _row(shape, data, i, _prompt(requests[i]), None, "not sent")
-        for i, row in enumerate(rows)
-    ]
-    return Batch(
-        kept,
-        columns=data.columns,
-        index=data.index,
-        checks=[c.spec for c in checks],
-        elapsed=elapsed,
-    )
