@@ -106,7 +106,14 @@ def throughput(items: int) -> dict[str, Any]:
 
 
 def rate_limited(items: int) -> dict[str, Any]:
-    args = ("--latency", "0.05", "--rate-limit-fraction", "0.3333333", "--rate-limit-retry-after", "1")
+    args = (
+        "--latency",
+        "0.05",
+        "--rate-limit-fraction",
+        "0.3333333",
+        "--rate-limit-retry-after",
+        "1",
+    )
     with bundled_server(*args) as server, kernel(server) as k:
         k.run(f"%config WriterMagics.max_concurrency = {CONCURRENCY}")
         k.run("%config WriterMagics.log = False")

@@ -102,9 +102,11 @@ def test_one_compact_view_and_a_static_summary(
     final = markdown_of(run)[-1]
     assert "**Batch**" in final and "40 rows" in final and "40 done" in final
     assert "more rows" in final  # the first rows, not all forty
-    answers = json.loads(execute(client, "import json; print(json.dumps(b.texts))").of_type(
-        "stream"
-    )[0]["content"]["text"])
+    answers = json.loads(
+        execute(client, "import json; print(json.dumps(b.texts))").of_type("stream")[0]["content"][
+            "text"
+        ]
+    )
     answer_bytes = sum(len(a.encode()) for a in answers)
     iopub = sum(len(json.dumps(m["content"])) for _, m in run.messages)
     assert iopub < 2 * answer_bytes, (iopub, answer_bytes)
@@ -136,7 +138,11 @@ def test_interrupt_keeps_finished_rows_and_the_cache_resumes(
     assert run.reply is not None and run.reply["status"] == "error"
     assert run.reply_time - interrupted[0] < 1.5  # stops within about a second
     errors = json.dumps([m["content"] for m in run.of_type("error", "stream")])
-    assert "Interrupted: " in errors and "rows answered and kept" in errors and "Traceback" not in errors
+    assert (
+        "Interrupted: " in errors
+        and "rows answered and kept" in errors
+        and "Traceback" not in errors
+    )
     sent_before = len(batch_server.requests)
     assert sent_before < 16, "no new request starts after the interrupt"
     check = execute(

@@ -4,11 +4,12 @@ A :class:`Batch` is a read-only sequence of Results (``len``, iteration, indexin
 with the input fields of each row, ``.failed`` (the rows that did not get an answer,
 as a Batch), ``.to_records()`` and ``.to_pandas()`` (input columns plus ``answer``,
 ``status``, ``error``, token counts, ``latency_s`` and one column per ``--expect``
-check). Rows that were never sent (the batch was interrupted) have status
-``interrupted``, empty text and the error ``not sent``. To keep a large batch small,
-a row keeps its prompt, text, usage and timing and builds its Result (with the
-request body, without ``raw``) when asked. Its repr is the summary table
-the notebook keeps: counts, the pass rate, and the first rows.
+check). Rows without an answer when the batch was interrupted have status
+``interrupted``, empty text and the error ``not answered (interrupted)``. To keep a
+large batch small, rows are stored as columns (:class:`RowStore`): a row keeps its
+prompt, text, usage and timing and builds its Result (with the request body, without
+``raw``) when asked. Its repr is the summary table the notebook keeps: counts, the
+pass rate, and the first rows.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from writer_magics.result import Choice, Result, Status, Timing
 __all__ = ["Batch", "BatchRow", "RequestShape", "RowStore"]
 
 #: The error of a row that was never sent (the batch was interrupted first).
-NOT_SENT = "not sent"
+NOT_SENT = "not answered (interrupted)"
 #: Rows shown in the summary table.
 SUMMARY_ROWS = 5
 _PREVIEW = 50
@@ -263,7 +264,7 @@ class Batch(Sequence[Result]):
 
     @property
     def failed(self) -> Batch:
-        """The rows without an answer (failed, or interrupted / not sent), as a Batch."""
+        """The rows without an answer (failed, or interrupted before an answer), as a Batch."""
         return self._subset(
             [k for k, status in enumerate(self.statuses) if status in ("failed", "interrupted")]
         )
