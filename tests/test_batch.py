@@ -353,6 +353,7 @@ def test_checks_on_a_sweep_show_the_pass_rate(
     text = everything(captured)
     assert "checks passed: 2 of 2 answers (100%)" in text
     assert all(r.checks[0].passed for r in shell.user_ns["s"].results)
+    assert shell.user_ns["s"].to_records()[0]["max-chars:100000"] is True
 
 
 @pytest.mark.parametrize(
