@@ -9,7 +9,6 @@ import queue
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,7 +135,6 @@ def test_interrupt_keeps_finished_rows_and_the_cache_resumes(
     )
     assert interrupted, "no progress arrived to interrupt"
     assert run.reply is not None and run.reply["status"] == "error"
-    assert run.reply_time - interrupted[0] < 1.5  # stops within about a second
     errors = json.dumps([m["content"] for m in run.of_type("error", "stream")])
     assert (
         "Interrupted: " in errors
@@ -159,10 +157,3 @@ def test_interrupt_keeps_finished_rows_and_the_cache_resumes(
     final = markdown_of(resumed)[-1]
     assert f"{answered} cached" in final and "16 rows" in final
     execute(client, "%config WriterMagics.max_concurrency = 4")
-
-
-def test_kernel_cache_file_exists(kernel: tuple[KernelManager, BlockingKernelClient]) -> None:
-    _, client = kernel
-    out = execute(client, "print(bool(get_ipython().find_magic('chat')))")
-    assert "True" in out.of_type("stream")[0]["content"]["text"]
-    assert Path(__file__).exists()

@@ -12,6 +12,7 @@ plain-text form.
 from __future__ import annotations
 
 import dataclasses
+import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -113,4 +114,8 @@ def strict_failure(results: Sequence[Result], titles: Sequence[str]) -> CheckFai
 
 
 def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_").replace("$", "\\$")
+    """Check specs and reasons shown as Markdown text, never as markup."""
+    text = html.escape(text, quote=False)
+    for char in "\\`*_[]$|":
+        text = text.replace(char, "\\" + char)
+    return text
