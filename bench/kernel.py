@@ -21,7 +21,7 @@ from jupyter_client.manager import KernelManager
 from bench.common import API_KEY, Fixture, median
 
 #: iopub message types that change what the user sees in the output area.
-VISIBLE = ("comm_msg", "display_data", "update_display_data", "stream")
+VISIBLE = ("comm_open", "comm_msg", "display_data", "update_display_data", "stream")
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Message:
 
     def markdown(self) -> list[str]:
         """The ``text/markdown`` texts this message puts on screen (widget outputs too)."""
-        if self.kind == "comm_msg":
+        if self.kind in ("comm_msg", "comm_open"):
             state = self.content.get("data", {}).get("state", {}) or {}
             outputs = state.get("outputs") or []
             return [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o["data"]]

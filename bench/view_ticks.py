@@ -2,7 +2,7 @@
 
 ``python bench/view_ticks.py [CHUNKS,...] [TOKENS_PER_SECOND]`` feeds the fixture's
 Markdown, one token per event, to the Markdown view and to the widget view (kernel
-path, sealed blocks sent as ``display_data``), advancing a fake clock by
+sealed blocks sent as new Output widgets), advancing a fake clock by
 1/TOKENS_PER_SECOND per event. It counts how many times the view rendered its text
 (``renderable``/``scan``) against how many updates it actually sent: a render that is
 not sent is work thrown away. Not part of ``run.py``; evidence for a profile.
@@ -22,9 +22,9 @@ from fixture import answer_tokens
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from writer_magics.api import TextDelta
 from writer_magics.display import views
 from writer_magics.display import widget as widget_module
+from writer_magics.transport.events import TextDelta
 
 
 def counting(fn: Callable[..., Any], counter: dict[str, int], name: str) -> Callable[..., Any]:
@@ -49,7 +49,7 @@ def feed(kind: str, chunks: int, rate: float) -> dict[str, Any]:
     with capture_output():
         view: Any
         if kind == "widget":
-            view = widget_module.WidgetView("header", clock=clock, parent_id=lambda: "parent")
+            view = widget_module.WidgetView("header", clock=clock)
         else:
             view = views.MarkdownView("header", clock=clock)
         view.start()

@@ -60,12 +60,16 @@ def shell(writer_env: ServerHandle) -> Iterator[InteractiveShell]:
 def private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep the prompt log and cache of test runs out of the user's data directory.
 
-    Set for the whole process (kernels started by tests inherit it too).
+    Set for the whole process (kernels started by tests inherit it too); the same for
+    ``WRITER_MAGICS_FETCH_MODELS=0``.
     """
     import os
 
     saved = os.environ.get("XDG_DATA_HOME")
     os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+    # No background GET /v1/models in tests that count requests (tests/test_completion.py
+    # turns it on where it is the subject).
+    os.environ["WRITER_MAGICS_FETCH_MODELS"] = "0"
     yield
     if saved is None:
         os.environ.pop("XDG_DATA_HOME", None)

@@ -21,6 +21,7 @@ PYTHON3 = {"display_name": "Python 3 (ipykernel)", "language": "python", "name":
 def kernel_env(base_url: str, jupyter_home: Path | None = None) -> dict[str, str]:
     """``os.environ`` pointed at ``base_url`` with a dummy key (and private Jupyter dirs)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WRITER_")}
+    env["WRITER_MAGICS_FETCH_MODELS"] = "0"  # no background GET /v1/models to count
     env["WRITER_BASE_URL"] = base_url
     env["WRITER_API_KEY"] = "test-key"
     env["PYTHONUNBUFFERED"] = "1"

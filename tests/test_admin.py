@@ -11,12 +11,12 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from writer_magics import api
-from writer_magics.admin import run_writer_command
-from writer_magics.api import TextDelta
-from writer_magics.cache import CacheError, ResponseCache
-from writer_magics.promptlog import PromptLog
-from writer_magics.result import Choice, Result
+from writer_magics.answer.promptlog import PromptLog
+from writer_magics.answer.result import Choice, Result
+from writer_magics.commands.writer import run_writer_command
+from writer_magics.transport import events as api
+from writer_magics.transport.cache import CacheError, ResponseCache
+from writer_magics.transport.events import TextDelta
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_cache_commands(
     cache: ResponseCache, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_writer_command("cache --info", log=None, cache=cache)
-    assert capsys.readouterr().out.startswith(f"Cache {cache.path}: 1 answers, ")
+    assert capsys.readouterr().out.startswith(f"Cache {cache.path}: 1 answer, ")
     shipped = tmp_path / "answers.jsonl"
     run_writer_command(f"cache --export {shipped}", log=None, cache=cache)
     assert capsys.readouterr().out == f"Exported 1 cached answers to {shipped}\n"
@@ -122,7 +122,7 @@ def test_file_problems_are_the_modules_one_line_errors(
         ("cache --clear --info", "not allowed with"),
         ("cache --export", "expected one argument"),
         ("log --frobnicate", "unrecognized arguments"),
-        ('log --search "unclosed', "No closing quotation"),
+        ('log --search "unclosed', 'unclosed " quote at column 22'),
     ],
 )
 def test_bad_input_is_one_usage_error_line(

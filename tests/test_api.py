@@ -6,18 +6,19 @@ import json
 
 import pytest
 
-from writer_magics import api
-from writer_magics.api import (
+from writer_magics.errors import MalformedEventError, ServerSentError
+from writer_magics.transport import events as api
+from writer_magics.transport.events import (
     Accumulator,
     ChoiceFinished,
     DataDelta,
     LogprobsDelta,
+    ResponseInfo,
     StreamEnd,
     TextDelta,
     ToolCallDelta,
     UsageReport,
 )
-from writer_magics.errors import MalformedEventError, ServerSentError
 
 
 def test_completion_request_omits_unset_fields() -> None:
@@ -80,9 +81,18 @@ def chunk(**choice: object) -> str:
     return json.dumps({"id": "x", "object": "chat.completion.chunk", "choices": [choice]})
 
 
+def content(events: list[api.Event]) -> list[api.Event]:
+    """The events without the chunk's own fields (those go to ``Result.raw``)."""
+    return [e for e in events if not isinstance(e, ResponseInfo)]
+
+
 def test_chat_chunk_text_and_finish_in_one_chunk() -> None:
     data = chunk(index=0, delta={"content": "Hi", "role": "assistant"}, finish_reason="stop")
-    assert api.decode_sse_data("chat", data) == [TextDelta("Hi", 0), ChoiceFinished("stop", 0)]
+    assert api.decode_sse_data("chat", data) == [
+        ResponseInfo({"id": "x", "object": "chat.completion.chunk"}),
+        TextDelta("Hi", 0),
+        ChoiceFinished("stop", 0),
+    ]
 
 
 def test_chat_chunk_ignores_null_and_empty_content_and_empty_graph_data() -> None:
@@ -95,7 +105,7 @@ def test_chat_chunk_ignores_null_and_empty_content_and_empty_graph_data() -> Non
         },
         finish_reason=None,
     )
-    assert api.decode_sse_data("chat", data) == []
+    assert content(api.decode_sse_data("chat", data)) == []
 
 
 def test_usage_chunk_has_no_choices() -> None:
@@ -110,7 +120,8 @@ def test_usage_chunk_has_no_choices() -> None:
             },
         }
     )
-    (event,) = api.decode_sse_data("chat", data)
+    info, event = api.decode_sse_data("chat", data)
+    assert isinstance(info, ResponseInfo) and info.fields["usage"]["total_tokens"] == 7
     assert isinstance(event, UsageReport)
     assert event.usage.total_tokens == 7 and event.usage.reasoning_tokens == 1
     assert event.usage.summary() == "3 prompt + 4 completion = 7 tokens"
@@ -140,7 +151,8 @@ def test_writer_tool_call_pieces_with_explicit_nulls_accumulate_per_index() -> N
     ]
     acc = Accumulator()
     for piece in pieces:
-        for event in api.decode_sse_data("chat", chunk(index=0, delta={"tool_calls": [piece]})):
+        events = api.decode_sse_data("chat", chunk(index=0, delta={"tool_calls": [piece]}))
+        for event in content(events):
             assert isinstance(event, ToolCallDelta)
             acc.add(event)
     calls = acc.choice(0).tool_calls
@@ -198,9 +210,9 @@ def test_non_streaming_responses_decode_to_the_same_events() -> None:
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }
     events = api.decode_response("chat", chat)
-    assert events[:2] == [TextDelta("Done"), ChoiceFinished("stop")]
+    assert events[:3] == [ResponseInfo(chat, whole=True), TextDelta("Done"), ChoiceFinished("stop")]
     completions = {"choices": [{"text": "Once", "log_probs": None}], "model": "palmyra-x5"}
-    assert api.decode_response("completions", completions)[0] == TextDelta("Once")
+    assert api.decode_response("completions", completions)[1] == TextDelta("Once")
 
 
 def test_error_description_reads_writer_error_body() -> None:
@@ -219,3 +231,134 @@ def test_accumulator_joins_text_and_knows_when_finished() -> None:
     acc.add(ChoiceFinished("length", 1))
     assert acc.finished
     assert [c.finish_reason for c in acc.ordered()] == ["stop", "length"]
+
+
+# --------------------------------------------------------------------------- nothing lost
+
+
+def test_a_later_empty_sources_list_does_not_wipe_sources_already_received() -> None:
+    """Issue 12 §6: built-in tool data was last-one-wins per field."""
+    acc = Accumulator()
+    first = {"sources": [{"url": "https://a"}], "status": "searching", "subqueries": None}
+    later = {"sources": [], "status": "done", "subqueries": [{"query": "q"}]}
+    more = {"sources": [{"url": "https://a"}, {"url": "https://b"}]}  # cumulative
+    for value in (first, later, more):
+        acc.add(DataDelta("graph_data", value))
+    assert acc.choice(0).data["graph_data"] == {
+        "sources": [{"url": "https://a"}, {"url": "https://b"}],
+        "status": "done",
+        "subqueries": [{"query": "q"}],
+    }
+    acc.add(DataDelta("refusal", "I can"))
+    acc.add(DataDelta("refusal", "not."))
+    assert acc.choice(0).data["refusal"] == "I cannot."
+
+
+def test_no_other_field_is_lost_to_a_later_piece() -> None:
+    acc = Accumulator()
+    acc.add(ToolCallDelta(index=0, id="c1", type="function", name="f", arguments='{"a":'))
+    acc.add(ToolCallDelta(index=0, id="", type="", name="", arguments="1}"))  # empty, not null
+    acc.add(ChoiceFinished("tool_calls"))
+    acc.add(ChoiceFinished(None))
+    acc.add(UsageReport(api.Usage(prompt_tokens=3, completion_tokens=4, total_tokens=7)))
+    acc.add(UsageReport(api.Usage(total_tokens=7, reasoning_tokens=2)))
+    call = acc.choice(0).tool_calls[0]
+    assert (call.id, call.type, call.name, call.arguments) == ("c1", "function", "f", '{"a":1}')
+    assert acc.choice(0).finish_reason == "tool_calls"
+    assert acc.usage == api.Usage(
+        prompt_tokens=3, completion_tokens=4, total_tokens=7, reasoning_tokens=2
+    )
+    acc.add(ResponseInfo({"id": "1", "model": "palmyra-x5", "service_tier": None}))
+    acc.add(ResponseInfo({"id": "2", "model": None, "usage": {"total_tokens": 7}}))
+    assert acc.info == {
+        "id": "2",
+        "model": "palmyra-x5",
+        "service_tier": None,
+        "usage": {"total_tokens": 7},
+    }
+
+
+def test_whole_tool_calls_with_null_indexes_stay_apart() -> None:
+    """Writer's non-streamed answers say ``"index": null`` on every tool call."""
+    body = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [
+                        {
+                            "id": "a",
+                            "type": "function",
+                            "index": None,
+                            "function": {"name": "f", "arguments": "{}"},
+                        },
+                        {
+                            "id": "b",
+                            "type": "function",
+                            "index": None,
+                            "function": {"name": "g", "arguments": "[]"},
+                        },
+                    ],
+                },
+            }
+        ]
+    }
+    acc = Accumulator()
+    for event in api.decode_response("chat", body):
+        acc.add(event)
+    calls = acc.choice(0).tool_calls
+    assert [(c.id, c.name, c.arguments) for c in calls.values()] == [
+        ("a", "f", "{}"),
+        ("b", "g", "[]"),
+    ]
+    assert acc.body is body
+
+
+# Body keys as Writer's reference spells them (shared/writer-docs: completions-openapi.md
+# ``completions_request.properties``; chat-api-reference.md "Body").
+COMPLETIONS_SPEC_KEYS = {
+    "model", "prompt", "max_tokens", "temperature", "top_p", "stop", "best_of",
+    "random_seed", "stream",
+}  # fmt: skip
+CHAT_SPEC_KEYS = {
+    "model", "messages", "max_tokens", "temperature", "top_p", "n", "stop", "logprobs",
+    "stream", "tools", "tool_choice", "stream_options", "response_format",
+}  # fmt: skip
+
+
+def test_every_body_key_is_spelled_as_the_spec_says() -> None:
+    completion = api.completion_request(
+        model="m", prompt="p", max_tokens=1, temperature=0.1, top_p=0.5, stop=["x"],
+        best_of=1, random_seed=2, stream=True,
+    )  # fmt: skip
+    chat = api.chat_request(
+        model="m", messages=[{"role": "user", "content": "q"}], max_tokens=1,
+        temperature=0.1, top_p=0.5, n=2, stop=["x"], logprobs=True, stream=True,
+        tools=[{"type": "function", "function": {"name": "f"}}], tool_choice="auto",
+        response_format={"type": "text"},
+    )  # fmt: skip
+    assert set(completion) == COMPLETIONS_SPEC_KEYS
+    assert set(chat) == CHAT_SPEC_KEYS
+    assert chat["stream_options"] == {"include_usage": True}
+
+
+def test_hostile_shapes_are_one_clear_error_or_ignored() -> None:
+    huge = chunk(index=10**9, delta={"content": "x"})
+    with pytest.raises(MalformedEventError, match="choice index out of range: 1000000000"):
+        api.decode_sse_data("chat", huge)
+    with pytest.raises(MalformedEventError, match="out of range"):
+        api.decode_response("chat", {"choices": [{"index": -1, "message": {"content": "x"}}]})
+    odd = chunk(
+        index=0,
+        delta={"tool_calls": [{"index": 0, "id": 7, "type": [], "function": {"name": 1}}]},
+    )
+    (call,) = content(api.decode_sse_data("chat", odd))
+    assert call == ToolCallDelta(index=0)
+    usage = {"choices": [], "usage": {"total_tokens": 3, "prompt_token_details": ["x"]}}
+    events = api.decode_sse_data("chat", json.dumps(usage))
+    assert UsageReport(api.Usage(total_tokens=3)) in events
+    whole = {"choices": [{"message": {"content": "a"}, "finish_reason": 5}]}
+    assert ChoiceFinished(None) in api.decode_response("chat", whole)

@@ -1,4 +1,4 @@
-"""Unit tests for writer_magics.builtin_tools: exact tool JSON, the one-type rule, sources."""
+"""Unit tests for writer_magics.tools.builtin: exact tool JSON, the one-type rule, sources."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from writer_magics.api import chat_request
-from writer_magics.builtin_tools import (
+from writer_magics.answer.result import Result
+from writer_magics.display import TextView
+from writer_magics.send_execute import Request, execute
+from writer_magics.server import ServerHandle
+from writer_magics.tools.builtin import (
     Source,
     builtin_tool,
     graph_tool,
@@ -22,12 +25,9 @@ from writer_magics.builtin_tools import (
     translation_tool,
     web_search_tool,
 )
-from writer_magics.client import ClientSettings, WriterClient
-from writer_magics.display import TextView
-from writer_magics.execute import Request, execute
-from writer_magics.result import Result
-from writer_magics.runner import LoopThread
-from writer_magics.server import ServerHandle
+from writer_magics.transport.client import ClientSettings, WriterClient
+from writer_magics.transport.events import chat_request
+from writer_magics.transport.loop import LoopThread
 
 # --------------------------------------------------------------------------- builders
 

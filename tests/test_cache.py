@@ -11,19 +11,12 @@ from typing import Any
 
 import pytest
 
-from writer_magics import api
-from writer_magics.api import (
-    ChoiceFinished,
-    DataDelta,
-    Event,
-    LogprobsDelta,
-    StreamEnd,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-    UsageReport,
-)
-from writer_magics.cache import (
+from writer_magics.display import TextView
+from writer_magics.errors import ReplayMissError
+from writer_magics.send_execute import Request, execute
+from writer_magics.server import ServerHandle
+from writer_magics.transport import events as api
+from writer_magics.transport.cache import (
     CachedAnswer,
     CacheError,
     ResponseCache,
@@ -36,12 +29,19 @@ from writer_magics.cache import (
     replay_path,
     request_key,
 )
-from writer_magics.client import ClientSettings, WriterClient
-from writer_magics.display import TextView
-from writer_magics.errors import ReplayMissError
-from writer_magics.execute import Request, execute
-from writer_magics.runner import LoopThread
-from writer_magics.server import ServerHandle
+from writer_magics.transport.client import ClientSettings, WriterClient
+from writer_magics.transport.events import (
+    ChoiceFinished,
+    DataDelta,
+    Event,
+    LogprobsDelta,
+    StreamEnd,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+)
+from writer_magics.transport.loop import LoopThread
 
 EVENTS: list[Event] = [
     TextDelta("Hello"),

@@ -4,15 +4,13 @@ cancellation and key safety. Counts and timings are read from the server's own l
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from writer_magics import api
-from writer_magics.api import Accumulator, Event, TextDelta
-from writer_magics.client import ClientSettings, WriterClient, retry_wait
 from writer_magics.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -26,9 +24,13 @@ from writer_magics.errors import (
     ServerSentError,
     StreamInterrupted,
     WriterError,
+    redact,
 )
-from writer_magics.runner import LoopThread
 from writer_magics.server import ServerHandle, start_server
+from writer_magics.transport import events as api
+from writer_magics.transport.client import ClientSettings, WriterClient, is_loopback, retry_wait
+from writer_magics.transport.events import Accumulator, Event, TextDelta
+from writer_magics.transport.loop import LoopThread
 
 KEY = "sk-client-test-SECRET-42"
 
@@ -110,6 +112,53 @@ def test_retry_after_ms_is_honoured() -> None:
     assert retry_wait(response, 0, 60) == pytest.approx(0.15)
     too_long = httpx.Response(429, headers={"retry-after": "120"})
     assert 0.75 <= retry_wait(too_long, 0, 60) <= 1.0  # over the cap: backoff instead
+
+
+@pytest.mark.parametrize(
+    "header", ["x", "", "Mon, 99 Foo 2026", "sk-not-a-date-0123456789", "nan", "inf", "-3"]
+)
+def test_unparseable_retry_after_falls_back_to_backoff(header: str) -> None:
+    import httpx
+
+    response = httpx.Response(429, headers={"retry-after": header})
+    assert 0.75 <= retry_wait(response, 0, 60) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("localhost", True),
+        ("127.evil.example", False),
+        ("localhost.evil.example", False),
+        ("127.1", False),
+        ("0.0.0.0", False),
+        ("10.0.0.1", False),
+        ("example.com", False),
+    ],
+)
+def test_loopback_is_a_literal_address_or_exactly_localhost(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_redaction_catches_whole_cut_and_escaped_keys() -> None:
+    key = 'wk-abc"def\\ghi-0123456789'
+    assert KEY not in redact(f"key={KEY}!", [KEY])
+    cut = f"...and then {KEY[:11]}"  # a message truncated in the middle of the key
+    assert redact(cut, [KEY]) == "...and then [REDACTED]"
+    escaped = json.dumps({"k": key})
+    assert "abc" not in redact(escaped, [key])
+    assert redact("Authorization: Bearer abc.def", []) == "Authorization: Bearer [REDACTED]"
+    assert redact("short key abc", ["abc"]) == "short key abc"  # under 4 characters: kept
+
+
+def test_settings_strip_the_key_and_the_url() -> None:
+    settings = ClientSettings(base_url=" http://127.0.0.1:1 \n", api_key=f"  {KEY}\r\n")
+    assert settings.api_key == KEY
+    assert settings.base_url == "http://127.0.0.1:1"
+    assert ClientSettings(api_key=" \n").api_key is None
 
 
 def test_rate_limit_after_retries_run_out(loop: LoopThread, server: ServerHandle) -> None:

@@ -9,8 +9,8 @@ from typing import cast
 
 import pytest
 
-from writer_magics.concurrency import bounded
-from writer_magics.runner import Item, LoopThread
+from writer_magics.transport.concurrency import bounded
+from writer_magics.transport.loop import Item, LoopThread
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from tests.kernel_env import REPO, markdown_outputs, model_cells
-from writer_magics.demo_stream import LiveAnswer, TerminalEcho, stable_tail
+from writer_magics.demo.stream import LiveAnswer, TerminalEcho, stable_tail
 
 
 def _demo_env() -> dict[str, str]:
@@ -117,7 +117,7 @@ def test_demo_unknown_notebook_is_one_line(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_notebooks_are_found_from_the_package_in_a_clone() -> None:
-    from writer_magics.demo import find_notebook
+    from writer_magics.demo.run import find_notebook
 
     assert find_notebook("quickstart") == REPO / "notebooks" / "quickstart.ipynb"
 
@@ -159,7 +159,7 @@ class _Out:
 
 
 def _live_widget(echo: TerminalEcho, panels: int = 1) -> None:
-    for _ in range(panels * 2):
+    for _ in range(panels):  # one tail Output per panel
         echo.message(_comm("comm_open", "x", {"_model_name": "OutputModel"}))
     view = {"application/vnd.jupyter.widget-view+json": {"model_id": "root"}, "text/plain": "VBox"}
     echo.message(_display(view, "live-1"))
@@ -172,7 +172,8 @@ def test_echo_prints_each_piece_once_as_it_arrives_then_the_rest() -> None:
     echo.message(_tail("Hello"))
     echo.message(_tail("Hello wor"))
     echo.message(_tail("Hello world.\n\n```python\nx = 1\n```"))  # the view closed the fence
-    echo.message(_display({"text/markdown": "Hello world.\n\n"}), captured=True)  # sealed
+    sealed = {"output_type": "display_data", "data": {"text/markdown": "Hello world.\n\n"}}
+    echo.message(_comm("comm_open", "s1", {"_model_name": "OutputModel", "outputs": [sealed]}))
     echo.message(_tail("```python\nx = 1\n```"))
     final = "Hello world.\n\n```python\nx = 1\ny = 2\n```\n\nBye."
     echo.message(_display({"text/markdown": final, "text/plain": final}, "live-1", update=True))

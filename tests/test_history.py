@@ -1,4 +1,4 @@
-"""Unit tests for writer_magics.history: which messages a cell sends, and history files."""
+"""Unit tests for writer_magics.answer.history: which messages a cell sends, and history files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from writer_magics.history import (
+from writer_magics.answer.history import (
     FORMAT_VERSION,
     Call,
     Conversation,
@@ -267,7 +267,7 @@ def test_failed_write_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def broken_replace(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("writer_magics.history.os.replace", broken_replace)
+    monkeypatch.setattr("writer_magics.answer.history.os.replace", broken_replace)
     with pytest.raises(HistoryFileError, match="No space left on device"):
         save(path, Conversation(system="new"))
     assert path.read_text(encoding="utf-8") == before

@@ -96,7 +96,11 @@ def execute(
             on_message(msg, now)
         if msg["header"]["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             idle = True
+    # The shell channel may still hold an older reply (a late kernel_info reply from
+    # wait_for_ready, for one): take the reply to this request, not the next one.
     reply = client.get_shell_msg(timeout=10)
+    while reply["parent_header"].get("msg_id") != msg_id:  # e.g. a spare kernel_info_reply
+        reply = client.get_shell_msg(timeout=10)
     result.reply = reply["content"]
     result.reply_time = time.monotonic()
     assert idle, f"the kernel did not go idle within {timeout} s"

@@ -1,4 +1,4 @@
-"""Unit tests for writer_magics.logprobs_view: shaded tokens with tooltips, as static HTML."""
+"""Unit tests for writer_magics.display.logprobs: shaded tokens with tooltips, as static HTML."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from writer_magics.api import chat_request
-from writer_magics.client import ClientSettings, WriterClient
 from writer_magics.display import TextView
-from writer_magics.execute import Request, execute
-from writer_magics.logprobs_view import logprobs_html, percent, probability_color, tooltip
-from writer_magics.runner import LoopThread
+from writer_magics.display.logprobs import logprobs_html, percent, probability_color, tooltip
+from writer_magics.send_execute import Request, execute
 from writer_magics.server import ServerHandle
+from writer_magics.transport.client import ClientSettings, WriterClient
+from writer_magics.transport.events import chat_request
+from writer_magics.transport.loop import LoopThread
 
 
 class Spans(HTMLParser):

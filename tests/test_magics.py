@@ -39,7 +39,10 @@ def user_texts(body: dict[str, Any]) -> list[str]:
 def everything(captured: CapturedIO) -> str:
     parts = [captured.stdout, captured.stderr]
     for output in captured.outputs:
-        parts.extend(str(v) for v in output.data.values())
+        data = dict(output.data)
+        if "text/markdown" in data and "text/plain" in data:
+            del data["text/markdown"]  # the same text, escaped for the renderer
+        parts.extend(str(v) for v in data.values())
     return "\n".join(parts)
 
 

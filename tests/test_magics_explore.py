@@ -12,8 +12,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from tests.conftest import API_KEY
 from tests.test_magics import everything, run
+from writer_magics.answer.sweep import Sweep
 from writer_magics.server import ServerHandle, start_server
-from writer_magics.sweep import Sweep
 
 
 @pytest.fixture

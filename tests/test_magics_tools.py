@@ -113,7 +113,9 @@ def test_schema_types_are_derived(shell: InteractiveShell, server: ServerHandle)
 
 
 def test_one_builtin_tool_type_per_request(shell: InteractiveShell, server: ServerHandle) -> None:
-    text = everything(run(shell, "%%chat --web-search --graph g-1\nHi"))
+    text = everything(
+        run(shell, "%%chat --web-search --graph 6e2a7f0c-1d5b-4e0a-9c3f-2b8d1a4e5f60\nHi")
+    )
     assert "UsageError" in text and "Traceback" not in text
     assert server.requests == []
 

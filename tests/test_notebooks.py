@@ -15,7 +15,7 @@ import pytest
 from nbclient import NotebookClient
 
 from tests.kernel_env import NOTEBOOK_DIR, NOTEBOOKS, kernel_env, markdown_outputs, model_cells
-from writer_magics import demo
+from writer_magics.demo import run as demo
 from writer_magics.server import ServerHandle
 
 EXPECTED = {"quickstart.ipynb", "prompt-engineering.ipynb", "teaching.ipynb"}

@@ -1,4 +1,4 @@
-"""Unit tests for writer_magics.options: the magic line as users type it."""
+"""Unit tests for writer_magics.line.options: the magic line as users type it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from writer_magics.options import (
+from writer_magics.line.options import (
     ChatCommand,
     ChatOptions,
     CompleteOptions,
@@ -31,6 +31,12 @@ def complete(line: str, cell: str | None = None) -> None:
 def chat(line: str, cell: str | None = None) -> None:
     """Send a message to /v1/chat."""
 
+
+G1, G2, G3 = (
+    "6e2a7f0c-1d5b-4e0a-9c3f-2b8d1a4e5f60",
+    "0b6f3c2e-8a41-4d1e-9f5a-3c7e2d1b0a94",
+    "9d1c4b7a-2e3f-4a5b-8c6d-7e8f9a0b1c2d",
+)
 
 NS: dict[str, Any] = {
     "persona": "You are terse, and kind",
@@ -201,23 +207,30 @@ def test_sweep_items_are_each_validated_and_repeats_accumulate() -> None:
         ("-t 2.5", "--temperature expects a number between 0 and 2, got '2.5'"),
         ("-t nan", "--temperature expects a number between 0 and 2, got 'nan'"),
         ("--top-p -0.1", "--top-p expects a number between 0 and 1, got '-0.1'"),
-        ("--max-tokens 0", "--max-tokens expects a positive whole number, got '0'"),
-        ("--max-tokens 1.5", "--max-tokens expects a positive whole number, got '1.5'"),
-        ("--n 0", "--n expects a positive whole number, got '0'"),
-        ("-n two", "--n expects a positive whole number, got 'two'"),
+        ("--max-tokens 0", "--max-tokens expects a whole number between 1 and 2147483647, got '0'"),
+        (
+            "--max-tokens 1.5",
+            "--max-tokens expects a whole number between 1 and 2147483647, got '1.5'",
+        ),
+        ("--n 0", "--n expects a whole number between 1 and 128, got '0'"),
+        ("-n two", "--n expects a whole number between 1 and 128, got 'two'"),
         ("--timeout 0", "--timeout expects a positive number of seconds, got '0'"),
         ("-t", "--temperature needs a value, e.g. --temperature 0.7"),
         ("-t --no-stream", "--temperature needs a value, e.g. --temperature 0.7"),
         ("--max-tokens=", "--max-tokens needs a value"),
         ("--no-stream=yes", "--no-stream is a switch and takes no value"),
         ("--out", "--out needs a value, e.g. --out answer"),
-        ("--out ''", "--out expects a Python variable name, got ''"),
-        ("-o 1x", "--out expects a Python variable name, got '1x'"),
-        ("-o class", "--out expects a Python variable name, got 'class'"),
+        ("--out ''", "--out expects a Python variable name such as answer, got ''"),
+        ("-o 1x", "--out expects a Python variable name such as answer, got '1x'"),
+        ("-o class", "--out class: class is a Python keyword; choose another name"),
         ("-m 'palmyra x5'", "--model expects a model name such as palmyra-x5, got 'palmyra x5'"),
         ("--stop ''", "--stop expects a non-empty stop sequence"),
         ("--session ' '", "--session expects a name, got ' '"),
-        ('-s "unclosed', 'The %%chat line has an unclosed " quote'),
+        (
+            '-s "unclosed',
+            'The %%chat line has an unclosed " quote at column 11 ("unclosed): '
+            'close it with "; nothing was sent',
+        ),
         ("--show", "--show works in the line form only: %chat --show"),
     ],
 )
@@ -230,7 +243,7 @@ def test_chat_errors(line: str, message: str) -> None:
     [
         ("--system x", "--system is a %%chat option; %%complete does not take it"),
         ("--session x", "--session is a %%chat option; %%complete does not take it"),
-        ("--best-of 0", "--best-of expects a positive whole number, got '0'"),
+        ("--best-of 0", "--best-of expects a whole number between 1 and 2147483647, got '0'"),
         (
             "--random-seed -1",
             "--random-seed expects a whole number between 0 and 2147483647, got '-1'",
@@ -262,6 +275,12 @@ def test_command_errors() -> None:
         "--show and --reset cannot be used together; give one chat command at a time"
     )
     assert error(pc, "--undo please", False) == "%chat --undo takes no prompt text, got 'please'"
+    assert error(pc, "--save my chat.json", False) == (
+        "%chat --save takes no prompt text, got 'chat.json'; quote a path with spaces: "
+        '--save "my chat.json"'
+    )
+    assert pc("--save “my chat.json”", False).path == "my chat.json"
+    assert pc("--load 'Ann's chat.json'", False).path == "Ann's chat.json"
     assert error(pc, "--save", False) == "--save needs a value, e.g. --save chat.json"
 
 
@@ -270,8 +289,12 @@ def test_command_errors() -> None:
 
 def test_removed_models_warn_but_parse() -> None:
     opts = pc("-m palmyra-med,palmyra-x5 -m palmyra-med")
-    assert opts.models == ("palmyra-med", "palmyra-x5", "palmyra-med")
-    assert opts.warnings == ("palmyra-med was removed on 2026-07-13; use palmyra-x5 instead.",)
+    assert opts.models == ("palmyra-med", "palmyra-x5")  # the repeat is sent once
+    assert opts.warnings == (
+        "palmyra-med was removed on 2026-07-13; use palmyra-x5 instead.",
+        "--model repeats a value: identical combinations are sent once, 2 requests instead "
+        "of 3 (use -n N for several answers)",
+    )
     assert removal_warning("palmyra-fin", date(2026, 7, 1)) == (
         "palmyra-fin will be removed on 2026-07-13; use palmyra-x5 instead."
     )
@@ -397,10 +420,10 @@ def test_tool_defaults_are_unset() -> None:
     ("line", "tool"),
     [
         (
-            "--graph g1,g2 --graph g3 --subqueries",
-            {"type": "graph", "function": {"graph_ids": ["g1", "g2", "g3"], "subqueries": True}},
+            f"--graph {G1},{G2} --graph {G3} --subqueries",
+            {"type": "graph", "function": {"graph_ids": [G1, G2, G3], "subqueries": True}},
         ),
-        ("--graph g1", {"type": "graph", "function": {"graph_ids": ["g1"], "subqueries": False}}),
+        (f"--graph {G1}", {"type": "graph", "function": {"graph_ids": [G1], "subqueries": False}}),
         (
             "--llm-tool 'palmyra-med: Medical questions: dosage, symptoms'",
             {
@@ -484,12 +507,12 @@ def test_tool_choice_values_and_names_from_variables() -> None:
             "--include-domain expects a domain such as python.org, got 'https://x.org'",
         ),
         (
-            "--web-search --graph g",
+            f"--web-search --graph {G1}",
             "Writer allows one built-in tool per request; got --web-search and --graph. "
             "Use one of them per cell",
         ),
         (
-            "--translate fr --llm-tool a:b --graph g",
+            f"--translate fr --llm-tool a:b --graph {G1}",
             "Writer allows one built-in tool per request; got --graph, --llm-tool and "
             "--translate. Use one of them per cell",
         ),
@@ -549,3 +572,95 @@ def test_name_options_keep_references_to_objects() -> None:
     assert pc("--schema {cfg['s']}", **ns).schema == "cfg['s']"
     assert pc("--schema $which", **ns).schema == "Answer"  # a string variable gives its value
     assert pc("--tools $lookup --tools {lookup}", **ns).tools == ("lookup",)
+
+
+# --------------------------------------------------------------------------- quotes, keys, limits
+
+
+@pytest.mark.parametrize(
+    ("line", "systems", "prompt"),
+    [
+        ("-s 'You're terse' Hi", ("You're terse",), "Hi"),
+        ("-s “You are terse” Hi", ("You are terse",), "Hi"),
+        ("-s ‘don’t’ Hi", ("don’t",), "Hi"),
+        ("-s You're Hi", ("You're",), "Hi"),
+        ("-s students’ work", ("students’",), "work"),
+        ("-s'terse x' Hi", ("terse x",), "Hi"),
+        ("--system='x y' Hi", ("x y",), "Hi"),
+        ("-s “$persona” Hi", ("You are terse, and kind",), "Hi"),
+        ("-s ‘$persona’ Hi", ("$persona",), "Hi"),
+        ("“What is RAG?”", None, "What is RAG?"),
+        ("What's up, it's 5 o'clock", None, "What's up, it's 5 o'clock"),
+        ("-s 'terse' 'What is RAG?'", ("terse",), "What is RAG?"),
+        ("-s 'terse' Bob's 'idea'", ("terse",), "Bob's 'idea'"),
+    ],
+)
+def test_quotes_as_meant(line: str, systems: tuple[str, ...] | None, prompt: str) -> None:
+    opts = pc(line, cell=False)
+    assert (opts.systems, opts.prompt) == (systems, prompt)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("-s 'x", "unclosed ' quote at column 10 ('x)"),
+        ("-s ‘x", "unclosed ‘ quote at column 10 (‘x)"),
+        ('-s "x', 'unclosed " quote at column 10 ("x)'),
+        ("-s x” Hi", "closing ” quote at column 11 without an opening “"),
+        ("-s 'a' b' Hi", "' at column 15 after a value that was already closed"),
+    ],
+)
+def test_unbalanced_quotes_name_their_column(line: str, message: str) -> None:
+    assert message in error(pc, line, False)
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "sk-test-SECRET-0123456789",
+        "sk-live-a1b2c3d4e5f6g7h8",
+        "Zx8kLm2Qp9Rt4Vw7Yb1Nc6Hd3Fg5Js0A",
+    ],
+)
+def test_key_shaped_words_are_refused(word: str) -> None:
+    message = error(pc, f"-s {word} Hi", False)
+    assert "looks like an API key (as the value of -s" in message and word not in message
+    assert "looks like an API key (on the line" in error(pc, f"Check {word}", False)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Compare sk-learn and sk-learn-intelex",
+        "Is sk-learn-tutorial-notebooks good?",
+        f"--graph {G1} Hash 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 is upper case only",
+    ],
+)
+def test_words_that_merely_resemble_keys_pass(line: str) -> None:
+    assert pc(line, cell=False).prompt is not None
+
+
+def test_the_configured_key_is_refused() -> None:
+    secrets = ("not-shaped-like-one",)
+    with pytest.raises(UsageError) as info:
+        parse_chat(
+            chat, "Hi not-shaped-like-one", NS, default_model="x", cell=False, secrets=secrets
+        )
+    assert "not-shaped" not in str(info.value)
+
+
+def test_repeated_sweep_values_are_sent_once() -> None:
+    opts = pc("-t 0.5,0.5 --top-p 0.9 --top-p 0.9")
+    assert opts.temperatures == (0.5,) and opts.top_ps == (0.9,) and not opts.is_sweep
+    assert opts.warnings == (
+        "--temperature, --top-p repeats a value: identical combinations are sent once, "
+        "1 request instead of 4 (use -n N for several answers)",
+    )
+
+
+def test_max_sweep_counts_every_combination() -> None:
+    line = "-m a,b -t 0.1,0.2 --top-p 0.5,0.6 -s x -s y"
+    assert len(parse_chat(chat, line, NS, default_model="m", cell=True, max_sweep=16).params) == 16
+    with pytest.raises(UsageError, match=r"This sweep is 16 requests \(2 --model x 2 "):
+        parse_chat(chat, line, NS, default_model="m", cell=True, max_sweep=15)

@@ -1,4 +1,4 @@
-"""Unit tests for writer_magics.prompt: what reaches the model, and the errors users read."""
+"""Unit tests for writer_magics.line.prompt: what reaches the model, and the errors users read."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from writer_magics.prompt import PromptError, is_reference, render, resolve_reference
+from writer_magics.line.prompt import PromptError, is_reference, render, resolve_reference
 
 
 class Report:
@@ -165,3 +165,51 @@ def test_prompt_error_prints_one_line_in_ipython() -> None:
         "write {{missing}} for literal braces."
     )
     assert "Traceback" not in out.getvalue() + err.getvalue()
+
+
+# --------------------------------------------------------------------------- code is kept
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        # fenced blocks: backticks, tildes, longer fences, indented fences, unclosed
+        ("{name}\n```\nx = '{name}'\n```\n{name}", "Ann\n```\nx = '{name}'\n```\nAnn"),
+        ("~~~\n{name}.x\n~~~", "~~~\n{name}.x\n~~~"),
+        ("````\n```\n{n} {n}\n```\n````", "````\n```\n{n} {n}\n```\n````"),
+        ("   ```py\nf'{name}'\n   ```", "   ```py\nf'{name}'\n   ```"),
+        ("1. Run:\n\n       ```\n       echo {name}\n       ```", None),
+        ("```\nunclosed {name} and {missing}", "```\nunclosed {name} and {missing}"),
+        # a lone placeholder line in a fence is filled, its indentation kept
+        ("```\n{name}\n```", "```\nAnn\n```"),
+        ("```\n    {report.title}  \n```", "```\n    Q3  \n```"),
+        ("```\n{rows[0]}\n{{name}}\n```", "```\n10\n{{name}}\n```"),
+        # inline code spans, single and double backticks
+        ("Use `{name}` for {name}", "Use `{name}` for Ann"),
+        ("``a ` {missing} `` then {n}", "``a ` {missing} `` then 3"),
+        ("a lone ` backtick then {n}", "a lone ` backtick then 3"),
+        # ${...} is shell / template syntax
+        ("cp ${name} ${missing} $name", "cp ${name} ${missing} $name"),
+        ("${a{b}} {n}", "${a{b}} 3"),
+        # three backticks inside a line make an inline code span, not a fence
+        ("Review this: ```{name}```", "Review this: ```{name}```"),
+    ],
+)
+def test_code_is_never_rewritten(ns: dict[str, Any], template: str, expected: str | None) -> None:
+    assert render(template, ns) == (template if expected is None else expected)
+
+
+def test_raw_sends_the_template_unchanged(ns: dict[str, Any]) -> None:
+    template = "{missing} {{name}} {name}"
+    assert render(template, ns, raw=True) == template
+    with pytest.raises(UsageError, match="prompt is empty"):
+        render("  \n", ns, raw=True)
+
+
+def test_the_size_limit(ns: dict[str, Any]) -> None:
+    assert render("x" * 10, ns, max_bytes=10) == "x" * 10
+    with pytest.raises(UsageError) as info:
+        render("é" * 6, ns, max_bytes=10, magic="%complete")  # 12 UTF-8 bytes
+    message = str(info.value)
+    assert "12 bytes" in message and "--allow-large" in message and "%complete" in message
+    assert render("x" * 20, ns, max_bytes=0) == "x" * 20  # 0: no limit

@@ -8,24 +8,26 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from writer_magics import api
-from writer_magics.api import Usage
-from writer_magics.client import ClientSettings, WriterClient
-from writer_magics.display import TextView
-from writer_magics.execute import Request, execute
-from writer_magics.promptlog import (
+from tests.conftest import API_KEY
+from writer_magics.answer.promptlog import (
     SCHEMA_VERSION,
     PromptLog,
     PromptLogError,
     data_dir,
     default_log_path,
 )
-from writer_magics.result import Choice, Result, Timing
-from writer_magics.runner import LoopThread
+from writer_magics.answer.result import Choice, Result, Timing
+from writer_magics.display import TextView
+from writer_magics.send_execute import Request, execute
 from writer_magics.server import ServerHandle
+from writer_magics.transport import events as api
+from writer_magics.transport.client import ClientSettings, WriterClient
+from writer_magics.transport.events import Usage
+from writer_magics.transport.loop import LoopThread
 
 KEY = "sk-test-LOGKEY-0123456789"
 
@@ -225,3 +227,43 @@ def test_logging_real_results_from_the_server(
     assert ok.total_tokens is not None and ok.first_token is not None and ok.total_time
     assert bad.status == "failed" and bad.error and "500" in bad.error
     assert KEY.encode() not in log.path.read_bytes()
+
+
+def test_a_damaged_row_does_not_hide_the_rest_of_the_log(tmp_path: Path) -> None:
+    """Bad UTF-8 in a text column and a params column nested too deeply: read anyway."""
+    path = tmp_path / "log.sqlite3"
+    log = PromptLog(path)
+    assert log.append(chat_result("first answer"))
+    assert log.append(chat_result("second answer"))
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE entries SET answer = CAST(x'ff6f6b' AS TEXT) WHERE id = 1")
+        db.execute("UPDATE entries SET params = ?, messages = '[1]' WHERE id = 2", ["[" * 100_000])
+    entries = log.recent()
+    assert [e.answer for e in entries] == ["second answer", "\ufffdok"]
+    assert entries[0].params == {} and entries[0].prompt_text == ""
+    assert log.export_jsonl(tmp_path / "out.jsonl") == 2
+
+
+def test_a_damaged_log_never_breaks_a_cell(
+    shell: Any, server: ServerHandle, tmp_path: Path
+) -> None:
+    """Through a real shell: the answer shows, one warning line, ``%writer log`` one line."""
+    from IPython.utils.capture import capture_output
+
+    path = tmp_path / "log.sqlite3"
+    path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 5000)  # a torn database
+    shell.run_line_magic("config", f"WriterMagics.log_path = {str(path)!r}")
+    for _ in range(2):
+        with capture_output():
+            result = shell.run_cell("%%chat --new -o a\nHello")
+        assert result.success and shell.user_ns["a"].text
+    with capture_output() as first:
+        shell.run_cell("%%chat --new\nAgain")
+    assert "could not write the prompt log" not in first.stderr  # warned once already
+    with capture_output() as shown:
+        result = shell.run_cell("%writer log")
+    assert not result.success
+    lines = result.error_in_exec._render_traceback_()
+    assert len(lines) == 1 and lines[0].startswith("PromptLogError: Cannot read the prompt log")
+    assert "Traceback" not in shown.stdout + shown.stderr
+    assert API_KEY not in shown.stdout + shown.stderr + lines[0]

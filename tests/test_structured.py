@@ -1,4 +1,4 @@
-"""Unit tests for writer_magics.structured: response_format, parsing, one-line errors."""
+"""Unit tests for writer_magics.answer.parsed: response_format, parsing, one-line errors."""
 
 from __future__ import annotations
 
@@ -11,15 +11,8 @@ import pytest
 from IPython.core.error import UsageError
 from pydantic import BaseModel, Field
 
-from writer_magics import structured
-from writer_magics.api import chat_request
-from writer_magics.client import ClientSettings, WriterClient
-from writer_magics.display import TextView
-from writer_magics.errors import WriterError
-from writer_magics.execute import Request, execute
-from writer_magics.runner import LoopThread
-from writer_magics.server import ServerHandle
-from writer_magics.structured import (
+from writer_magics.answer import parsed as structured
+from writer_magics.answer.parsed import (
     StructuredOutputError,
     parse,
     pretty,
@@ -28,6 +21,13 @@ from writer_magics.structured import (
     response_format,
     schema_name,
 )
+from writer_magics.display import TextView
+from writer_magics.errors import WriterError
+from writer_magics.send_execute import Request, execute
+from writer_magics.server import ServerHandle
+from writer_magics.transport.client import ClientSettings, WriterClient
+from writer_magics.transport.events import chat_request
+from writer_magics.transport.loop import LoopThread
 
 
 class Step(BaseModel):

@@ -7,18 +7,18 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from writer_magics import api
-from writer_magics.api import Event, Usage
-from writer_magics.client import ClientSettings, WriterClient
-from writer_magics.concurrency import bounded
+from writer_magics.answer.result import Choice, Result, Timing
+from writer_magics.answer.sweep import Sweep
 from writer_magics.display import TextView
 from writer_magics.errors import ServerError
-from writer_magics.execute import Outcomes, Request, execute
-from writer_magics.options import Params
-from writer_magics.result import Choice, Result, Timing
-from writer_magics.runner import LoopThread
+from writer_magics.line.options import Params
+from writer_magics.send_execute import Outcomes, Request, execute
 from writer_magics.server import ServerHandle, start_server
-from writer_magics.sweep import Sweep
+from writer_magics.transport import events as api
+from writer_magics.transport.client import ClientSettings, WriterClient
+from writer_magics.transport.concurrency import bounded
+from writer_magics.transport.events import Event, Usage
+from writer_magics.transport.loop import LoopThread
 
 A = Params("palmyra-x5", temperature=0.2)
 B = Params("palmyra-x4", temperature=1.0)
@@ -122,6 +122,13 @@ def test_html_escapes_what_the_model_wrote() -> None:
     html = Sweep([(params, result("<script>alert(1)</script>", "palmyra-x5"))])._repr_html_()
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "&lt;b&gt;bold&lt;/b&gt;" in html
+
+
+def test_dollar_signs_in_a_sweep_table_are_never_math() -> None:
+    """JupyterLab typesets HTML and Markdown outputs alike: each $ stands alone."""
+    sweep = Sweep([(Params("palmyra-x5"), result("Prices are $40 and $90", "palmyra-x5"))])
+    for shown in (sweep._repr_html_(), sweep._repr_markdown_()):
+        assert "$" not in shown and "<span>&#36;</span>40" in shown
 
 
 # --------------------------------------------------------------------------- end to end

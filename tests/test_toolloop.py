@@ -14,21 +14,21 @@ from typing import Any
 
 import pytest
 
-from writer_magics.api import chat_request
-from writer_magics.client import ClientSettings, WriterClient
+from writer_magics.answer.result import Choice, Result
 from writer_magics.display import TextView
 from writer_magics.errors import WriterError
-from writer_magics.execute import Request, execute
-from writer_magics.result import Choice, Result
-from writer_magics.runner import LoopThread
+from writer_magics.send_execute import Request, execute
 from writer_magics.server import ServerHandle
-from writer_magics.toolloop import (
+from writer_magics.tools.functions import tool_definitions
+from writer_magics.tools.rounds import (
     DECLINED,
     ToolRoundsExceeded,
     next_request,
     run_tool_rounds,
 )
-from writer_magics.tools import tool_definitions
+from writer_magics.transport.client import ClientSettings, WriterClient
+from writer_magics.transport.events import chat_request
+from writer_magics.transport.loop import LoopThread
 
 Send = Callable[[Request], Result]
 

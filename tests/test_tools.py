@@ -1,4 +1,4 @@
-"""Unit tests for writer_magics.tools: schemas from Python functions, and running calls.
+"""Unit tests for writer_magics.tools.functions: schemas from Python functions, and running calls.
 
 This module uses ``from __future__ import annotations``, so every hint below is a
 string: the schemas are built from evaluated annotations, as in a user's module.
@@ -17,7 +17,7 @@ import pytest
 from IPython.core.error import UsageError
 from pydantic import BaseModel
 
-from writer_magics.tools import (
+from writer_magics.tools.functions import (
     ToolSchemaError,
     error_text,
     function_tool,

@@ -1,7 +1,9 @@
 """writer-magics: `%%complete` and `%%chat` for the Writer API in Jupyter.
 
 The extension is loaded with ``%load_ext writer_magics``; loading and unloading are
-mirror images so that ``%reload_ext`` leaves no stale state behind.
+mirror images so that ``%reload_ext`` leaves no stale state behind: the magics (with
+their client and loop thread) and the input transformer that keeps
+``%chat What is RAG?`` from being read as a help request (:mod:`writer_magics.line.questions`).
 """
 
 from __future__ import annotations
@@ -45,16 +47,24 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
-    """Register the magics on one shell; the instance owns all per-kernel state."""
+    """Register the magics and the line-form question transformer on one shell."""
+    from writer_magics.line.questions import magic_questions
     from writer_magics.magics import WriterMagics
 
     ipython.register_magics(WriterMagics(shell=ipython))
+    cleanup = ipython.input_transformers_cleanup
+    if magic_questions not in cleanup:
+        cleanup.append(magic_questions)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
-    """Close the client and loop thread and remove the magics again."""
+    """Remove the transformer, close the client and loop thread, remove the magics."""
+    from writer_magics.line.questions import magic_questions
     from writer_magics.magics import WriterMagics
 
+    cleanup = ipython.input_transformers_cleanup
+    while magic_questions in cleanup:
+        cleanup.remove(magic_questions)
     manager = ipython.magics_manager
     assert manager is not None
     magics = manager.registry.pop("WriterMagics", None)

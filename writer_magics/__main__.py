@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve(rest)
     if command == "demo":
-        from writer_magics.demo import main as demo
+        from writer_magics.demo.run import main as demo
 
         return demo(rest)
     print(f"unknown command {command!r}: use serve or demo", file=sys.stderr)

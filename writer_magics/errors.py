@@ -4,19 +4,24 @@ Bad input never gets here: it is an IPython ``UsageError`` raised before anythin
 sent. What is left is what happens on the way to Writer and back::
 
     WriterError                      one or two lines via _render_traceback_, key redacted
-    ├── ConfigurationError           no API key, http:// to a remote host, bad base URL
+    ├── ConfigurationError           no API key, a key that cannot go in a header,
+    │                                http:// to a non-loopback host, a malformed base URL,
+    │                                an unreadable .env
     ├── APIStatusError               the server answered with an HTTP error status
+    │   ├── RedirectError            3xx: where it pointed; never followed with the key
     │   ├── BadRequestError          400/413/422: Writer's own errors[].description
     │   │   └── ContextLengthError   the conversation is too long for the model (%%chat)
     │   ├── AuthenticationError      401/403: the key is wrong or lacks access
     │   ├── NotFoundError            404: unknown model (suggests palmyra-x5) or URL
     │   ├── RateLimitError           429 after the retries ran out
     │   └── ServerError              408/409/5xx after the retries ran out
-    ├── RequestTimeoutError          connect or read timeout (between events)
+    ├── RequestTimeoutError          no new event within read_timeout / --timeout, or
+    │                                the cell's requests past total_timeout
     ├── APIConnectionError           could not connect, or the connection broke
     ├── StreamError                  the stream went wrong after it started
     │   ├── StreamInterrupted        the connection dropped or ended before a finish
-    │   ├── MalformedEventError      an event that is not the JSON Writer sends
+    │   ├── MalformedEventError      an event that is not the JSON Writer sends, or a
+    │   │                            body that cannot be decoded (a false gzip claim)
     │   └── ServerSentError          an error event inside the stream
     ├── ReplayMissError              replay mode has no recorded answer for a request
     └── CheckFailedError             --strict: an answer failed an --expect check
@@ -33,21 +38,58 @@ from collections.abc import Iterable
 #: A fixed placeholder so that redacted output is stable and obvious.
 REDACTED = "[REDACTED]"
 _BEARER = re.compile(r"(Bearer\s+)[^\s'\"]+", re.IGNORECASE)
+#: A key cut short (a message truncated after 80 characters) is still redacted once this
+#: much of its beginning shows.
+_PREFIX = 8
+#: Control characters (C0, DEL, C1) and the line/paragraph separators: a message from a
+#: server must not add lines or move the terminal's cursor.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove every known secret and any bearer token from text meant for people."""
+    """Remove every known secret and any bearer token from text meant for people.
+
+    ``secrets`` are the keys in play (``None`` and strings shorter than 4 are ignored).
+    A secret is replaced by ``[REDACTED]`` wherever it occurs whole, JSON-escaped, or
+    cut short (its first 8 characters and as many more as match); any
+    ``Bearer <token>`` loses its token. The one redaction step: everything that
+    reaches a screen, a file or an exception goes through here.
+    """
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
+            text = _redact_one(text, str(secret))
     return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
 
 
+def _redact_one(text: str, secret: str) -> str:
+    text = text.replace(secret, REDACTED)
+    escaped = secret.replace("\\", "\\\\").replace('"', '\\"')
+    if escaped != secret:
+        text = text.replace(escaped, REDACTED)
+    if len(secret) <= _PREFIX:
+        return text
+    head = secret[:_PREFIX]
+    start = text.find(head)
+    while start >= 0:
+        end = start + _PREFIX
+        while end < len(text) and end - start < len(secret) and text[end] == secret[end - start]:
+            end += 1
+        text = text[:start] + REDACTED + text[end:]
+        start = text.find(head, start + len(REDACTED))
+    return text
+
+
+def printable(text: str) -> str:
+    """Text on one line: every run of control characters (newlines, escapes) is one space."""
+    return _CONTROL.sub(" ", text)
+
+
 def one_line(error: BaseException) -> str:
-    """Any failure as the one line a status bar or a log shows."""
+    """Any failure as the one line a status bar or a log shows (bearer tokens redacted)."""
     if isinstance(error, WriterError):
         return error.message
-    return f"{type(error).__name__}: {error}".splitlines()[0]
+    text = printable(f"{type(error).__name__}: {error}".splitlines()[0])
+    return redact(text)
 
 
 class WriterError(Exception):
@@ -57,9 +99,9 @@ class WriterError(Exception):
     hint: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(redact(message))
+        super().__init__(printable(redact(message)))
         if hint is not None:
-            self.hint = redact(hint)
+            self.hint = printable(redact(hint))
 
     @property
     def message(self) -> str:
@@ -94,6 +136,10 @@ class APIStatusError(WriterError):
     def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.status = status
+
+
+class RedirectError(APIStatusError):
+    """3xx: the server points elsewhere; the request is not repeated there with the key."""
 
 
 class BadRequestError(APIStatusError):

@@ -9,33 +9,36 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from IPython.core.display import HTML, Markdown
-from IPython.core.display_functions import display
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
+from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, validate
 
-from writer_magics import api, bodies, options, prompt, settings
-from writer_magics.api import Request
-from writer_magics.errors import REDACTED, APIStatusError, WriterError, redact
-from writer_magics.history import Call, Conversation, Sessions, Turn
-from writer_magics.options import ChatOptions, Params
-from writer_magics.runner import LoopThread
+from writer_magics import config as settings
+from writer_magics import request as bodies
+from writer_magics.answer.history import Call, Conversation, Sessions, Turn
+from writer_magics.errors import REDACTED, APIStatusError, WriterError, printable, redact
+from writer_magics.line import completion, options, prompt
+from writer_magics.line.options import ChatOptions, Params
+from writer_magics.transport import events as api
+from writer_magics.transport import models
+from writer_magics.transport.events import Request
+from writer_magics.transport.loop import LoopThread
 
 # The rest (display, execute, sender, features...) loads with the first cell, keeping
 # %load_ext fast: see bench/load.py.
 
 if TYPE_CHECKING:
-    from writer_magics.client import WriterClient
+    from writer_magics.answer.result import Result
     from writer_magics.display import ViewKind
-    from writer_magics.execute import Outcomes
-    from writer_magics.features import ChatFeatures
-    from writer_magics.result import Result
-    from writer_magics.sender import Sender, SendSettings
+    from writer_magics.send import Sender, SendSettings
+    from writer_magics.send_execute import Outcomes
+    from writer_magics.tools.prepare import ChatFeatures
+    from writer_magics.transport.client import WriterClient
 
 
 @magics_class
@@ -49,10 +52,21 @@ class WriterMagics(Magics):
         "", help="API base URL (WRITER_BASE_URL wins; default https://api.writer.com)."
     ).tag(config=True)
     api_key = Unicode(
-        "", help="API key, used only when WRITER_API_KEY and .env have none. Never shown."
+        "",
+        help="API key, used only when WRITER_API_KEY and the nearest .env have none. "
+        "Surrounding whitespace is removed; never shown.",
     ).tag(config=True)
     connect_timeout = Float(10.0, help="Seconds to wait for a connection.").tag(config=True)
-    read_timeout = Float(60.0, help="Seconds to wait for each event of an answer.").tag(config=True)
+    read_timeout = Float(
+        60.0,
+        help="Seconds to wait for the next event of an answer (keep-alive comments do not "
+        "count); --timeout S sets it for one cell.",
+    ).tag(config=True)
+    total_timeout = Float(
+        600.0,
+        help="Seconds a cell's requests may take from sending to the last event, retries "
+        "included (each --tools round counts afresh); 0 means no limit.",
+    ).tag(config=True)
     max_retries = Int(2, help="Retries for 408/409/429/5xx and connection errors.").tag(config=True)
     stream = Bool(True, help="Stream answers as they arrive (--no-stream per cell).").tag(
         config=True
@@ -66,7 +80,15 @@ class WriterMagics(Magics):
     max_concurrency = Int(4, help="How many requests of a sweep or batch run at once.").tag(
         config=True
     )
-    max_batch = Int(1000, help="Largest --over batch sent without --yes.").tag(config=True)
+    max_batch = Int(1000, help="Largest --over batch sent without --allow-large.").tag(
+        config=True
+    )
+    max_sweep = Int(
+        options.DEFAULT_MAX_SWEEP, help="Most requests one sweep cell may send (larger: refused)."
+    ).tag(config=True)
+    max_prompt_bytes = Int(
+        4_000_000, help="Larger prompts need --allow-large (UTF-8 bytes; 0: no limit)."
+    ).tag(config=True)
     max_tool_rounds = Int(5, help="Requests per %%chat --tools cell before giving up.").tag(
         config=True
     )
@@ -85,24 +107,46 @@ class WriterMagics(Magics):
     log_path = Unicode("", help="Prompt log file (default: log.sqlite3 in the data dir).").tag(
         config=True
     )
+    fetch_models = Bool(
+        help="Fetch the key's model list (GET /v1/models) once in the background for Tab "
+        "completion of -m; off: the known list (default off when WRITER_MAGICS_FETCH_MODELS=0)."
+    ).tag(config=True)
+
+    @default("fetch_models")
+    def _fetch_models_default(self) -> bool:
+        return models.fetch_default()
 
     @validate(
         "connect_timeout",
         "read_timeout",
+        "total_timeout",
         "max_updates_per_second",
         "max_concurrency",
         "max_batch",
         "max_tool_rounds",
         "max_retries",
+        "max_sweep",
+        "max_prompt_bytes",
     )
     def _positive(self, proposal: Any) -> Any:
-        """Bad settings are refused when set, not when a request fails later."""
+        """Bad settings are refused when set, not when a request fails later.
+
+        Every number must be finite (no NaN or infinity); ``max_retries`` and
+        ``total_timeout`` may be 0 (no retries; no limit), the others must be positive.
+        """
         value, name = proposal["value"], proposal["trait"].name
-        if name == "max_retries" and value < 0:
-            raise TraitError(f"WriterMagics.max_retries must be 0 or more, not {value!r}")
-        if name != "max_retries" and value <= 0:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TraitError(f"WriterMagics.{name} must be a finite number, not {value!r}")
+        if name in ("max_retries", "total_timeout", "max_prompt_bytes") and value < 0:
+            raise TraitError(f"WriterMagics.{name} must be 0 or more, not {value!r}")
+        if name not in ("max_retries", "total_timeout", "max_prompt_bytes") and value <= 0:
             raise TraitError(f"WriterMagics.{name} must be positive, not {value!r}")
         return value
+
+    @validate("api_key")
+    def _secret(self, proposal: Any) -> settings.Secret:
+        """The key without surrounding whitespace, in a string whose repr hides it."""
+        return settings.Secret(str.strip(proposal["value"]))
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)  # type: ignore[no-untyped-call]
@@ -118,9 +162,14 @@ class WriterMagics(Magics):
         self._executions = 0
         #: ``--diff``: the last answer of each cell (by cell id, or by source without one).
         self._previous: dict[object, str] = {}
+        #: Model ids for Tab completion (one background GET /v1/models per kernel).
+        self.models = models.ModelCatalog()
+        self._matcher: Any = None
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
             shell.events.register("post_run_cell", self._forget_cell)
+            shell.events.register("pre_run_cell", self._start_model_fetch)
+            self._matcher = completion.install(shell, self)
 
     # ------------------------------------------------------------------ magics
 
@@ -130,14 +179,14 @@ class WriterMagics(Magics):
     def complete(self, line: str, cell: str | None = None) -> None:
         """Send the cell (or the rest of the line) to /v1/completions and stream the answer."""
         opts = options.parse_complete(
-            self.complete, line, self.user_ns, default_model=self.model, cell=cell is not None
+            self.complete, line, self.user_ns, cell=cell is not None, **self._line_limits()
         )
         self._warn(opts.warnings)
         if opts.over is not None:
             from writer_magics.batchcell import run_over
 
             return run_over(self, opts, _body(cell, opts.prompt))
-        text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%complete")
+        text = self._render(cell, opts, "complete")
         checks = self._checks(opts)
         stream = opts.stream and self.stream
         requests = {p: bodies.completion(opts, p, text, stream=stream) for p in opts.params}
@@ -154,10 +203,10 @@ class WriterMagics(Magics):
     def chat(self, line: str, cell: str | None = None) -> None:
         """Send the cell as the next message of a conversation and stream the answer."""
         opts = options.parse_chat(
-            self.chat, line, self.user_ns, default_model=self.model, cell=cell is not None
+            self.chat, line, self.user_ns, cell=cell is not None, **self._line_limits()
         )
         if opts.command is not None:
-            from writer_magics.commands import run_chat_command
+            from writer_magics.commands.chat import run_chat_command
 
             return run_chat_command(opts, self.sessions, secrets=self._secrets())
         self._warn(opts.warnings)
@@ -165,9 +214,9 @@ class WriterMagics(Magics):
             from writer_magics.batchcell import run_over
 
             return run_over(self, opts, _body(cell, opts.prompt))
-        text = prompt.render(_body(cell, opts.prompt), self.user_ns, magic="%%chat")
+        text = self._render(cell, opts, "chat")
         checks = self._checks(opts)
-        from writer_magics import features
+        from writer_magics.tools import prepare as features
 
         extras = features.prepare(opts, self.user_ns)
         # Not stored until an answer is recorded: a failed cell creates no session.
@@ -188,12 +237,17 @@ class WriterMagics(Magics):
     @line_magic
     def writer(self, line: str) -> None:
         """The prompt log and the cache: ``%writer log [-n N] [--search TEXT] [--export PATH]``,
-        ``%writer cache --export PATH | --import PATH | --clear | --info``."""
-        from writer_magics.admin import run_writer_command
+        ``%writer cache --export PATH | --import PATH | --clear | --info``; the models the
+        key can use: ``%writer models``; what the next cell will do: ``%writer status``."""
+        from writer_magics.commands.status import run_models, run_status
+        from writer_magics.commands.writer import run_writer_command
 
         settings = self._send_settings(use_cache=True)
         run_writer_command(
-            line, log=self.sender.prompt_log(settings), cache=self.sender.cache(settings)
+            line,
+            log=self.sender.prompt_log(settings),
+            cache=self.sender.cache(settings),
+            commands={"models": lambda: run_models(self), "status": lambda: run_status(self)},
         )
 
     # ------------------------------------------------------------------ steps
@@ -277,10 +331,33 @@ class WriterMagics(Magics):
         namespace: dict[str, Any] = self.shell.user_ns
         return namespace
 
+    def _line_limits(self) -> dict[str, Any]:
+        """What parsing the magic line needs from the settings (model, sweep limit, key)."""
+        try:  # the configured key, so that typing it on the line is refused
+            key = settings.api_key(self.api_key or None)
+        except Exception:
+            key = None
+        return {"default_model": self.model, "max_sweep": self.max_sweep, "secrets": (key,)}
+
+    def _render(self, cell: str | None, opts: options.Options, name: str) -> str:
+        """The prompt text by the interpolation rule (prompt.render); it and any
+        ``-s`` text over ``max_prompt_bytes`` need ``--allow-large``."""
+        magic = ("%%" if cell is not None else "%") + name
+        limit = None if opts.allow_large else self.max_prompt_bytes
+        if limit is not None and isinstance(opts, ChatOptions):
+            for system in opts.systems or ():
+                prompt.check_size(system, limit, magic, "system prompt")
+        return prompt.render(
+            _body(cell, opts.prompt), self.user_ns, magic=magic, raw=opts.raw, max_bytes=limit
+        )
+
     def _remember_cell(self, info: Any) -> None:
         self._executions += 1
         call = Call(getattr(info, "cell_id", None) or None, self._executions)
         self._running.append((info, call))
+
+    def _start_model_fetch(self, info: Any) -> None:
+        models.start_background_fetch(self)
 
     def _forget_cell(self, result: Any) -> None:
         # post_run_cell also comes for cells that never had a pre_run_cell (empty ones)
@@ -298,7 +375,7 @@ class WriterMagics(Magics):
     def _keeping_partial(self, out: str | None) -> Iterator[None]:
         """An interrupted answer: ``-o NAME`` and ``last_result`` get the partial Result
         (``result.interrupted``); the history is left as it was (nothing is recorded)."""
-        from writer_magics.execute import Interrupted, Outcomes
+        from writer_magics.send_execute import Interrupted, Outcomes
 
         try:
             yield
@@ -313,7 +390,7 @@ class WriterMagics(Magics):
     ) -> Iterator[None]:
         """A request refused as too long for the model says what the history holds
         and how to trim it (see :func:`history.context_length_error`)."""
-        from writer_magics.history import context_length_error
+        from writer_magics.answer.history import context_length_error
 
         try:
             yield
@@ -338,10 +415,12 @@ class WriterMagics(Magics):
         combination failed (the others' panels say what went wrong).
         """
         if opts.dry_run:
+            from writer_magics.display.markup import show_markdown
+
             client = self.client()
             for request in requests.values():
                 url, key = client.url(request.endpoint), client.settings.api_key
-                display(dry_run_markdown(url, request.body, key))
+                show_markdown(dry_run_markdown(url, request.body, key))
             return None
         outcomes = self.sender.send(
             requests,
@@ -388,7 +467,7 @@ class WriterMagics(Magics):
         self, requests: dict[Params, Request], opts: ChatOptions, extras: ChatFeatures
     ) -> tuple[Result, list[dict[str, Any]]]:
         """Answer the model's tool calls with the kernel's functions until it answers."""
-        from writer_magics.toolloop import run_tool_rounds
+        from writer_magics.tools.rounds import run_tool_rounds
 
         ((params, first),) = requests.items()
 
@@ -424,11 +503,12 @@ class WriterMagics(Magics):
 
     def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
         """Parse a ``--schema`` answer and draw the logprobs picture under the answer."""
-        from writer_magics import features
+        from writer_magics.display.markup import show_html
+        from writer_magics.tools import prepare as features
 
         picture = features.logprobs_html(answer)
         if picture is not None:
-            display(HTML(picture))
+            show_html(picture, features.logprobs_text(answer))
         try:
             return features.parse_answer(answer, extras)
         except WriterError:
@@ -440,14 +520,14 @@ class WriterMagics(Magics):
     def sender(self) -> Sender:
         """Sends requests and owns the cache and log files (made on first use)."""
         if self._sender is None:
-            from writer_magics.sender import Sender
+            from writer_magics.send import Sender
 
             self._sender = Sender(self.loop, self.client)
         return self._sender
 
     def _send_settings(self, *, use_cache: bool) -> SendSettings:
-        from writer_magics.cache import replay_path
-        from writer_magics.sender import SendSettings
+        from writer_magics.send import SendSettings
+        from writer_magics.transport.cache import replay_path
 
         replay = replay_path() or _path(self.replay)
         return SendSettings(
@@ -469,8 +549,8 @@ class WriterMagics(Magics):
         One request keeps its Result (``answer`` when the caller refined it); a
         sweep keeps a :class:`Sweep`.
         """
-        from writer_magics.result import Result
-        from writer_magics.sweep import Sweep
+        from writer_magics.answer.result import Result
+        from writer_magics.answer.sweep import Sweep
 
         kept: Any = answer
         if outcomes is not None and len(outcomes.results) > 1:
@@ -485,14 +565,19 @@ class WriterMagics(Magics):
 
     def client(self) -> WriterClient:
         """The kernel's one client, with settings read afresh for this request."""
-        from writer_magics.client import ClientSettings, WriterClient
+        from writer_magics.transport.client import ClientSettings, WriterClient
 
+        key = settings.find(settings.KEY_VARIABLE, self.api_key or None)
+        url = settings.find(settings.BASE_URL_VARIABLE, self.base_url or None)
         current = ClientSettings(
-            base_url=settings.base_url(self.base_url or None),
-            api_key=settings.api_key(self.api_key or None),
+            base_url=url.value or settings.DEFAULT_BASE_URL,
+            api_key=key.value,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             max_retries=self.max_retries,
+            total_timeout=self.total_timeout or None,
+            key_source=key.source,
+            base_url_source=url.source if url.value else "the default",
         )
         if self._client is None:
             self._client = WriterClient(current, on_retry=self._report_retry)
@@ -501,7 +586,9 @@ class WriterMagics(Magics):
         return self._client
 
     def _report_retry(self, attempt: int, wait: float, reason: str) -> None:
-        print(f"Retrying in {wait:.1f} s ({reason})", file=sys.stderr)
+        """One line per retry on stderr, through the one redaction step."""
+        key = self._client.settings.api_key if self._client is not None else None
+        print(redact(f"Retrying in {wait:.1f} s ({printable(reason)})", [key]), file=sys.stderr)
 
     def close(self) -> None:
         """Undo everything __init__ did; called by unload_ipython_extension."""
@@ -510,6 +597,10 @@ class WriterMagics(Magics):
                 self.shell.events.unregister("pre_run_cell", self._remember_cell)
             with contextlib.suppress(ValueError):
                 self.shell.events.unregister("post_run_cell", self._forget_cell)
+            with contextlib.suppress(ValueError):
+                self.shell.events.unregister("pre_run_cell", self._start_model_fetch)
+            completion.uninstall(self.shell, self._matcher)
+        self.models.cancel()
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
@@ -521,7 +612,7 @@ class WriterMagics(Magics):
         """``%config WriterMagics`` must never print the key."""
         text: str = super().class_get_trait_help(trait, inst, helptext)
         if trait.name == "api_key" and inst is not None and inst.api_key:
-            text = text.replace(repr(inst.api_key), f"'{REDACTED}'")
+            text = redact(text.replace(repr(str(inst.api_key)), f"'{REDACTED}'"), [inst.api_key])
         return text
 
 
@@ -562,10 +653,11 @@ def _body(cell: str | None, line_prompt: str | None) -> str:
     return cell.rstrip("\n") if cell is not None else (line_prompt or "")
 
 
-def dry_run_markdown(url: str, body: dict[str, Any], key: str | None) -> Markdown:
+def dry_run_markdown(url: str, body: dict[str, Any], key: str | None) -> str:
+    """The request that would be sent, key redacted, as Markdown (reads well as text too)."""
     shown = redact(json.dumps(body, indent=2, ensure_ascii=False), [key])
     auth = f"Bearer {REDACTED}" if key else "(no API key set)"
-    return Markdown(
+    return (
         f"**Dry run**: nothing was sent.\n\n`POST {url}`  \n`Authorization: {auth}`\n\n"
         f"```json\n{shown}\n```"
     )

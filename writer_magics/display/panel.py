@@ -12,9 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from writer_magics.api import Accumulator, ChoiceState, Event, TextDelta
-from writer_magics.builtin_tools import sources_markdown
-from writer_magics.result import Choice, Result, Status
+from writer_magics.answer.result import Choice, Result, Status
+from writer_magics.display.blocks import renderable
+from writer_magics.display.markup import code_span
+from writer_magics.tools.builtin import sources_markdown
+from writer_magics.transport.events import Accumulator, ChoiceState, Event, TextDelta
 
 
 @dataclass(frozen=True)
@@ -22,12 +24,21 @@ class Outcome:
     """How the cell ended: the (possibly partial) results, the state, one line of why.
 
     ``results`` has one Result per panel for a sweep, or a single Result whose choices
-    are the panels (``n`` > 1).
+    are the panels (``n`` > 1). ``reason`` is the first failure's one line (the cell's);
+    ``reasons`` holds each result's own (``None`` where it did not fail), so every
+    panel's footer says why *it* failed.
     """
 
     results: Sequence[Result]
     state: Status = "done"
     reason: str | None = None
+    reasons: Sequence[str | None] = ()
+
+    def reason_of(self, index: int) -> str | None:
+        """Why result ``index`` failed: its own reason, else the cell's."""
+        if index < len(self.reasons):
+            return self.reasons[index]
+        return self.reason
 
 
 class PanelState:
@@ -81,7 +92,7 @@ def _index(call: Any) -> int:
 
 def extras_markdown(calls: Sequence[tuple[str, str]], data: dict[str, Any]) -> str:
     """Tool calls (``calling name(args)``), a refusal, and what built-in tools returned."""
-    lines = [f"calling `{name or '?'}({arguments})`" for name, arguments in calls]
+    lines = [f"calling {code_span(f'{name or chr(63)}({arguments})')}" for name, arguments in calls]
     refusal = data.get("refusal")
     if isinstance(refusal, str) and refusal:
         lines.append(f"refusal: {refusal}")
@@ -100,8 +111,9 @@ def status_lines(outcome: Outcome, titles: Sequence[str]) -> list[str]:
         line = result.usage_line()
         if state != "done" and state not in line.split(" · "):
             line = f"{line} · {state}"
-        if state == "failed" and outcome.reason:
-            line = f"{line} · {outcome.reason}"
+        reason = outcome.reason_of(i)
+        if state == "failed" and reason:
+            line = f"{line} · {reason}"
         if several:
             title = titles[i] if i < len(titles) and titles[i] else f"#{i + 1}"
             line = f"{title}: {line}"
@@ -121,7 +133,7 @@ class Section:
     extras: str
 
     def markdown(self) -> str:
-        return "\n\n".join(part for part in (self.text, self.extras) if part)
+        return _joined([part for part in (self.text, self.extras) if part], "\n\n")
 
 
 def sections(outcome: Outcome, titles: Sequence[str]) -> list[Section]:
@@ -135,7 +147,8 @@ def sections(outcome: Outcome, titles: Sequence[str]) -> list[Section]:
     for title, choices in labelled:
         texts = [answer_markdown(c.text) for c in choices if c.text]
         extras = [_choice_extras(c) for c in choices]
-        found.append(Section(title, "\n\n---\n\n".join(texts), "\n\n".join(filter(None, extras))))
+        text = _joined(texts, "\n\n---\n\n")
+        found.append(Section(title, text, "\n\n".join(filter(None, extras))))
     return found
 
 
@@ -143,7 +156,7 @@ def answer_markdown(text: str) -> str:
     """The answer as it stays in the notebook: a whole JSON document is shown pretty."""
     stripped = text.strip()
     if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
-        from writer_magics.structured import pretty_markdown
+        from writer_magics.answer.parsed import pretty_markdown
 
         try:
             json.loads(stripped)
@@ -172,7 +185,15 @@ def final_markdown(found: Sequence[Section]) -> str:
     """All panels' answers: one section per panel headed by its title when several."""
     if len(found) == 1:
         return found[0].markdown()
-    return "\n\n---\n\n".join(f"**{s.title}**\n\n{s.markdown()}" for s in found if s.markdown())
+    return _joined(
+        [f"**{s.title}**\n\n{s.markdown()}" for s in found if s.markdown()], "\n\n---\n\n"
+    )
+
+
+def _joined(parts: Sequence[str], separator: str) -> str:
+    """``parts`` joined; one that ends inside a code fence is closed first, so it cannot
+    swallow what follows it (the next choice, panel title or the tool calls)."""
+    return separator.join([*(renderable(p) for p in parts[:-1]), *parts[-1:]])
 
 
 def json_size(value: Any) -> int:

@@ -6,7 +6,6 @@ finished in the caller's ``finally``; all display calls happen on that thread.
 
 from __future__ import annotations
 
-import html
 import sys
 import time
 import uuid
@@ -15,8 +14,9 @@ from typing import Any, Literal, Protocol, TextIO
 
 from IPython.core import display_functions, getipython
 
-from writer_magics.api import Event
+from writer_magics.answer.result import Result
 from writer_magics.display.blocks import renderable
+from writer_magics.display.markup import escape_markdown, markdown_bundle
 from writer_magics.display.panel import (
     Outcome,
     PanelState,
@@ -26,7 +26,16 @@ from writer_magics.display.panel import (
     status_lines,
 )
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
-from writer_magics.result import Result
+from writer_magics.transport.events import Event
+
+#: The ``text/plain`` of a live view: what a frontend that cannot render it shows.
+PLACEHOLDER = "streaming answer… (the answer appears here when it is done)"
+
+
+def live_placeholder(header: str) -> str:
+    """The live view's one readable line: what is being asked, and that it is streaming."""
+    return f"{header} · {PLACEHOLDER}" if header else PLACEHOLDER
+
 
 ViewKind = Literal["auto", "widget", "markdown", "text"]
 
@@ -77,13 +86,14 @@ class PanelSet:
 def static_finish(display_id: str, started: bool, outcome: Outcome, titles: Sequence[str]) -> int:
     """Replace the live display with static output; returns the bytes it published.
 
-    The answer becomes one ``text/markdown`` + ``text/plain`` bundle (what saved
-    notebooks, nbconvert and GitHub show with no widget state), followed by the usage
-    line as a separate ``text/plain`` output so it never pollutes the answer.
+    The answer becomes one ``text/markdown`` (escaped for the renderer) + ``text/plain``
+    (as received) bundle, what saved notebooks, nbconvert and GitHub show with no
+    widget state, followed by the usage line as a separate ``text/plain`` output so it
+    never pollutes the answer.
     """
     answer = final_markdown(sections(outcome, titles))
     usage = "\n".join(status_lines(outcome, titles))
-    first = {"text/markdown": answer, "text/plain": answer} if answer else {"text/plain": usage}
+    first = markdown_bundle(answer) if answer else {"text/plain": usage}
     show = update_display if started else display
     show(first, raw=True, display_id=display_id)
     sent = json_size(first)
@@ -172,18 +182,18 @@ class MarkdownView:
         self.ended: dict[int, str] = {}
 
     def _markdown(self) -> str:
-        parts = [f"<small>{html.escape(self.header)}</small>"] if self.header else []
+        parts = [f"<small>{escape_markdown(self.header)}</small>"] if self.header else []
         several = len(self.panels.states) > 1
         for i, state in enumerate(self.panels.states):
             if several:
-                parts.append(f"**{state.title}**")
-            parts.extend(p for p in (renderable(state.text), state.extras()) if p)
-            parts.append(f"<small>{html.escape(self.ended.get(i) or state.status())}</small>")
+                parts.append(f"**{escape_markdown(state.title)}**")
+            parts.extend(escape_markdown(p) for p in (renderable(state.text), state.extras()) if p)
+            parts.append(f"<small>{escape_markdown(self.ended.get(i) or state.status())}</small>")
         return "\n\n".join(parts)
 
     def _bundle(self) -> dict[str, Any]:
         md = self._markdown()
-        return {"text/markdown": md}
+        return {"text/markdown": md, "text/plain": live_placeholder(self.header)}
 
     def start(self) -> None:
         display(self._bundle(), raw=True, display_id=self.display_id)

@@ -1,11 +1,17 @@
 """The live widget view: header, one panel per stream (text, tool calls, status), static finish.
 
-Bytes on the wire stay linear in the answer: finished Markdown blocks are appended
-once to a panel's "sealed" Output and only the unfinished tail is re-sent on each
-tick. In a kernel the append is a single ``display_data`` message routed into the
-sealed Output by its ``msg_id`` (the mechanism under ``with out:``, but set and reset
-around one publish on this thread, never around the stream, so no exception can be
-swallowed); without a kernel the sealed Output's ``outputs`` grow instead.
+Bytes on the wire stay linear in the answer: finished Markdown blocks are sent once,
+each as a new small Output widget appended to the last group (a VBox of at most
+``GROUP`` Outputs) of the panel's "sealed" box, so a seal never re-sends a long list
+of children; sealing waits until it is worth its overhead (ski rental against
+re-sending), and only the unfinished tail is re-sent on each tick.
+
+Answer text travels only in widget state, never as ``display_data`` routed into an
+Output by ``msg_id``: a frontend without a widget manager would show such messages
+as loose outputs in the cell. That frontend sees the view's ``text/plain``
+placeholder line instead, then the static finish (the one answer a saved notebook
+keeps). The price is bytes: about 2.4x the answer while it streams, against 1.6x
+for ``msg_id`` routing (see tests/test_display.py).
 
 There is no Stop button: the kernel handles no widget messages while the cell runs,
 so the kernel interrupt (Ctrl-C / the toolbar's stop) is the cancel.
@@ -14,20 +20,20 @@ so the kernel interrupt (Ctrl-C / the toolbar's stop) is the cancel.
 from __future__ import annotations
 
 import html
-import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as widgets
 
-from writer_magics.api import Event
+from writer_magics.answer.result import Result
 from writer_magics.display.blocks import cut_long_tail, renderable, scan
+from writer_magics.display.markup import escape_markdown
 from writer_magics.display.panel import Outcome, PanelState, json_size
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
-from writer_magics.display.views import PanelSet, display, static_finish
-from writer_magics.result import Result
+from writer_magics.display.views import PanelSet, display, live_placeholder, static_finish
+from writer_magics.transport.events import Event
 
 #: Re-sending finished blocks in the tail until they cost this much, then sealing them
 #: (ski rental: never pay more than about twice the cheaper of the two).
@@ -39,25 +45,24 @@ STATUS_INTERVAL = 0.5
 #: However tight the byte budget, new text is never held back longer than this: a
 #: slow stream with a long unfinished block must still read as live.
 MAX_QUIET = 0.15
+#: Bytes of one new Output widget's state besides its outputs (comm_open), measured.
+OUTPUT_STATE = 400
+#: Bytes one more child adds to a box's ``children`` update.
+CHILD_REF = 47
+#: Sealed Outputs per group box: bounds the ``children`` list a seal re-sends.
+GROUP = 8
 
 JSONDict = dict[str, Any]
 
 
 def _markdown_output(md: str) -> JSONDict:
-    return {"output_type": "display_data", "data": {"text/markdown": md}, "metadata": {}}
+    """An Output widget's output showing ``md`` escaped for the renderer (see markup.py)."""
+    data = {"text/markdown": escape_markdown(md)}
+    return {"output_type": "display_data", "data": data, "metadata": {}}
 
 
 def _small(text: str) -> str:
     return f'<span style="font-size:smaller;opacity:.7">{html.escape(text)}</span>'
-
-
-def kernel_parent_id(shell: Any) -> str | None:
-    """The msg_id our displays are sent under, or None without a kernel."""
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return None
-    header = getattr(getattr(shell, "display_pub", None), "parent_header", None)
-    msg_id = header.get("msg_id") if isinstance(header, dict) else None
-    return str(msg_id) if msg_id else None
 
 
 class _LivePanel:
@@ -66,7 +71,7 @@ class _LivePanel:
     def __init__(self, state: PanelState, view: WidgetView, title: bool) -> None:
         self.state = state
         self.view = view
-        self.sealed = view._own(widgets.Output(layout=view.layout))
+        self.sealed = view._own(widgets.VBox(layout=view.layout))  # groups of Outputs
         self.tail = view._own(widgets.Output(layout=view.layout))
         self.status = view.html(_small(state.status()))
         self.throttle = Throttle(view.max_updates_per_second, view.clock)
@@ -88,9 +93,13 @@ class _LivePanel:
             return
         pending = self.carry + self.state.text[self.pos :]
         end, _ = scan(pending)
-        head, carry, consumed = cut_long_tail(pending[end:], TAIL_LIMIT)
+        overhead = self.view.seal_overhead(self)
+        limit = max(TAIL_LIMIT, 4 * overhead)  # a cut must be worth a seal too
+        head, carry, consumed = cut_long_tail(pending[end:], limit)
         seal = pending[:end] + head
-        sealing = bool(seal) and (consumed > 0 or force or self.resent + end >= SEAL_AFTER)
+        sealing = bool(seal) and (
+            consumed > 0 or force or self.resent + end >= max(SEAL_AFTER, overhead)
+        )
         tail = carry + pending[end + consumed :] if sealing else pending
         extras = self.state.extras()
         outputs = tuple(_markdown_output(md) for md in (renderable(tail), extras) if md)
@@ -112,7 +121,7 @@ class _LivePanel:
             self.throttle.mark()  # decided for this tick: do not rescan on every event
             return
         if sealing:
-            self.view.append_sealed(self.sealed, seal)
+            self.view.append_sealed(self, seal)
             self.pos += end + consumed - len(self.carry)
             self.carry = carry if consumed else ""
             self.resent = 0
@@ -139,9 +148,10 @@ class _LivePanel:
 class WidgetView:
     """Live widgets in a kernel: ``VBox[header, panels (side by side), ...]``.
 
-    Each panel is ``VBox[title?, sealed Output, tail Output, status HTML]`` fed by one
-    stream (a choice of ``n``, or one request of a sweep). Markdown is rendered by the
-    frontend from ``text/markdown`` outputs. The kernel interrupt is the cancel.
+    Each panel is ``VBox[title?, sealed, tail Output, status HTML]`` (``sealed`` is a
+    VBox of groups of Outputs) fed by one stream (a choice of ``n``, or one request of
+    a sweep). Markdown is rendered by the frontend from ``text/markdown`` outputs.
+    The kernel interrupt is the cancel.
     """
 
     def __init__(
@@ -152,14 +162,12 @@ class WidgetView:
         max_updates_per_second: float = 10.0,
         clock: Clock = time.monotonic,
         shell: Any = None,
-        parent_id: Callable[[], str | None] | None = None,
-        budget_ratio: float = 1.6,
+        budget_ratio: float = 2.4,
     ) -> None:
         self.header = header
         self.clock = clock
         self.max_updates_per_second = max_updates_per_second
         self.shell = shell
-        self.parent_id = parent_id or (lambda: kernel_parent_id(self.shell))
         self.budget = ByteBudget(ratio=budget_ratio, slack=1024)
         self.panels = PanelSet(panels, clock)
         self.display_id = f"writer-{uuid.uuid4().hex}"
@@ -216,7 +224,10 @@ class WidgetView:
         return sum(len(s.text.encode()) for s in self.panels.states)
 
     def start(self) -> None:
-        display(self.root, display_id=self.display_id)
+        """Show the widgets; their ``text/plain`` is one readable placeholder line."""
+        bundle = dict(self.root._repr_mimebundle_())
+        bundle["text/plain"] = live_placeholder(self.header)
+        display(bundle, raw=True, display_id=self.display_id)
         self.started = True
 
     def add(self, event: Event, panel: int = 0) -> None:
@@ -227,28 +238,27 @@ class WidgetView:
     def end_panel(self, panel: int, result: Result) -> None:
         self._panel(panel).end(result)
 
-    def seal_cost(self, panel: _LivePanel, md: str) -> int:
-        """Bytes an :meth:`append_sealed` of ``md`` sends (the widget states it sets too)."""
-        parent = self.parent_id()
-        if parent is not None:
-            return json_size({"text/markdown": md}) + json_size({"msg_id": parent}) + 13
-        # No kernel, no wire: count the new output only (re-measuring every sealed
-        # output on each tick made long answers quadratic).
-        return json_size(_markdown_output(md))
+    def seal_overhead(self, panel: _LivePanel) -> int:
+        """Bytes a seal costs besides its Markdown: a new Output, one more child (and
+        a new group box when the last one is full)."""
+        groups = panel.sealed.children
+        if groups and len(groups[-1].children) < GROUP:
+            return OUTPUT_STATE + CHILD_REF * (len(groups[-1].children) + 1)
+        return 2 * OUTPUT_STATE + CHILD_REF * (len(groups) + 2)
 
-    def append_sealed(self, sealed: widgets.Output, md: str) -> None:
-        """Add finished Markdown to a sealed Output, sending only the new part if we can."""
-        parent = self.parent_id()
-        if parent is None:
-            sealed.outputs = (*sealed.outputs, _markdown_output(md))
-            return
-        sys.stdout.flush()  # pending prints must not be routed into the widget
-        sys.stderr.flush()
-        sealed.msg_id = parent
-        try:
-            display({"text/markdown": md}, raw=True)
-        finally:
-            sealed.msg_id = ""
+    def seal_cost(self, panel: _LivePanel, md: str) -> int:
+        """Bytes an :meth:`append_sealed` of ``md`` sends (the widget states it sets)."""
+        return self.seal_overhead(panel) + json_size(_markdown_output(md))
+
+    def append_sealed(self, panel: _LivePanel, md: str) -> None:
+        """Add finished Markdown to a panel as a new Output (sent once, in widget state)."""
+        out = self._own(widgets.Output(layout=self.layout, outputs=(_markdown_output(md),)))
+        groups = panel.sealed.children
+        if groups and len(groups[-1].children) < GROUP:
+            groups[-1].children = (*groups[-1].children, out)
+        else:
+            group = self._own(widgets.VBox((out,), layout=self.layout))
+            panel.sealed.children = (*groups, group)
 
     def finish(self, outcome: Outcome) -> None:
         """Replace the widgets by static Markdown + usage line, then close every widget."""

@@ -1,0 +1,295 @@
+"""What a cell leaves behind: the answer as a value a notebook can keep using.
+
+``-o NAME`` stores a :class:`Result`; ``str(result)`` is the text, so it drops into
+f-strings and the next prompt (``{name}``) naturally.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from writer_magics.transport.events import JSON, Accumulator, Endpoint, Usage
+
+if TYPE_CHECKING:
+    from writer_magics.checks import CheckResult
+
+Status: TypeAlias = Literal["done", "interrupted", "failed", "cached"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of the answers (``n`` > 1 or ``best_of`` give several)."""
+
+    index: int
+    text: str
+    finish_reason: str | None = None
+    tool_calls: tuple[JSON, ...] = ()
+    logprobs: tuple[JSON, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds from sending the request to the first text and to the end."""
+
+    first_token: float | None = None
+    total: float | None = None
+
+    def summary(self, completion_tokens: int | None = None) -> str:
+        parts = []
+        if self.first_token is not None:
+            parts.append(f"first token {self.first_token:.2f} s")
+        if self.total is not None:
+            parts.append(f"{self.total:.2f} s")
+            streaming_time = self.total - (self.first_token or 0.0)
+            if completion_tokens and streaming_time >= 0.05:
+                parts.append(f"{completion_tokens / streaming_time:.0f} tokens/s")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished (or partial) answer with everything needed to inspect it."""
+
+    endpoint: Endpoint
+    model: str
+    choices: tuple[Choice, ...]
+    request: JSON
+    usage: Usage | None = None
+    #: The response as the server sent it: its own body with ``--no-stream``; for a
+    #: stream, the body the chunks add up to with every field they carried (the
+    #: latest ``id``, ``model``, ``created``, ``system_fingerprint``, ``service_tier``,
+    #: ``usage`` with its details). See :func:`raw_response`.
+    raw: Any = None
+    timing: Timing = field(default_factory=Timing)
+    status: Status = "done"
+    #: ``--schema``: the answer as a model instance or plain data.
+    parsed: Any = None
+    #: ``--expect``: one CheckResult per check (``passed``, ``reason``), in order.
+    checks: tuple[CheckResult, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return self.choices[0].text if self.choices else ""
+
+    @property
+    def interrupted(self) -> bool:
+        """True when Ctrl-C (or the stop button) cut the answer short: the text is partial."""
+        return self.status == "interrupted"
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.choices[0].finish_reason if self.choices else None
+
+    @property
+    def tool_calls(self) -> tuple[JSON, ...]:
+        return self.choices[0].tool_calls if self.choices else ()
+
+    @property
+    def logprobs(self) -> list[JSON]:
+        """Token records ``{token, logprob, probability, top}`` of the first choice."""
+        records = []
+        for item in self.choices[0].logprobs if self.choices else ():
+            logprob = float(item.get("logprob", 0.0))
+            records.append(
+                {
+                    "token": item.get("token", ""),
+                    "logprob": logprob,
+                    "probability": math.exp(logprob),
+                    "top": [
+                        {
+                            "token": t.get("token", ""),
+                            "probability": math.exp(t.get("logprob", 0.0)),
+                        }
+                        for t in item.get("top_logprobs") or []
+                    ],
+                }
+            )
+        return records
+
+    def usage_line(self) -> str:
+        """``palmyra-x5 · 12 prompt + 80 completion = 92 tokens · first token 0.21 s, 2.40 s``."""
+        parts = [self.model]
+        if self.status != "done":
+            parts.append(self.status)
+        if self.usage is not None and self.usage.summary():
+            parts.append(self.usage.summary())
+        completion = self.usage.completion_tokens if self.usage else None
+        timing = self.timing.summary(completion)
+        if timing:
+            parts.append(timing)
+        return " · ".join(parts)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        preview = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return f"<Result {self.model} {self.status} {preview!r}>"
+
+    def _repr_markdown_(self) -> str:
+        """The answer as Markdown, escaped for Jupyter's renderer (the text stays raw)."""
+        from writer_magics.display.markup import escape_markdown
+
+        return escape_markdown(markdown_of(self))
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.text if not cycle else "<Result ...>")
+
+    def to_json(self) -> JSON:
+        """A key-free JSON record (the request never holds the key)."""
+        return {
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "status": self.status,
+            "choices": [
+                {
+                    "index": c.index,
+                    "text": c.text,
+                    "finish_reason": c.finish_reason,
+                    "tool_calls": list(c.tool_calls),
+                    "data": c.data,
+                }
+                for c in self.choices
+            ],
+            "usage": None if self.usage is None else usage_json(self.usage),
+            "request": self.request,
+            "timing": {"first_token": self.timing.first_token, "total": self.timing.total},
+        }
+
+
+def usage_json(usage: Usage) -> JSON:
+    """Usage in Writer's field names."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def markdown_of(result: Result) -> str:
+    """The answer as Markdown: one section per choice when there are several."""
+    if len(result.choices) <= 1:
+        return _choice_markdown(result.choices[0]) if result.choices else ""
+    sections = [f"**Choice {c.index + 1}**\n\n{_choice_markdown(c)}" for c in result.choices]
+    return "\n\n---\n\n".join(sections)
+
+
+def _choice_markdown(choice: Choice) -> str:
+    """The text, or the tool calls when the text is empty or only whitespace.
+
+    Writer streams ``content: "\\n"`` between tool calls, so a whitespace-only text
+    with calls is a tool-call answer.
+    """
+    from writer_magics.display.markup import code_span
+
+    text = choice.text
+    if choice.tool_calls and not text.strip():
+        calls = [
+            code_span(f"{c['function']['name']}({c['function']['arguments']})")
+            for c in choice.tool_calls
+        ]
+        text = "Tool calls: " + ", ".join(calls)
+    return text
+
+
+def build_result(
+    acc: Accumulator,
+    *,
+    endpoint: Endpoint,
+    model: str,
+    request: JSON,
+    raw: Any = None,
+    timing: Timing | None = None,
+    status: Status = "done",
+) -> Result:
+    """Freeze an accumulator into a Result (partial ones too)."""
+    choices = tuple(
+        Choice(
+            index=c.index,
+            text=c.text,
+            finish_reason=c.finish_reason,
+            tool_calls=tuple(t.to_message() for t in sorted(c.tool_calls.values(), key=_index)),
+            logprobs=tuple(c.logprobs),
+            data=dict(c.data),
+        )
+        for c in acc.ordered()
+    ) or (Choice(index=0, text=""),)
+    return Result(
+        endpoint=endpoint,
+        model=model,
+        choices=choices,
+        request=request,
+        usage=acc.usage,
+        raw=raw if raw is not None else raw_response(acc, endpoint, model, choices),
+        timing=timing or Timing(),
+        status=status,
+    )
+
+
+def raw_response(
+    acc: Accumulator, endpoint: Endpoint, model: str, choices: tuple[Choice, ...]
+) -> JSON:
+    """``Result.raw``: the server's own body when it sent one (``--no-stream``), else
+    the body a stream adds up to (:func:`response_json`) with every field the chunks
+    carried (the latest ``id``, ``model``, ``created``, ``system_fingerprint``,
+    ``service_tier``, ``usage`` with its details, ...) as the server sent them.
+    """
+    if acc.body is not None:
+        return acc.body
+    body = response_json(endpoint, model, choices, acc.usage)
+    if not acc.info:
+        return body
+    info = {k: v for k, v in acc.info.items() if k != "object"}  # "chat.completion.chunk"
+    if isinstance(info.get("usage"), dict) and "usage" in body:
+        info["usage"] = {**body["usage"], **info["usage"]}
+    elif info.get("usage") is None:
+        info.pop("usage", None)
+    if "object" in body:
+        info = {"object": body.pop("object"), **info}
+    return {**info, **{k: v for k, v in body.items() if k not in info}}
+
+
+def response_json(
+    endpoint: Endpoint, model: str, choices: tuple[Choice, ...], usage: Usage | None
+) -> JSON:
+    """The response in Writer's non-streaming shape, assembled from what arrived.
+
+    A stream has no single response body; this is the one it adds up to (as the
+    SDK's ``get_final_completion`` builds it), so ``result.raw`` reads the same either way.
+    """
+    if endpoint == "completions":
+        return {
+            "model": model,
+            "choices": [{"text": c.text, "log_probs": None} for c in choices],
+        }
+    body: JSON = {
+        "object": "chat.completion",
+        "model": model,
+        "choices": [
+            {
+                "index": c.index,
+                "finish_reason": c.finish_reason,
+                "logprobs": {"content": list(c.logprobs)} if c.logprobs else None,
+                "message": {
+                    "role": "assistant",
+                    "content": c.text if c.text or not c.tool_calls else None,
+                    "tool_calls": list(c.tool_calls) or None,
+                    **c.data,
+                },
+            }
+            for c in choices
+        ],
+    }
+    if usage is not None:
+        body["usage"] = usage_json(usage)
+    return body
+
+
+def _index(call: Any) -> int:
+    return int(call.index)

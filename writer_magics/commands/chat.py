@@ -1,0 +1,79 @@
+"""``%chat --show/--reset/--undo/--sessions/--save/--load``: managing conversations.
+
+Each command is a small function of the sessions and the parsed options, so the
+magic only dispatches. Output is Markdown with a readable ``text/plain`` (one
+show_markdown for both) or one plain line. Looking (``--show``, ``--sessions``,
+``--save``) never creates a session; naming a session that does not exist is one line
+that lists the ones that do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from IPython.core.error import UsageError
+
+from writer_magics.answer.history import Conversation, Sessions
+from writer_magics.display.markup import show_markdown
+from writer_magics.line.options import ChatCommand, ChatOptions
+
+
+def run_chat_command(
+    opts: ChatOptions, sessions: Sessions, *, secrets: Iterable[str | None] = ()
+) -> None:
+    """Carry out the one management command in ``opts``.
+
+    ``secrets`` (the API key) are redacted from what ``--save`` writes.
+    Raises ``UsageError`` for a session that does not exist (``--show``, ``--save``).
+    """
+    name = opts.session
+    command = opts.command
+    if command is ChatCommand.SHOW:
+        if name not in sessions and (sessions or name != "default"):
+            raise no_such_session(name, sessions)
+        if name not in sessions:  # a fresh kernel: the empty default, not stored
+            show_markdown(Conversation().to_markdown(name))
+            return
+        show_markdown(sessions[name].to_markdown(name))
+    elif command is ChatCommand.SESSIONS:
+        show_markdown(sessions.to_markdown())
+    elif command is ChatCommand.RESET:
+        dropped = len(sessions[name]) if name in sessions else 0
+        if name in sessions:
+            sessions.new(name)
+        print(f"Session {name!r} reset ({_turns(dropped)} dropped).")
+    elif command is ChatCommand.UNDO:
+        turn = sessions[name].undo() if name in sessions else None
+        if turn is None:
+            print(f"Nothing to undo in session {name!r}.")
+        else:
+            print(f"Dropped the last turn of session {name!r}: {_preview(turn.user)}")
+    elif command is ChatCommand.SAVE:
+        assert opts.path is not None
+        if name not in sessions:
+            raise no_such_session(name, sessions)
+        target = sessions.save(opts.path, name, secrets=secrets)
+        print(f"Saved session {name!r} ({_turns(len(sessions[name]))}) to {target}.")
+    elif command is ChatCommand.LOAD:
+        assert opts.path is not None
+        conversation = sessions.load(opts.path, name)
+        print(f"Loaded {_turns(len(conversation))} into session {name!r} from {opts.path}.")
+
+
+def no_such_session(name: str, sessions: Sessions) -> UsageError:
+    """``There is no chat session 'nope'; the sessions are 'default', 'ideas'``."""
+    if not sessions:
+        return UsageError(f"There is no chat session {name!r}; no session has a turn yet")
+    names = ", ".join(repr(n) for n in sessions.names())
+    return UsageError(
+        f"There is no chat session {name!r}; the sessions are {names} (choose with --session NAME)"
+    )
+
+
+def _turns(count: int) -> str:
+    return f"{count} turn{'' if count == 1 else 's'}"
+
+
+def _preview(text: str, width: int = 60) -> str:
+    line = " ".join(text.split())
+    return repr(line if len(line) <= width else line[: width - 3] + "...")
