@@ -14,7 +14,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 
-from writer_magics.batch import Batch
+from writer_magics.answer.batch import Batch
 from writer_magics.server import ServerHandle, start_server
 
 
@@ -226,7 +226,7 @@ def test_terminal_view_is_one_progress_line(shell: InteractiveShell, server: Ser
         ({"items": [1]}, "--over items -t 0.1,0.5", "cannot be combined"),
         ({"items": [1]}, "--over items --session s", "no effect with --over"),
         ({"items": [1]}, "--over items --diff", "--diff works"),
-        ({}, "--yes", "--yes works only with --over"),
+        ({"items": [1]}, "--over items --raw", "--raw sends one prompt"),
     ],
 )
 def test_bad_batch_input_is_one_line_and_sends_nothing(
@@ -255,13 +255,13 @@ def test_an_unreadable_file_is_one_line(
     assert server.requests == []
 
 
-def test_a_batch_over_max_batch_needs_yes(shell: InteractiveShell, server: ServerHandle) -> None:
+def test_a_batch_over_max_batch_needs_allow_large(shell: InteractiveShell, server: ServerHandle) -> None:
     shell.run_line_magic("config", "WriterMagics.max_batch = 2")
     shell.user_ns["items"] = ["a", "b", "c"]
     message = one_line_error(run(shell, "%%complete --over items\n{item}"))
-    assert "more than WriterMagics.max_batch (2)" in message and "--yes" in message
+    assert "more than WriterMagics.max_batch (2)" in message and "--allow-large" in message
     assert server.requests == []
-    run(shell, "%%complete --over items --yes -o b\n{item}")
+    run(shell, "%%complete --over items --allow-large -o b\n{item}")
     assert len(server.requests) == 3
 
 

@@ -8,11 +8,11 @@ import sys
 import pytest
 from IPython.core.error import UsageError
 
-from writer_magics.batch_input import Row, from_object
-from writer_magics.checks import evaluate, parse_checks
-from writer_magics.pacing import DEFAULT_WAIT, MAX_WAIT, Pacer
+from writer_magics.answer.checks import evaluate, parse_checks
+from writer_magics.display.diff import diff_markdown, diff_text, word_diff
+from writer_magics.line.items import Row, from_object
 from writer_magics.server.faults import RateLimiter
-from writer_magics.worddiff import diff_markdown, diff_text, word_diff
+from writer_magics.transport.pacing import DEFAULT_WAIT, MAX_WAIT, Pacer
 
 
 def test_pacer_halves_once_per_round_and_grows_back() -> None:
@@ -84,7 +84,7 @@ def test_rows_read_as_attributes_and_items() -> None:
 def test_public_types_are_exported_lazily() -> None:
     code = (
         "import sys, writer_magics\n"
-        "assert 'writer_magics.batch' not in sys.modules\n"
+        "assert 'writer_magics.answer.batch' not in sys.modules\n"
         "from writer_magics import Batch, Result, Sweep\n"
         "assert {'Batch', 'Result', 'Sweep'} <= set(writer_magics.__all__)\n"
         "print(Batch.__name__, Result.__name__, Sweep.__name__)"

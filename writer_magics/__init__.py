@@ -24,15 +24,15 @@ __all__ = [
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from writer_magics.batch import Batch
-    from writer_magics.result import Result
-    from writer_magics.sweep import Sweep
+    from writer_magics.answer.batch import Batch
+    from writer_magics.answer.result import Result
+    from writer_magics.answer.sweep import Sweep
 
 #: The public types, imported on first use so that ``%load_ext`` stays fast.
 _LAZY = {
-    "Batch": "writer_magics.batch",
-    "Result": "writer_magics.result",
-    "Sweep": "writer_magics.sweep",
+    "Batch": "writer_magics.answer.batch",
+    "Result": "writer_magics.answer.result",
+    "Sweep": "writer_magics.answer.sweep",
 }
 
 

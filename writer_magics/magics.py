@@ -80,9 +80,7 @@ class WriterMagics(Magics):
     max_concurrency = Int(4, help="How many requests of a sweep or batch run at once.").tag(
         config=True
     )
-    max_batch = Int(1000, help="Largest --over batch sent without --allow-large.").tag(
-        config=True
-    )
+    max_batch = Int(1000, help="Largest --over batch sent without --allow-large.").tag(config=True)
     max_sweep = Int(
         options.DEFAULT_MAX_SWEEP, help="Most requests one sweep cell may send (larger: refused)."
     ).tag(config=True)
@@ -183,7 +181,7 @@ class WriterMagics(Magics):
         )
         self._warn(opts.warnings)
         if opts.over is not None:
-            from writer_magics.batchcell import run_over
+            from writer_magics.commands.batch import run_over
 
             return run_over(self, opts, _body(cell, opts.prompt))
         text = self._render(cell, opts, "complete")
@@ -211,7 +209,7 @@ class WriterMagics(Magics):
             return run_chat_command(opts, self.sessions, secrets=self._secrets())
         self._warn(opts.warnings)
         if opts.over is not None:
-            from writer_magics.batchcell import run_over
+            from writer_magics.commands.batch import run_over
 
             return run_over(self, opts, _body(cell, opts.prompt))
         text = self._render(cell, opts, "chat")
@@ -256,7 +254,7 @@ class WriterMagics(Magics):
         """``--expect``: parsed and resolved before anything is sent."""
         if not opts.expect:
             return ()
-        from writer_magics.review import prepare_checks
+        from writer_magics.display.review import prepare_checks
 
         return prepare_checks(opts.expect, self.user_ns)
 
@@ -284,7 +282,7 @@ class WriterMagics(Magics):
         else:
             return outcomes, answer
         if checks or opts.diff:
-            from writer_magics.review import review
+            from writer_magics.display.review import review
 
             results = review(
                 results,
@@ -313,7 +311,7 @@ class WriterMagics(Magics):
     ) -> None:
         if not opts.strict:
             return
-        from writer_magics.review import strict_failure
+        from writer_magics.display.review import strict_failure
 
         results = (
             [answer]
@@ -338,6 +336,11 @@ class WriterMagics(Magics):
         except Exception:
             key = None
         return {"default_model": self.model, "max_sweep": self.max_sweep, "secrets": (key,)}
+
+    @staticmethod
+    def dry_run_markdown(url: str, body: dict[str, Any], key: str | None) -> str:
+        """See :func:`dry_run_markdown` (commands/ reach it through the instance)."""
+        return dry_run_markdown(url, body, key)
 
     def _render(self, cell: str | None, opts: options.Options, name: str) -> str:
         """The prompt text by the interpolation rule (prompt.render); it and any

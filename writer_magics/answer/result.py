@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from writer_magics.transport.events import JSON, Accumulator, Endpoint, Usage
 
 if TYPE_CHECKING:
-    from writer_magics.checks import CheckResult
+    from writer_magics.answer.checks import CheckResult
 
 Status: TypeAlias = Literal["done", "interrupted", "failed", "cached"]
 

@@ -1111,7 +1111,7 @@ def _batch_options(
     limits: list[str] | None,
     models: tuple[str, ...],
 ) -> dict[str, Any]:
-    """``--over``, ``--expect``, ``--strict``, ``--diff``, ``--yes`` and their rules."""
+    """``--over``, ``--expect``, ``--strict``, ``--diff`` and their rules."""
     over = None if ns.over is None else ns.over.strip()
     if over is not None and not over:
         raise UsageError("--over expects a variable name or a .csv / .jsonl path")
@@ -1129,6 +1129,8 @@ def _batch_options(
             )
         if ns.diff:
             raise UsageError("--diff works on a single cell or a sweep, not with --over")
+        if ns.raw:
+            raise UsageError("--raw sends one prompt as written; --over fills {item} per item")
         if ns.dry_run:
             pass  # the first item's request is shown
     return {

@@ -18,11 +18,18 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from writer_magics.checks import Check, evaluate, parse_checks, rate_line, references, summary
+from writer_magics.answer.checks import (
+    Check,
+    evaluate,
+    parse_checks,
+    rate_line,
+    references,
+    summary,
+)
+from writer_magics.answer.result import Result
+from writer_magics.display.diff import diff_markdown, diff_text
 from writer_magics.errors import CheckFailedError
-from writer_magics.prompt import PromptError, render
-from writer_magics.result import Result
-from writer_magics.worddiff import diff_markdown, diff_text
+from writer_magics.line.prompt import PromptError, render
 
 __all__ = ["prepare_checks", "review", "strict_failure"]
 

@@ -3,7 +3,7 @@
 Everything the user can get wrong is checked before anything is sent or shown: the
 items (undefined, empty, not iterable, an unreadable file), the template (a column the
 data does not have), the checks, and the size (over ``WriterMagics.max_batch``
-without ``--yes``). Chat batches are stateless: each item is one user message (after
+without ``--allow-large``). Chat batches are stateless: each item is one user message (after
 the ``-s`` system prompt, if any), and the session history is neither sent nor changed.
 """
 
@@ -13,23 +13,26 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from writer_magics import bodies
-from writer_magics.api import Request
-from writer_magics.batch_input import check_columns, load_items, render_all
-from writer_magics.checks import parse_checks, references
+from writer_magics import request as bodies
+from writer_magics.answer.checks import parse_checks, references
 from writer_magics.errors import WriterError
-from writer_magics.options import ChatOptions, CompleteOptions, Options
-from writer_magics.prompt import PromptError, render
+from writer_magics.line.items import check_columns, load_items, render_all
+from writer_magics.line.options import ChatOptions, CompleteOptions, Options
+from writer_magics.line.prompt import PromptError, render
+from writer_magics.transport.events import Request
 
 if TYPE_CHECKING:
-    from writer_magics.batch import Batch
-    from writer_magics.magics import WriterMagics
+    from writer_magics.answer.batch import Batch
 
 __all__ = ["run_over"]
 
 
-def run_over(magics: WriterMagics, opts: Options, template: str) -> None:
-    """Run the cell template over ``opts.over``; keep the Batch in ``-o NAME``."""
+def run_over(magics: Any, opts: Options, template: str) -> None:
+    """Run the cell template over ``opts.over``; keep the Batch in ``-o NAME``.
+
+    ``magics`` is the ``WriterMagics`` instance (its settings, client, loop, sender);
+    typed loosely because commands/ comes before magics in the stage order.
+    """
     from writer_magics.display import auto_kind
 
     assert opts.over is not None
@@ -49,30 +52,26 @@ def run_over(magics: WriterMagics, opts: Options, template: str) -> None:
             raise UsageError(f"--expect: {exc}") from None
         except UsageError:
             pass  # renders to empty text: a legitimate expectation
-    if len(data) > magics.max_batch and not opts.yes:
+    if len(data) > magics.max_batch and not opts.allow_large:
         raise UsageError(
             f"--over {data.source} has {len(data):,} items, more than WriterMagics.max_batch "
-            f"({magics.max_batch:,}); add --yes to send them all"
+            f"({magics.max_batch:,}); nothing was sent. Add --allow-large to send them all"
         )
-    prompts = render_all(data, template, user_ns, magic=kind)
+    limit = None if opts.allow_large else magics.max_prompt_bytes
+    prompts = render_all(data, template, user_ns, magic=kind, max_bytes=limit)
     requests = _requests(opts, prompts, user_ns)
     if opts.dry_run:
-        from IPython.core.display import Markdown
-        from IPython.core.display_functions import display
-
-        from writer_magics.magics import dry_run_markdown
+        from writer_magics.display.markup import show_markdown
 
         client = magics.client()
         first = requests[0]
-        display(dry_run_markdown(client.url(first.endpoint), first.body, client.settings.api_key))
+        key = client.settings.api_key
+        show_markdown(magics.dry_run_markdown(client.url(first.endpoint), first.body, key))
         if len(requests) > 1:
-            display(
-                Markdown(
-                    f"…and {len(requests) - 1} more requests, one per item of `{data.source}`."
-                )
-            )
+            more = len(requests) - 1
+            show_markdown(f"…and {more} more requests, one per item of `{data.source}`.")
         return
-    from writer_magics.batchrun import run_batch
+    from writer_magics.send_batch import run_batch
 
     settings = magics._send_settings(use_cache=opts.cache)
     replaying = settings.replay_path is not None
@@ -90,7 +89,7 @@ def run_over(magics: WriterMagics, opts: Options, template: str) -> None:
         store=store,
         replaying=replaying,
         log=magics.sender.prompt_log(settings),
-        view=view,  # type: ignore[arg-type]
+        view=view,
         limit=magics.max_concurrency,
         title=f"{kind} over {data.source} · {opts.params[0].model}",
         max_updates_per_second=min(2.0, magics.max_updates_per_second),
@@ -108,7 +107,7 @@ def _requests(opts: Options, prompts: list[str], user_ns: dict[str, Any]) -> lis
     if isinstance(opts, CompleteOptions):
         return [bodies.completion(opts, params, p, stream=False) for p in prompts]
     assert isinstance(opts, ChatOptions)
-    from writer_magics import features
+    from writer_magics.tools import prepare as features
 
     extras = features.prepare(opts, user_ns).body_fields
     system = [{"role": "system", "content": params.system}] if params.system else []
@@ -127,7 +126,7 @@ def _requests(opts: Options, prompts: list[str], user_ns: dict[str, Any]) -> lis
 def _raise_for(batch: Batch, interrupted: bool, opts: Options, cached: bool) -> None:
     """The cell fails when it was interrupted, every row failed, or (``--strict``) a check did."""
     from writer_magics.errors import CheckFailedError
-    from writer_magics.execute import Interrupted
+    from writer_magics.send_execute import Interrupted
 
     counts = batch.counts()
     answered = counts["done"] + counts["cached"]

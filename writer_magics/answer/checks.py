@@ -31,7 +31,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from writer_magics.prompt import PromptError, render
+from writer_magics.line.prompt import PromptError, render
 
 __all__ = ["KINDS", "Check", "CheckResult", "evaluate", "parse_checks", "pass_rate", "summary"]
 
@@ -117,7 +117,7 @@ def _parse(value: str, user_ns: Mapping[str, Any]) -> Check:
             raise UsageError(f"--expect regex:{argument} is not a valid pattern: {exc}") from None
         return Check(spec, kind, argument, pattern=pattern)
     if kind == "schema":
-        from writer_magics.structured import resolve_schema
+        from writer_magics.answer.parsed import resolve_schema
 
         try:
             schema = resolve_schema(argument.strip(), user_ns)
@@ -198,7 +198,7 @@ def _failure(check: Check, text: str, namespace: Mapping[str, Any]) -> str | Non
             return None
         return f"expected {_short(expected)!r}, got {_short(text)!r}"
     if kind == "json":
-        from writer_magics.structured import _strip_fence
+        from writer_magics.answer.parsed import _strip_fence
 
         try:
             json.loads(_strip_fence(text))
@@ -207,7 +207,7 @@ def _failure(check: Check, text: str, namespace: Mapping[str, Any]) -> str | Non
             return f"not JSON ({msg})"
         return None
     # schema
-    from writer_magics.structured import StructuredOutputError, parse
+    from writer_magics.answer.parsed import StructuredOutputError, parse
 
     try:
         parse(text, check.schema)

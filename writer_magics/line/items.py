@@ -22,7 +22,13 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from writer_magics.prompt import _BRACED_RE, PromptError, is_reference, render, resolve_reference
+from writer_magics.line.prompt import (
+    _BRACED_RE,
+    PromptError,
+    is_reference,
+    render,
+    resolve_reference,
+)
 
 __all__ = ["FILE_SUFFIXES", "BatchInput", "Row", "load_items", "render_all"]
 
@@ -240,14 +246,24 @@ def check_columns(batch: BatchInput, templates: Sequence[str], where: Sequence[s
 
 
 def render_all(
-    batch: BatchInput, template: str, user_ns: Mapping[str, Any], *, magic: str
+    batch: BatchInput,
+    template: str,
+    user_ns: Mapping[str, Any],
+    *,
+    magic: str,
+    max_bytes: int | None = None,
 ) -> list[str]:
-    """The prompt of every item, in order; the first failure names the item."""
+    """The prompt of every item, in order; the first failure names the item.
+
+    ``max_bytes``: each prompt's limit (``WriterMagics.max_prompt_bytes``; None: none).
+    """
     check_columns(batch, [template], ["The prompt"])
     prompts = []
     for i in range(len(batch)):
         try:
-            prompts.append(render(template, batch.namespace(i, user_ns), magic=magic))
+            prompts.append(
+                render(template, batch.namespace(i, user_ns), magic=magic, max_bytes=max_bytes)
+            )
         except UsageError as exc:
             raise UsageError(f"item {_label(batch, i)} of --over {batch.source}: {exc}") from None
     return prompts

@@ -21,20 +21,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from writer_magics.api import Accumulator, Event, Request, TextDelta
-from writer_magics.batch import Batch, RequestShape, RowStore
-from writer_magics.batch_input import BatchInput
-from writer_magics.checks import Check, CheckResult, evaluate
+from writer_magics.answer.batch import Batch, RequestShape, RowStore
+from writer_magics.answer.checks import Check, CheckResult, evaluate
+from writer_magics.answer.result import Result, Status, Timing, build_result
 from writer_magics.display.progress import BatchView, Progress
 from writer_magics.errors import RateLimitError, WriterError, one_line
-from writer_magics.pacing import MAX_RATE_LIMITS, Pacer
-from writer_magics.result import Result, Status, Timing, build_result
-from writer_magics.runner import CANCEL_GRACE_SECONDS, POLL_SECONDS, LoopThread
+from writer_magics.line.items import BatchInput
+from writer_magics.transport.events import Accumulator, Event, Request, TextDelta
+from writer_magics.transport.loop import CANCEL_GRACE_SECONDS, POLL_SECONDS, LoopThread
+from writer_magics.transport.pacing import MAX_RATE_LIMITS, Pacer
 
 if TYPE_CHECKING:
-    from writer_magics.cache import CachedAnswer, ResponseCache
-    from writer_magics.client import WriterClient
-    from writer_magics.promptlog import PromptLog
+    from writer_magics.answer.promptlog import PromptLog
+    from writer_magics.transport.cache import CachedAnswer, ResponseCache
+    from writer_magics.transport.client import WriterClient
 
 __all__ = ["BatchRun", "RowDone", "run_batch"]
 
@@ -199,7 +199,7 @@ def run_batch(
     Cache hits are answered first without a request; in replay mode a miss raises
     before anything is shown. Returns the Batch (every row, in input order).
     """
-    from writer_magics.cache import CacheError, miss_error
+    from writer_magics.transport.cache import CacheError, miss_error
 
     shape = RequestShape(requests[0].endpoint, requests[0].model, requests[0].body)
     records = None if data.columns == ("item",) else data.fields
@@ -335,7 +335,7 @@ def _take(
         return
     settle(item.index, item.result, item.error)
     if store is not None and item.events is not None and item.error is None:
-        from writer_magics.cache import CacheError
+        from writer_magics.transport.cache import CacheError
 
         try:
             store.put(item.result.endpoint, item.result.request, item.events)

@@ -23,9 +23,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
-from writer_magics.api import JSON, Endpoint, Usage
-from writer_magics.checks import CheckResult, rate_line
-from writer_magics.result import Choice, Result, Status, Timing
+from writer_magics.answer.checks import CheckResult, rate_line
+from writer_magics.answer.result import Choice, Result, Status, Timing
+from writer_magics.transport.events import JSON, Endpoint, Usage
 
 __all__ = ["Batch", "BatchRow", "RequestShape", "RowStore"]
 
