@@ -255,7 +255,9 @@ def test_an_unreadable_file_is_one_line(
     assert server.requests == []
 
 
-def test_a_batch_over_max_batch_needs_allow_large(shell: InteractiveShell, server: ServerHandle) -> None:
+def test_a_batch_over_max_batch_needs_allow_large(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
     shell.run_line_magic("config", "WriterMagics.max_batch = 2")
     shell.user_ns["items"] = ["a", "b", "c"]
     message = one_line_error(run(shell, "%%complete --over items\n{item}"))
