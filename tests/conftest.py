@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
+from IPython.utils.capture import CapturedIO, capture_output
 
+from writer_magics.errors import WriterError, WriterUsageError
+from writer_magics.magics import WriterMagics
 from writer_magics.server import ServerHandle, start_server
 
 
@@ -75,3 +78,33 @@ def private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
         os.environ.pop("XDG_DATA_HOME", None)
     else:
         os.environ["XDG_DATA_HOME"] = saved
+
+
+class Ran(CapturedIO):
+    """What a cell printed and displayed (IPython's ``CapturedIO``: ``stdout``,
+    ``stderr``, ``outputs``) plus the cell's ``ExecutionResult`` as ``result``."""
+
+    def __init__(self, captured: CapturedIO, result: ExecutionResult) -> None:
+        vars(self).update(vars(captured))
+        self.result = result
+
+    def rendered_error(self) -> list[str]:
+        """The lines IPython prints for the cell's error (its ``_render_traceback_``)."""
+        error = self.result.error_in_exec
+        assert isinstance(error, (WriterError, WriterUsageError)), repr(error)
+        return error._render_traceback_()
+
+
+def run(shell: InteractiveShell, cell: str, cell_id: str | None = None) -> Ran:
+    """Run ``cell`` in ``shell`` (with ``cell_id`` as JupyterLab passes it), capturing."""
+    with capture_output() as captured:
+        result = shell.run_cell(cell, cell_id=cell_id)
+    return Ran(captured, result)
+
+
+def writer_magics(shell: InteractiveShell) -> WriterMagics:
+    """The ``WriterMagics`` instance ``%load_ext writer_magics`` registered in ``shell``."""
+    assert shell.magics_manager is not None
+    magics = shell.magics_manager.registry["WriterMagics"]
+    assert isinstance(magics, WriterMagics)
+    return magics

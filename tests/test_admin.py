@@ -14,8 +14,9 @@ from IPython.utils.capture import capture_output
 from writer_magics.answer.promptlog import PromptLog
 from writer_magics.answer.result import Choice, Result
 from writer_magics.commands.writer import run_writer_command
-from writer_magics.transport import events as api
-from writer_magics.transport.cache import CacheError, ResponseCache
+from writer_magics.errors import CacheError
+from writer_magics.request import completion_request
+from writer_magics.transport.cache import ResponseCache
 from writer_magics.transport.events import TextDelta
 
 
@@ -35,7 +36,7 @@ def log(tmp_path: Path) -> PromptLog:
                 endpoint="completions",
                 model="palmyra-x5",
                 choices=(Choice(0, f"answer | {i}"),),
-                request=api.completion_request(model="palmyra-x5", prompt=f"prompt {i}"),
+                request=completion_request(model="palmyra-x5", prompt=f"prompt {i}"),
             )
         )
     return log

@@ -6,10 +6,12 @@ import json
 
 import pytest
 
+from writer_magics.answer.result import Accumulator
+from writer_magics.config import removed_model_warning
 from writer_magics.errors import MalformedEventError, ServerSentError
+from writer_magics.request import chat_request, completion_request
 from writer_magics.transport import events as api
 from writer_magics.transport.events import (
-    Accumulator,
     ChoiceFinished,
     DataDelta,
     LogprobsDelta,
@@ -22,12 +24,12 @@ from writer_magics.transport.events import (
 
 
 def test_completion_request_omits_unset_fields() -> None:
-    body = api.completion_request(model="palmyra-x5", prompt="Hi")
+    body = completion_request(model="palmyra-x5", prompt="Hi")
     assert body == {"model": "palmyra-x5", "prompt": "Hi", "stream": True}
 
 
 def test_completion_request_maps_every_field() -> None:
-    body = api.completion_request(
+    body = completion_request(
         model="palmyra-x4",
         prompt="Hi",
         max_tokens=5,
@@ -52,7 +54,7 @@ def test_completion_request_maps_every_field() -> None:
 
 
 def test_chat_request_streams_with_usage_and_bare_tool_choice() -> None:
-    body = api.chat_request(
+    body = chat_request(
         model="palmyra-x5",
         messages=[{"role": "user", "content": "Hi"}],
         n=2,
@@ -66,15 +68,15 @@ def test_chat_request_streams_with_usage_and_bare_tool_choice() -> None:
 
 
 def test_chat_request_tool_choice_by_name_is_the_function_form() -> None:
-    body = api.chat_request(model="m", messages=[], tool_choice="get_weather", stream=False)
+    body = chat_request(model="m", messages=[], tool_choice="get_weather", stream=False)
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert "stream_options" not in body
 
 
 def test_removed_model_warning_names_the_replacement() -> None:
-    warning = api.removed_model_warning("palmyra-med")
+    warning = removed_model_warning("palmyra-med")
     assert warning is not None and "palmyra-x5" in warning and "2026-07-13" in warning
-    assert api.removed_model_warning("palmyra-x5") is None
+    assert removed_model_warning("palmyra-x5") is None
 
 
 def chunk(**choice: object) -> str:
@@ -330,11 +332,11 @@ CHAT_SPEC_KEYS = {
 
 
 def test_every_body_key_is_spelled_as_the_spec_says() -> None:
-    completion = api.completion_request(
+    completion = completion_request(
         model="m", prompt="p", max_tokens=1, temperature=0.1, top_p=0.5, stop=["x"],
         best_of=1, random_seed=2, stream=True,
     )  # fmt: skip
-    chat = api.chat_request(
+    chat = chat_request(
         model="m", messages=[{"role": "user", "content": "q"}], max_tokens=1,
         temperature=0.1, top_p=0.5, n=2, stop=["x"], logprobs=True, stream=True,
         tools=[{"type": "function", "function": {"name": "f"}}], tool_choice="auto",

@@ -12,17 +12,11 @@ from typing import Any
 import pandas as pd
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import CapturedIO, capture_output
+from IPython.utils.capture import CapturedIO
 
+from tests.conftest import Ran, run
 from writer_magics.answer.batch import Batch
 from writer_magics.server import ServerHandle, start_server
-
-
-def run(shell: InteractiveShell, cell: str, cell_id: str | None = None) -> CapturedIO:
-    with capture_output() as captured:
-        result = shell.run_cell(cell, cell_id=cell_id)
-    captured.result = result  # type: ignore[attr-defined]
-    return captured
 
 
 def everything(captured: CapturedIO) -> str:
@@ -32,8 +26,8 @@ def everything(captured: CapturedIO) -> str:
     return "\n".join(parts)
 
 
-def failed(captured: CapturedIO) -> bool:
-    return captured.result.error_in_exec is not None  # type: ignore[attr-defined]
+def failed(captured: Ran) -> bool:
+    return captured.result.error_in_exec is not None
 
 
 def users(server: ServerHandle) -> list[str]:
@@ -42,7 +36,7 @@ def users(server: ServerHandle) -> list[str]:
     ]
 
 
-def one_line_error(captured: CapturedIO, kind: str = "UsageError") -> str:
+def one_line_error(captured: Ran, kind: str = "UsageError") -> str:
     text = everything(captured)
     assert failed(captured), text
     assert "Traceback" not in text, text
@@ -340,7 +334,7 @@ def test_strict_fails_the_cell_in_one_line_and_keeps_the_answer(
     line = one_line_error(captured, "CheckFailedError")
     assert "max-chars:5" in line
     assert shell.user_ns["r"].text  # the answer is kept and shown
-    assert run(shell, "%%chat --expect max-chars:100000 --strict\nSay hi").result.success  # type: ignore[attr-defined]
+    assert run(shell, "%%chat --expect max-chars:100000 --strict\nSay hi").result.success
     shell.user_ns["items"] = ["a", "b"]
     line = one_line_error(
         run(shell, "%%chat --over items --expect max-chars:5 --strict\n{item}"), "CheckFailedError"

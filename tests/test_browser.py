@@ -224,8 +224,8 @@ def test_chat_streams_and_renders_markdown_in_jupyterlab(lab: Lab, server: Serve
             assert "[[tps" not in output.inner_text()
         finally:
             # Saved on failure too: the picture says what the browser showed.
-            for shown in browser.contexts[0].pages if browser.contexts else []:
-                shown.screenshot(path=str(ARTIFACTS / "browser-chat.png"), full_page=True)
+            for page in browser.contexts[0].pages if browser.contexts else []:
+                page.screenshot(path=str(ARTIFACTS / "browser-chat.png"), full_page=True)
             browser.close()
     sent = [r for r in server.requests if r.path == "/v1/chat"]
     assert len(sent) == 1 and sent[0].status == 200

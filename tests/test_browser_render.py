@@ -15,7 +15,7 @@ import pytest
 
 from tests.kernel_env import PYTHON3
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Lab, lab  # noqa: F401
-from writer_magics.display.markup import escape_markdown
+from writer_magics.answer.markdown import escape_markdown
 
 HAZARDS = (
     "Prices are $40 and $90, or $$5 each.\n\n"
@@ -26,7 +26,10 @@ HAZARDS = (
 
 
 def _output(markdown: str) -> nbformat.NotebookNode:
-    return nbformat.v4.new_output("display_data", data={"text/markdown": markdown})
+    output: nbformat.NotebookNode = nbformat.v4.new_output(
+        "display_data", data={"text/markdown": markdown}
+    )
+    return output
 
 
 @pytest.mark.timeout(150)

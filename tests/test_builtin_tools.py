@@ -11,22 +11,22 @@ from IPython.core.error import UsageError
 
 from writer_magics.answer.result import Result
 from writer_magics.display import TextView
-from writer_magics.send_execute import Request, execute
-from writer_magics.server import ServerHandle
-from writer_magics.tools.builtin import (
-    Source,
+from writer_magics.display.sources import Source, sources, sources_markdown
+from writer_magics.line.options import ChatOptions
+from writer_magics.line.values import parse_llm_tool
+from writer_magics.request import (
+    Request,
     builtin_tool,
+    chat_request,
     graph_tool,
     llm_tool,
-    one_builtin,
-    parse_llm_tool,
-    sources,
-    sources_markdown,
     translation_tool,
     web_search_tool,
 )
+from writer_magics.send import execute
+from writer_magics.server import ServerHandle
+from writer_magics.tools.builtin import one_builtin
 from writer_magics.transport.client import ClientSettings, WriterClient
-from writer_magics.transport.events import chat_request
 from writer_magics.transport.loop import LoopThread
 
 # --------------------------------------------------------------------------- builders
@@ -70,16 +70,16 @@ def test_exact_tool_json() -> None:
 
 
 def test_builtin_tool_from_option_values() -> None:
-    assert builtin_tool() is None
-    assert builtin_tool(graph_ids=["g"]) == graph_tool(["g"])
-    assert builtin_tool(llm=("palmyra-x4", "Maths")) == llm_tool("palmyra-x4", "Maths")
-    assert builtin_tool(translate="fr", source="en") == translation_tool("fr", "en")
-    with pytest.raises(UsageError) as info:
-        builtin_tool(web_search=True, translate="fr")
-    assert str(info.value) == (
-        "Writer allows one built-in tool per request; got --web-search and --translate. "
-        "Use one of them per cell"
+    def chat(**values: Any) -> ChatOptions:
+        return ChatOptions(models=("palmyra-x5",), **values)
+
+    assert builtin_tool(chat()) is None
+    assert builtin_tool(chat(graph_ids=("g",))) == graph_tool(["g"])
+    assert builtin_tool(chat(llm_tool=("palmyra-x4", "Maths"))) == llm_tool("palmyra-x4", "Maths")
+    assert builtin_tool(chat(translate_to="fr", translate_from="en")) == translation_tool(
+        "fr", "en"
     )
+    # two types in one cell are refused by the option parser (tests/test_options.py)
 
 
 def test_one_builtin_counts_types_not_functions() -> None:

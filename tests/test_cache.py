@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 
 from writer_magics.display import TextView
-from writer_magics.errors import ReplayMissError
-from writer_magics.send_execute import Request, execute
+from writer_magics.errors import CacheError, ReplayMissError
+from writer_magics.request import Request, chat_request, completion_request
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
-from writer_magics.transport import events as api
 from writer_magics.transport.cache import (
     CachedAnswer,
-    CacheError,
     ResponseCache,
     event_from_json,
     event_to_json,
@@ -58,9 +57,7 @@ EVENTS: list[Event] = [
 
 
 def chat_body(text: str = "What is RAG?", **extra: Any) -> dict[str, Any]:
-    return api.chat_request(
-        model="palmyra-x5", messages=[{"role": "user", "content": text}], **extra
-    )
+    return chat_request(model="palmyra-x5", messages=[{"role": "user", "content": text}], **extra)
 
 
 @pytest.fixture
@@ -82,8 +79,8 @@ def test_key_ignores_transport_and_key_order_but_not_content() -> None:
     assert request_key("chat", reordered) == request_key("chat", streamed)
     assert request_key("chat", chat_body("What is RAG? ")) != request_key("chat", streamed)
     assert request_key("completions", streamed) != request_key("chat", streamed)
-    seeded = api.completion_request(model="palmyra-x5", prompt="p", random_seed=1)
-    other_seed = api.completion_request(model="palmyra-x5", prompt="p", random_seed=2)
+    seeded = completion_request(model="palmyra-x5", prompt="p", random_seed=1)
+    other_seed = completion_request(model="palmyra-x5", prompt="p", random_seed=2)
     assert request_key("completions", seeded) != request_key("completions", other_seed)
     assert len(request_key("chat", whole)) == 64
 
@@ -331,7 +328,7 @@ def test_replay_needs_no_key_and_no_server_and_a_miss_is_clear(
     loop: LoopThread, tmp_path: Path
 ) -> None:
     recorded = ResponseCache(tmp_path / "teacher.jsonl")
-    hit = Request("completions", api.completion_request(model="palmyra-x5", prompt="Once"))
+    hit = Request("completions", completion_request(model="palmyra-x5", prompt="Once"))
     recorded.put(hit.endpoint, hit.body, [TextDelta("upon"), TextDelta(" a time"), StreamEnd()])
     shipped = tmp_path / "answers.jsonl"
     recorded.export(shipped)
@@ -340,7 +337,7 @@ def test_replay_needs_no_key_and_no_server_and_a_miss_is_clear(
     replay.ensure_readable()
     # Nothing listens on port 9 and there is no key: any HTTP attempt would fail.
     client = WriterClient(ClientSettings(base_url="http://127.0.0.1:9", api_key=None))
-    miss = Request("completions", api.completion_request(model="palmyra-x5", prompt="Twice"))
+    miss = Request("completions", completion_request(model="palmyra-x5", prompt="Twice"))
     try:
         answer = replay.get(hit.endpoint, hit.body)
         assert answer is not None

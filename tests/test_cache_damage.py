@@ -16,26 +16,22 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import CapturedIO, capture_output
+from IPython.utils.capture import CapturedIO
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, run
+from writer_magics.errors import CacheError
+from writer_magics.request import chat_request
 from writer_magics.server import ServerHandle
 from writer_magics.transport import events as api
-from writer_magics.transport.cache import CacheError, ResponseCache
+from writer_magics.transport.cache import ResponseCache
 from writer_magics.transport.events import TextDelta, ToolCallDelta
 
 ROOT = Path(__file__).resolve().parent.parent
 DEEP = "[" * 100_000 + "]" * 100_000
-
-
-def run(shell: InteractiveShell, cell: str, cell_id: str | None = None) -> CapturedIO:
-    with capture_output() as captured:
-        result = shell.run_cell(cell, cell_id=cell_id)
-    captured.result = result  # type: ignore[attr-defined]
-    return captured
 
 
 def seen(captured: CapturedIO) -> str:
@@ -117,7 +113,8 @@ def test_a_deep_line_does_not_break_replay_mode(
 CREATE = """
 import sys, time
 from pathlib import Path
-from writer_magics.transport.cache import CacheError, ResponseCache
+from writer_magics.errors import CacheError
+from writer_magics.transport.cache import ResponseCache
 from writer_magics.transport.events import TextDelta
 folder, me, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 start = folder / "go"
@@ -186,9 +183,9 @@ def test_clear_on_a_file_that_cannot_be_removed_is_one_line(
     _lock(path, immutable)
     cleared = run(shell, "%writer cache --clear")
     assert not cleared.result.success
-    text = seen(cleared) + "".join(cleared.result.error_in_exec._render_traceback_())
+    text = seen(cleared) + "".join(cleared.rendered_error())
     assert "Traceback" not in text
-    lines = cleared.result.error_in_exec._render_traceback_()
+    lines = cleared.rendered_error()
     assert len(lines) == 1 and "Cannot clear the cache" in lines[0]
     assert "nothing was removed" in lines[0]
     assert path.read_bytes() == before
@@ -212,7 +209,7 @@ class _EchoKey(BaseHTTPRequestHandler):
         self.rfile.read(length)
         key = self.headers.get("Authorization", "").removeprefix("Bearer ")
         half = len(key) // 2
-        pieces = [
+        pieces: list[dict[str, Any]] = [
             {"delta": {"content": "Your key is " + key[:half]}},
             {"delta": {"content": key[half:] + "."}},
             {
@@ -277,7 +274,7 @@ def test_the_key_in_answers_and_tool_results_is_redacted_in_the_cache_and_export
 def test_tool_results_in_the_request_are_redacted_and_still_found(tmp_path: Path) -> None:
     key = "sk-tool-SECRET-123456"
     cache = ResponseCache(tmp_path / "c.jsonl", secrets=lambda: [key])
-    body = api.chat_request(
+    body = chat_request(
         model="palmyra-x5",
         messages=[
             {"role": "user", "content": "read the env"},
@@ -329,7 +326,8 @@ def test_a_key_spelled_over_several_logprob_tokens_is_redacted(tmp_path: Path) -
     cache.put("chat", {"model": "m", "messages": []}, events)
     stored = cache.path.read_text(encoding="utf-8")
     assert "SECRET" not in stored
-    (entry,) = cache.entries()
+    entry = cache.get("chat", {"model": "m", "messages": []})
+    assert entry is not None and len(cache) == 1
     (logprobs,) = [e for e in entry.events if isinstance(e, api.LogprobsDelta)]
     assert [t["token"] for t in logprobs.tokens] == [
         "Key: ", "[REDACTED]", "[REDACTED]", "[REDACTED]", " done",
@@ -428,7 +426,7 @@ def test_clear_export_and_log_on_a_read_only_file_system(
     ]:
         captured = run(shell, line)
         assert not captured.result.success
-        lines = captured.result.error_in_exec._render_traceback_()
+        lines = captured.rendered_error()
         assert len(lines) == 1 and words in lines[0] and "Read-only file system" in lines[0]
         assert "Traceback" not in seen(captured)
     assert cache.read_bytes() == before

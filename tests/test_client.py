@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
 
+from writer_magics.answer.result import Accumulator
 from writer_magics.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -26,10 +27,10 @@ from writer_magics.errors import (
     WriterError,
     redact,
 )
+from writer_magics.request import chat_request, completion_request
 from writer_magics.server import ServerHandle, start_server
-from writer_magics.transport import events as api
 from writer_magics.transport.client import ClientSettings, WriterClient, is_loopback, retry_wait
-from writer_magics.transport.events import Accumulator, Event, TextDelta
+from writer_magics.transport.events import Event, TextDelta
 from writer_magics.transport.loop import LoopThread
 
 KEY = "sk-client-test-SECRET-42"
@@ -49,7 +50,7 @@ def make_client(server: ServerHandle, **overrides: Any) -> WriterClient:
 
 
 def chat_body(text: str, **extra: Any) -> dict[str, Any]:
-    return api.chat_request(
+    return chat_request(
         model=extra.pop("model", "palmyra-x5"),
         messages=[{"role": "user", "content": text}],
         **extra,
@@ -85,7 +86,7 @@ def test_streamed_chat_arrives_in_pieces_with_usage(loop: LoopThread, server: Se
 def test_non_streaming_chat_and_completions(loop: LoopThread, server: ServerHandle) -> None:
     acc, error = collect(loop, make_client(server), chat_body("Hello", stream=False))
     assert error is None and acc.choice(0).text
-    body = api.completion_request(model="palmyra-x5", prompt="Once upon a time", stream=False)
+    body = completion_request(model="palmyra-x5", prompt="Once upon a time", stream=False)
     acc, error = collect(loop, make_client(server), body, "completions")
     assert error is None and acc.choice(0).text
 
@@ -244,6 +245,7 @@ def test_cancellation_closes_the_http_stream(loop: LoopThread, server: ServerHan
     got_text = False
     started = time.monotonic()
     stream = loop.merge({0: lambda: client.events("chat", chat_body("Go [[tps:20]]"))})
+    assert isinstance(stream, Generator)  # merge is a generator: close() cancels
     for item in stream:
         if isinstance(item.value, TextDelta):
             got_text = True

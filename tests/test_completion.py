@@ -12,13 +12,14 @@ from IPython.core.completer import provisionalcompleter
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
+from tests.conftest import writer_magics
 from writer_magics.commands.writer import writer_parser
+from writer_magics.config import REMOVED_MODELS
 from writer_magics.line import completion
 from writer_magics.line.completion import Sources, offer
 from writer_magics.magics import WriterMagics
 from writer_magics.server import ServerHandle
 from writer_magics.server.protocol import MODEL_LIST
-from writer_magics.transport.events import REMOVED_MODELS
 from writer_magics.transport.models import KNOWN_MODELS, ModelCatalog, ModelInfo
 
 
@@ -195,9 +196,10 @@ def _is_ours(matcher: Any) -> bool:
 def test_background_fetch_once_and_offline_falls_back(
     shell: InteractiveShell, server: ServerHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    magics = shell.magics_manager.registry["WriterMagics"]
+    magics = writer_magics(shell)
     shell.run_line_magic("config", "WriterMagics.fetch_models = True")
     shell.run_cell("a = 1")
+    assert magics.models._future is not None
     magics.models._future.result(timeout=10)  # the one background fetch, started by a cell
     shell.run_cell("b = 2")
     assert [(r.method, r.path) for r in server.wait_for_requests(1)] == [("GET", "/v1/models")]
@@ -210,8 +212,9 @@ def test_background_fetch_once_and_offline_falls_back(
     shell.run_line_magic("load_ext", "writer_magics")
     shell.run_line_magic("config", "WriterMagics.fetch_models = True")
     shell.run_cell("c = 3")
-    magics = shell.magics_manager.registry["WriterMagics"]
+    magics = writer_magics(shell)
     with pytest.raises(Exception, match="Could not connect"):
+        assert magics.models._future is not None
         magics.models._future.result(timeout=10)
     assert magics.models.fetched() is None
     shell.run_line_magic("config", "WriterMagics.view = 'text'")
@@ -265,7 +268,8 @@ def test_tab_never_waits_for_the_fetch(
         assert arrived.wait(timeout=10)
         assert [t for *_, t in complete(shell, "%%chat -m ")] == ["palmyra-x5", "palmyra-x4"]
         release.set()
-        magics = shell.magics_manager.registry["WriterMagics"]
+        magics = writer_magics(shell)
+        assert magics.models._future is not None
         magics.models._future.result(timeout=10)
         assert [t for *_, t in complete(shell, "%%chat -m ")] == ["palmyra-x7"]
     finally:
@@ -281,8 +285,8 @@ def test_a_hostile_namespace_object_never_breaks_tab(
         def __getattr__(self, name: str) -> Any:
             raise RuntimeError("lazy proxy")
 
-        @property
-        def __class__(self) -> type:  # type: ignore[override]
+        @property  # type: ignore[misc]  # a proxy that hides its class
+        def __class__(self) -> type:
             raise RuntimeError("lazy proxy")
 
     shell.user_ns["proxy"] = Proxy()

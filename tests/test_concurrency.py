@@ -1,4 +1,4 @@
-"""bounded(): at most N streams at once, in order, slots freed on failure and on cancel."""
+"""LoopThread.merge(limit=N): N streams at most, in order, slots freed on failure or cancel."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import cast
 
 import pytest
 
-from writer_magics.transport.concurrency import bounded
 from writer_magics.transport.loop import Item, LoopThread
 
 
@@ -53,8 +52,7 @@ class Tracker:
 
 def test_at_most_limit_streams_run_at_once_and_all_finish(loop: LoopThread) -> None:
     tracker = Tracker()
-    streams = bounded({k: tracker.opener(k) for k in range(6)}, 2)
-    items = list(loop.merge(streams))
+    items = list(loop.merge({k: tracker.opener(k) for k in range(6)}, limit=2))
     values = sorted(i.value for i in items if not i.done and i.value is not None)
     assert values == sorted(k * 100 + i for k in range(6) for i in range(3))
     assert sum(i.done for i in items) == 6
@@ -68,14 +66,14 @@ def test_without_a_bound_they_all_overlap(loop: LoopThread) -> None:
     list(loop.merge({k: tracker.opener(k) for k in range(5)}))
     assert tracker.peak == 5
     tracker = Tracker()
-    list(loop.merge(bounded({k: tracker.opener(k) for k in range(5)}, 10)))
+    list(loop.merge({k: tracker.opener(k) for k in range(5)}, limit=10))
     assert tracker.peak == 5
 
 
 def test_a_failure_frees_its_slot_and_fails_only_its_stream(loop: LoopThread) -> None:
     tracker = Tracker()
     openers = {k: tracker.opener(k, fail=(k == 0)) for k in range(4)}
-    items = list(loop.merge(bounded(openers, 1)))
+    items = list(loop.merge(openers, limit=1))
     errors = {i.key: i.error for i in items if i.done and i.error is not None}
     assert list(errors) == [0]
     assert "stream 0 broke" in str(errors[0])
@@ -86,7 +84,7 @@ def test_a_failure_frees_its_slot_and_fails_only_its_stream(loop: LoopThread) ->
 def test_closing_early_cancels_running_and_queued_streams(loop: LoopThread) -> None:
     tracker = Tracker()
     openers = {k: tracker.opener(k, items=50, delay=0.05) for k in range(4)}
-    merged = cast(Generator[Item[int, int], None, None], loop.merge(bounded(openers, 2)))
+    merged = cast(Generator[Item[int, int], None, None], loop.merge(openers, limit=2))
     first = next(merged)
     assert not first.done
     merged.close()  # what Ctrl-C in the cell does
@@ -100,20 +98,16 @@ def test_closing_early_cancels_running_and_queued_streams(loop: LoopThread) -> N
 def test_on_start_is_called_when_a_slot_is_granted(loop: LoopThread) -> None:
     tracker = Tracker()
     granted: list[tuple[int, int]] = []
-    streams = bounded(
-        {k: tracker.opener(k) for k in range(3)},
-        1,
-        on_start=lambda key: granted.append((key, tracker.active)),
-    )
-    list(loop.merge(streams))
+    streams = {k: tracker.opener(k) for k in range(3)}
+    list(loop.merge(streams, limit=1, on_start=lambda key: granted.append((key, tracker.active))))
     assert granted == [(0, 0), (1, 0), (2, 0)]  # each starts only after the previous ended
 
 
 def test_the_semaphore_is_made_lazily_on_the_loop_thread(loop: LoopThread) -> None:
     """Building the mapping on the cell thread touches no loop; it runs on the loop thread."""
     tracker = Tracker()
-    streams = bounded({k: tracker.opener(k) for k in range(3)}, 2)  # no loop running here
-    list(loop.merge(streams))
+    merged = loop.merge({k: tracker.opener(k) for k in range(3)}, limit=2)  # nothing runs yet
+    list(merged)
     loop_thread = loop.run(_thread_id)
     assert tracker.threads == {loop_thread}
     assert loop_thread != threading.get_ident()
@@ -123,6 +117,6 @@ async def _thread_id() -> int:
     return threading.get_ident()
 
 
-def test_limit_must_be_positive() -> None:
+def test_limit_must_be_positive(loop: LoopThread) -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        bounded({}, 0)
+        loop.merge({}, limit=0)  # at the call, before anything is iterated

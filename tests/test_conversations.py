@@ -13,17 +13,10 @@ from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import CapturedIO, capture_output
+from IPython.utils.capture import CapturedIO
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, run, writer_magics
 from writer_magics.server import ServerHandle, start_server
-
-
-def run(shell: InteractiveShell, cell: str, cell_id: str | None = None) -> CapturedIO:
-    with capture_output() as captured:
-        result = shell.run_cell(cell, cell_id=cell_id)
-    captured.result = result  # type: ignore[attr-defined]
-    return captured
 
 
 def everything(captured: CapturedIO) -> str:
@@ -38,7 +31,7 @@ def everything(captured: CapturedIO) -> str:
 
 def error_lines(captured: CapturedIO) -> str:
     """What the cell printed outside its displays (where IPython shows an error)."""
-    return (captured.stdout + captured.stderr).strip()
+    return str(captured.stdout + captured.stderr).strip()
 
 
 def failed(captured: CapturedIO) -> bool:
@@ -61,7 +54,7 @@ def shown_turns(shell: InteractiveShell, session: str = "default") -> list[str]:
 
 
 def magics(shell: InteractiveShell) -> Any:
-    return shell.magics_manager.registry["WriterMagics"]
+    return writer_magics(shell)
 
 
 # ---------------------------------------------------------------- §4 several turns per cell
@@ -186,7 +179,7 @@ def test_read_only_commands_and_failed_cells_create_no_session(
     assert failed(run(shell, "%%chat --session broken\nFails [[fault:400]]", cell_id="f"))
     assert failed(run(shell, "%%chat --new --session fresh\nFails [[fault:500]]", cell_id="g"))
     assert "No chat sessions yet" in everything(run(shell, "%chat --sessions"))
-    assert magics(shell).sessions.names() == []
+    assert list(magics(shell).sessions) == []
 
 
 def test_show_of_an_unknown_session_lists_the_names(
@@ -387,3 +380,14 @@ def test_a_cell_that_runs_other_cells_keeps_its_own_group(
     assert sent(server)[-1] == ["One", "Two"]
     run(shell, cell, cell_id="outer")  # a re-run replaces both turns
     assert shown_turns(shell) == ["One", "Two"]
+
+
+def test_undo_names_the_dropped_turn_by_the_one_preview(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    long_question = "Tell me   about\nthe sea " + "wave " * 20
+    run(shell, f"%%chat\n{long_question}", cell_id="u1")
+    line = everything(run(shell, "%chat --undo")).strip()
+    flat = " ".join(long_question.split())
+    assert line == f"Dropped the last turn of session 'default': {flat[:59] + '…'!r}"
+    assert shown_turns(shell) == []

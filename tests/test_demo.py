@@ -161,7 +161,10 @@ class _Out:
 def _live_widget(echo: TerminalEcho, panels: int = 1) -> None:
     for _ in range(panels):  # one tail Output per panel
         echo.message(_comm("comm_open", "x", {"_model_name": "OutputModel"}))
-    view = {"application/vnd.jupyter.widget-view+json": {"model_id": "root"}, "text/plain": "VBox"}
+    view: dict[str, object] = {
+        "application/vnd.jupyter.widget-view+json": {"model_id": "root"},
+        "text/plain": "VBox",
+    }
     echo.message(_display(view, "live-1"))
 
 

@@ -340,9 +340,6 @@ def test_widget_panels_side_by_side_each_with_its_own_text(shell: InteractiveShe
         view.add(TextDelta("third"), panel=2)  # a panel no one announced
         texts = [p.tail.outputs[0]["data"]["text/markdown"] for p in view.live]
         assert isinstance(view.grid, ipywidgets.GridBox) and len(view.grid.children) == 3
-        view.end_panel(0, result("cold answer"))
-        assert "palmyra-x5" in view.live[0].status.value
-        view.add(TextDelta(" late"), panel=0)  # ignored after end_panel
         results = [result("cold answer"), result("warm answer", status="failed"), result("third")]
         view.finish(Outcome(results, "done", "500 boom"))
     assert texts == ["cold answer", "warm answer", "third"]

@@ -18,8 +18,8 @@ from IPython.utils.capture import capture_output
 
 from tests.conftest import API_KEY
 from tests.standin import StandIn, failing_by_temperature, stand_in, text_reply
+from writer_magics.answer.markdown import DOLLAR, code_span, escape_markdown
 from writer_magics.answer.result import Choice, Result
-from writer_magics.display.markup import DOLLAR, code_span, escape_markdown
 from writer_magics.server import ServerHandle
 
 PRICES = "Prices are $40 and $90"

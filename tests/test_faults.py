@@ -33,6 +33,7 @@ from IPython.utils.capture import CapturedIO, capture_output
 from traitlets import Float
 
 from tests import hostile
+from tests.conftest import writer_magics
 from tests.hostile import Hostile, Reply, chunk
 from writer_magics.magics import WriterMagics
 from writer_magics.server import ServerHandle
@@ -96,7 +97,7 @@ def _dotenv_with_spaces(stage: Stage) -> None:
 
 def _unchanged(name: str) -> Callable[[Stage, str], None]:
     def check(stage: Stage, _output: str) -> None:
-        magics = stage.shell.magics_manager.registry["WriterMagics"]
+        magics = writer_magics(stage.shell)
         assert getattr(magics, name) == _default(name)
 
     return check

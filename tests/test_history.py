@@ -13,12 +13,12 @@ from writer_magics.answer.history import (
     FORMAT_VERSION,
     Call,
     Conversation,
-    HistoryFileError,
     Sessions,
     Turn,
     load,
     save,
 )
+from writer_magics.errors import HistoryFileError
 
 
 def turn(user: str, assistant: str, **kw: Any) -> Turn:
@@ -119,7 +119,7 @@ def test_tool_turn_messages_are_sent_whole_and_copied() -> None:
     assert "*Tools called: get_weather*" in conv.to_markdown()
 
 
-def test_undo_and_reset() -> None:
+def test_undo() -> None:
     conv = Conversation(system="S")
     assert conv.undo() is None
     conv.record("c1", turn("Q1", "A1"))
@@ -127,8 +127,6 @@ def test_undo_and_reset() -> None:
     undone = conv.undo()
     assert undone is not None and undone.user == "Q2"
     assert [t.key for t in conv.turns] == ["c1"]
-    conv.reset()
-    assert conv.turns == () and conv.system is None
 
 
 def test_markdown_marks_interrupted_answers() -> None:
@@ -155,7 +153,7 @@ def test_sessions_exist_only_once_something_is_stored() -> None:
     detached.record("c1", turn("Q", "A"))
     sessions.replace("ideas", detached)
     sessions.new("default")
-    assert sessions.names() == ["ideas", "default"]
+    assert list(sessions) == ["ideas", "default"]  # creation order
     assert sessions.counts() == {"ideas": 1, "default": 0}
     assert sessions.conversation("default") is sessions["default"]  # empty but stored
     fresh = sessions.new("ideas")
@@ -363,7 +361,7 @@ def test_system_prompt_belongs_to_the_cell_that_set_it() -> None:
     # re-running a without -s: the request carries no system prompt, and it is removed
     assert conv.messages_for(Call("a", 3), "Hi")[0] == {"role": "user", "content": "Hi"}
     conv.record(Call("a", 3), turn("Hi", "Hello"))
-    assert conv.system is None and conv.system_key is None
+    assert (conv.system, conv.system_key) == (None, None)
     # a system prompt set by b is not touched by re-running a
     conv.record(Call("b", 4), turn("More", "Sure"), system="Be kind")
     conv.record(Call("a", 5), turn("Hi", "Hello"))

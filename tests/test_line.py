@@ -18,9 +18,9 @@ from IPython.core.interactiveshell import InteractiveShell
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, run
 from tests.test_kernel import execute
-from tests.test_magics import everything, last_body, run, user_texts
+from tests.test_magics import everything, last_body, user_texts
 from writer_magics.line.questions import magic_questions
 from writer_magics.server import ServerHandle, start_server
 
@@ -33,7 +33,7 @@ def one_line_error(shell: InteractiveShell, cell: str, server: ServerHandle) -> 
     text = everything(captured)
     assert server.requests == [], f"sent although refused: {cell!r}"
     assert "Traceback" not in text
-    shown = captured.stdout + captured.stderr
+    shown = str(captured.stdout + captured.stderr)
     lines = [line for line in shown.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("UsageError: "), shown
     return lines[0]

@@ -14,10 +14,10 @@ import pytest
 
 from writer_magics.display import TextView
 from writer_magics.display.logprobs import logprobs_html, percent, probability_color, tooltip
-from writer_magics.send_execute import Request, execute
+from writer_magics.request import Request, chat_request
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
 from writer_magics.transport.client import ClientSettings, WriterClient
-from writer_magics.transport.events import chat_request
 from writer_magics.transport.loop import LoopThread
 
 

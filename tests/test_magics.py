@@ -9,17 +9,10 @@ from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import CapturedIO, capture_output
+from IPython.utils.capture import CapturedIO
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, run, writer_magics
 from writer_magics.server import ServerHandle
-
-
-def run(shell: InteractiveShell, cell: str, cell_id: str | None = None) -> CapturedIO:
-    with capture_output() as captured:
-        result = shell.run_cell(cell, cell_id=cell_id)
-    captured.result = result  # type: ignore[attr-defined]
-    return captured
 
 
 def bodies(server: ServerHandle) -> list[dict[str, Any]]:
@@ -223,7 +216,7 @@ def test_failed_request_leaves_history_unchanged(
 ) -> None:
     run(shell, "%%chat\nFirst", cell_id="a")
     captured = run(shell, "%%chat\nThis fails [[fault:500]]", cell_id="b")
-    assert captured.result.error_in_exec is not None  # type: ignore[attr-defined]
+    assert captured.result.error_in_exec is not None
     text = everything(captured)
     assert "ServerError" in text and "Traceback" not in text
     run(shell, "%%chat\nAfter the failure", cell_id="c")
@@ -334,8 +327,9 @@ def test_config_never_prints_the_key(shell: InteractiveShell, server: ServerHand
 
 
 def test_unload_and_reload(shell: InteractiveShell, server: ServerHandle) -> None:
-    magics = shell.magics_manager.registry["WriterMagics"]
+    magics = writer_magics(shell)
     shell.run_line_magic("unload_ext", "writer_magics")
+    assert shell.magics_manager is not None
     assert "chat" not in shell.magics_manager.magics["cell"]
     assert not magics.loop._thread or not magics.loop._thread.is_alive()
     shell.run_line_magic("load_ext", "writer_magics")
@@ -402,9 +396,20 @@ def test_text_view_streams_once_to_stdout(shell: InteractiveShell, server: Serve
 def test_bad_settings_are_refused_when_set(
     shell: InteractiveShell, caplog: pytest.LogCaptureFixture
 ) -> None:
-    magics = shell.magics_manager.registry["WriterMagics"]
+    magics = writer_magics(shell)
     run(shell, "%config WriterMagics.max_concurrency = 0")
     assert "max_concurrency must be positive" in caplog.text  # %config reports via logging
     assert magics.max_concurrency == 4
     run(shell, "%config WriterMagics.read_timeout = -1")
     assert magics.read_timeout == 60.0
+
+
+def test_choices_are_titled_one_way(shell: InteractiveShell, server: ServerHandle) -> None:
+    """``-n 2`` panels say "Choice 1", as the finished answer does (once also "choice 1")."""
+    captured = run(shell, "%%chat -n 2\nGive two ideas")
+    shown = captured.stdout + "".join(
+        str(value) for output in captured.outputs for value in output.data.values()
+    )
+    assert "Choice 1" in shown and "Choice 2" in shown
+    assert "choice 1" not in shown and "choice 2" not in shown
+    assert len(server.requests) == 1

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from tests.conftest import API_KEY
-from tests.test_magics import everything, run
+from tests.conftest import API_KEY, run
+from tests.test_magics import everything
 from writer_magics.answer.sweep import Sweep
 from writer_magics.server import ServerHandle, start_server
 
@@ -54,7 +54,7 @@ def test_one_failed_combination_fails_only_its_panel(
     shell: InteractiveShell, server: ServerHandle, files: dict[str, Path]
 ) -> None:
     captured = run(shell, "%%chat -m palmyra-x5,palmyra-nope -o s\nHello")
-    assert captured.result.error_in_exec is None  # type: ignore[attr-defined]
+    assert captured.result.error_in_exec is None
     sweep = shell.user_ns["s"]
     by_model = {params.model: result for params, result in sweep}
     assert by_model["palmyra-x5"].status == "done" and by_model["palmyra-x5"].text

@@ -9,7 +9,8 @@ from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
 
-from tests.test_magics import everything, last_body, run
+from tests.conftest import run
+from tests.test_magics import everything, last_body
 from writer_magics.server import ServerHandle
 
 WEATHER = '''
@@ -32,7 +33,7 @@ def test_two_round_function_call_loop(shell: InteractiveShell, server: ServerHan
     captured = run(
         shell, "%%chat --tools get_weather -o r\nUse get_weather for Paris please", cell_id="w"
     )
-    assert captured.result.error_in_exec is None, everything(captured)  # type: ignore[attr-defined]
+    assert captured.result.error_in_exec is None, everything(captured)
     first, second = (r.body for r in server.requests)
     tool = first["tools"][0]["function"]
     assert tool["name"] == "get_weather" and tool["description"].startswith("Current weather")
@@ -67,7 +68,12 @@ def test_confirm_asks_before_each_call(
 ) -> None:
     run(shell, WEATHER)
     asked: list[str] = []
-    monkeypatch.setattr("builtins.input", lambda question: asked.append(question) or "n")
+
+    def answer(question: str) -> str:
+        asked.append(question)
+        return "n"
+
+    monkeypatch.setattr("builtins.input", answer)
     run(shell, "%%chat --tools get_weather --confirm\nUse get_weather for Oslo")
     assert asked and "get_weather" in asked[0] and "Oslo" in asked[0]
     assert shell.user_ns["calls"] == [], "a declined call is not run"
@@ -142,7 +148,7 @@ def test_pydantic_schema_round_trip(shell: InteractiveShell, server: ServerHandl
         "class Review(BaseModel):\n    title: str\n    stars: int\n    tags: list[str]",
     )
     captured = run(shell, "%%chat --schema Review -o r\nReview the film Alien")
-    assert captured.result.error_in_exec is None, everything(captured)  # type: ignore[attr-defined]
+    assert captured.result.error_in_exec is None, everything(captured)
     response_format = last_body(server)["response_format"]
     assert response_format["type"] == "json_schema"
     assert response_format["json_schema"]["name"] == "Review"
@@ -165,7 +171,7 @@ def test_schema_mismatch_is_a_clear_error_keeping_the_raw_text(
     )
     captured = run(shell, "%%chat --schema Picky -o bad\nGive a word")
     text = everything(captured)
-    assert captured.result.error_in_exec is not None  # type: ignore[attr-defined]
+    assert captured.result.error_in_exec is not None
     assert "never good enough" in text and "Traceback" not in text
     raw = shell.user_ns["bad"].text
     assert json.loads(raw)["word"], "the raw answer is kept on -o"

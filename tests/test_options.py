@@ -8,18 +8,18 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
+from writer_magics.config import removed_model_warning
 from writer_magics.line.options import (
     ChatCommand,
     ChatOptions,
     CompleteOptions,
     Params,
-    chat_arguments,
     combinations,
-    complete_arguments,
     parse_chat,
     parse_complete,
-    removal_warning,
 )
+from writer_magics.line.table import chat_arguments, complete_arguments
+from writer_magics.request import builtin_tool
 
 
 @complete_arguments
@@ -47,11 +47,11 @@ NS: dict[str, Any] = {
 
 
 def pc(line: str, cell: bool = True, **ns: Any) -> ChatOptions:
-    return parse_chat(chat, line, {**NS, **ns}, default_model="palmyra-x5", cell=cell)
+    return parse_chat(line, {**NS, **ns}, default_model="palmyra-x5", cell=cell)
 
 
 def pk(line: str, cell: bool = True) -> CompleteOptions:
-    return parse_complete(complete, line, NS, default_model="palmyra-x5", cell=cell)
+    return parse_complete(line, NS, default_model="palmyra-x5", cell=cell)
 
 
 def error(func: Any, line: str, cell: bool = True) -> str:
@@ -295,13 +295,13 @@ def test_removed_models_warn_but_parse() -> None:
         "--model repeats a value: identical combinations are sent once, 2 requests instead "
         "of 3 (use -n N for several answers)",
     )
-    assert removal_warning("palmyra-fin", date(2026, 7, 1)) == (
+    assert removed_model_warning("palmyra-fin", date(2026, 7, 1)) == (
         "palmyra-fin will be removed on 2026-07-13; use palmyra-x5 instead."
     )
-    assert removal_warning("palmyra-vision", date(2026, 8, 1)) == (
+    assert removed_model_warning("palmyra-vision", date(2026, 8, 1)) == (
         "palmyra-vision was removed on 2026-07-13; use palmyra-x5 with image content parts instead."
     )
-    assert removal_warning("palmyra-x4") is None
+    assert removed_model_warning("palmyra-x4") is None
 
 
 def test_help_lists_every_option() -> None:
@@ -341,7 +341,7 @@ def test_parser_is_built_when_the_function_has_none() -> None:
     def bare(line: str) -> None:
         """No decorators."""
 
-    opts = parse_chat(bare, "-t 1", {}, default_model="palmyra-x4", cell=True)
+    opts = parse_chat("-t 1", {}, default_model="palmyra-x4", cell=True)
     assert opts.temperatures == (1.0,) and opts.models == ("palmyra-x4",)
 
 
@@ -361,15 +361,14 @@ def test_decorators_work_on_a_registered_magic() -> None:
         @line_cell_magic
         def chat(self, line: str, cell: str | None = None) -> None:
             """Chat with Palmyra."""
+            assert self.shell is not None
             seen.append(
-                parse_chat(
-                    self.chat, line, self.shell.user_ns, default_model="m", cell=cell is not None
-                )
+                parse_chat(line, self.shell.user_ns, default_model="m", cell=cell is not None)
             )
 
     InteractiveShell.clear_instance()
     shell = InteractiveShell.instance()
-    shell.register_magics(Demo(shell))
+    shell.register_magics(Demo(shell))  # type: ignore[no-untyped-call]  # IPython's Magics
     shell.user_ns["persona"] = "You are {terse}"
     # (a line ending in "word?" would be IPython's help syntax and never reach the magic)
     shell.run_cell("%chat -s $persona Define RAG.", store_history=False)
@@ -398,7 +397,7 @@ def test_tool_options() -> None:
     assert opts.web_search
     assert opts.include_domains == ("python.org", "docs.python.org")
     assert opts.exclude_domains == ("example.com",)
-    assert opts.builtin_tool == {
+    assert builtin_tool(opts) == {
         "type": "web_search",
         "function": {
             "include_domains": ["python.org", "docs.python.org"],
@@ -413,7 +412,7 @@ def test_tool_defaults_are_unset() -> None:
     assert not opts.web_search and opts.include_domains == opts.exclude_domains == ()
     assert opts.graph_ids == () and not opts.subqueries and opts.llm_tool is None
     assert opts.translate_to is None and opts.translate_from is None and opts.schema is None
-    assert opts.builtin_tool is None
+    assert builtin_tool(opts) is None
 
 
 @pytest.mark.parametrize(
@@ -455,7 +454,7 @@ def test_tool_defaults_are_unset() -> None:
     ],
 )
 def test_builtin_tool_json(line: str, tool: dict[str, Any]) -> None:
-    assert pc(line).builtin_tool == tool
+    assert builtin_tool(pc(line)) == tool
 
 
 def test_tool_choice_values_and_names_from_variables() -> None:
@@ -566,7 +565,7 @@ def test_name_options_keep_references_to_objects() -> None:
     def lookup() -> None:
         pass
 
-    ns = {"Answer": Answer, "lookup": lookup, "cfg": {"s": {}}, "which": "Answer"}
+    ns: dict[str, Any] = {"Answer": Answer, "lookup": lookup, "cfg": {"s": {}}, "which": "Answer"}
     assert pc("--schema {Answer}", **ns).schema == "Answer"
     assert pc("--schema $Answer", **ns).schema == "Answer"
     assert pc("--schema {cfg['s']}", **ns).schema == "cfg['s']"
@@ -644,9 +643,7 @@ def test_words_that_merely_resemble_keys_pass(line: str) -> None:
 def test_the_configured_key_is_refused() -> None:
     secrets = ("not-shaped-like-one",)
     with pytest.raises(UsageError) as info:
-        parse_chat(
-            chat, "Hi not-shaped-like-one", NS, default_model="x", cell=False, secrets=secrets
-        )
+        parse_chat("Hi not-shaped-like-one", NS, default_model="x", cell=False, secrets=secrets)
     assert "not-shaped" not in str(info.value)
 
 
@@ -661,6 +658,6 @@ def test_repeated_sweep_values_are_sent_once() -> None:
 
 def test_max_sweep_counts_every_combination() -> None:
     line = "-m a,b -t 0.1,0.2 --top-p 0.5,0.6 -s x -s y"
-    assert len(parse_chat(chat, line, NS, default_model="m", cell=True, max_sweep=16).params) == 16
+    assert len(parse_chat(line, NS, default_model="m", cell=True, max_sweep=16).params) == 16
     with pytest.raises(UsageError, match=r"This sweep is 16 requests \(2 --model x 2 "):
-        parse_chat(chat, line, NS, default_model="m", cell=True, max_sweep=15)
+        parse_chat(line, NS, default_model="m", cell=True, max_sweep=15)

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 
-from writer_magics.line.prompt import PromptError, is_reference, render, resolve_reference
+from writer_magics.errors import PromptError
+from writer_magics.line.prompt import is_reference, render, resolve_reference
 
 
 class Report:

@@ -16,15 +16,15 @@ from tests.conftest import API_KEY
 from writer_magics.answer.promptlog import (
     SCHEMA_VERSION,
     PromptLog,
-    PromptLogError,
-    data_dir,
     default_log_path,
 )
 from writer_magics.answer.result import Choice, Result, Timing
 from writer_magics.display import TextView
-from writer_magics.send_execute import Request, execute
+from writer_magics.errors import PromptLogError
+from writer_magics.files import data_dir
+from writer_magics.request import Request, chat_request, completion_request
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
-from writer_magics.transport import events as api
 from writer_magics.transport.client import ClientSettings, WriterClient
 from writer_magics.transport.events import Usage
 from writer_magics.transport.loop import LoopThread
@@ -33,7 +33,7 @@ KEY = "sk-test-LOGKEY-0123456789"
 
 
 def chat_result(text: str = "RAG retrieves, then generates.", **kw: object) -> Result:
-    request = api.chat_request(
+    request = chat_request(
         model="palmyra-x5",
         messages=[
             {"role": "system", "content": "Be terse."},
@@ -57,7 +57,7 @@ def completion_result(prompt: str, text: str) -> Result:
         endpoint="completions",
         model="palmyra-x4",
         choices=(Choice(0, text),),
-        request=api.completion_request(model="palmyra-x4", prompt=prompt, max_tokens=20),
+        request=completion_request(model="palmyra-x4", prompt=prompt, max_tokens=20),
     )
 
 
@@ -208,10 +208,10 @@ def test_logging_real_results_from_the_server(
     requests = {
         "ok": Request(
             "chat",
-            api.chat_request(model="palmyra-x5", messages=[{"role": "user", "content": "Hi"}]),
+            chat_request(model="palmyra-x5", messages=[{"role": "user", "content": "Hi"}]),
         ),
         "bad": Request(
-            "completions", api.completion_request(model="palmyra-x5", prompt="[[fault:500]] x")
+            "completions", completion_request(model="palmyra-x5", prompt="[[fault:500]] x")
         ),
     }
     try:

@@ -23,13 +23,12 @@ import httpx
 import pytest
 from httpx_sse import EventSource
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import CapturedIO, capture_output
 
-from tests.conftest import API_KEY
-from writer_magics.answer.result import Result, build_result
+from tests.conftest import API_KEY, run
+from writer_magics.answer.result import Accumulator, Result, build_result
+from writer_magics.request import Endpoint
 from writer_magics.transport import events as api
 from writer_magics.transport.client import status_error
-from writer_magics.transport.events import Accumulator, Endpoint
 
 DATA = Path(__file__).parent / "data" / "writer-recordings"
 STREAM = (DATA / "writer-framework_palmyra-x-004_tool-calls.sse").read_bytes()
@@ -226,12 +225,6 @@ def real(recorded: Recorded, shell: InteractiveShell, monkeypatch: pytest.Monkey
     return recorded
 
 
-def run(shell: InteractiveShell, cell: str) -> CapturedIO:
-    with capture_output() as captured:
-        captured.result = shell.run_cell(cell)  # type: ignore[attr-defined]
-    return captured
-
-
 def offsets(data: bytes) -> list[int]:
     """Whole, then splits inside the first line, at an event boundary, and near the end."""
     boundary = data.find(b"\n\n") + 1
@@ -276,7 +269,7 @@ def test_the_real_401_bodies_over_http(
     real.reply = Reply(401, "application/json", data, int(len(data) * where))
     captured = run(shell, "%%chat --new\nHello")
     assert not captured.result.success
-    lines = captured.result.error_in_exec._render_traceback_()
+    lines = captured.rendered_error()
     assert lines[0] == line and len(lines) <= 2
     assert len(real.requests) == 1  # a 401 is not retried
     shown = captured.stdout + captured.stderr + "\n".join(lines)

@@ -10,17 +10,11 @@ from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import CapturedIO, capture_output
+from IPython.utils.capture import CapturedIO
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, run
+from writer_magics.config import REMOVED_MODELS
 from writer_magics.server import ServerHandle, start_server
-
-
-def run(shell: InteractiveShell, cell: str) -> CapturedIO:
-    with capture_output() as captured:
-        result = shell.run_cell(cell)
-    captured.result = result  # type: ignore[attr-defined]
-    return captured
 
 
 def bundle(captured: CapturedIO) -> tuple[str, str]:
@@ -130,7 +124,6 @@ def test_bundled_server_lists_models_in_writers_shape(server: ServerHandle) -> N
     body = httpx.get(f"{server.url}/v1/models").json()
     assert set(body) == {"models"}
     assert all(set(m) == {"id", "name"} for m in body["models"])
-    from writer_magics.transport.events import REMOVED_MODELS
 
     assert not {m["id"] for m in body["models"]} & set(REMOVED_MODELS)
     with start_server(api_key="k") as guarded:

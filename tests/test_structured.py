@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field
 
 from writer_magics.answer import parsed as structured
 from writer_magics.answer.parsed import (
-    StructuredOutputError,
     parse,
     pretty,
     pretty_markdown,
@@ -22,11 +21,11 @@ from writer_magics.answer.parsed import (
     schema_name,
 )
 from writer_magics.display import TextView
-from writer_magics.errors import WriterError
-from writer_magics.send_execute import Request, execute
+from writer_magics.errors import StructuredOutputError, WriterError
+from writer_magics.request import Request, chat_request
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
 from writer_magics.transport.client import ClientSettings, WriterClient
-from writer_magics.transport.events import chat_request
 from writer_magics.transport.loop import LoopThread
 
 

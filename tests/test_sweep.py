@@ -7,16 +7,15 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from writer_magics.answer.result import Choice, Result, Timing
+from writer_magics.answer.result import Choice, Outcomes, Result, Timing
 from writer_magics.answer.sweep import Sweep
 from writer_magics.display import TextView
 from writer_magics.errors import ServerError
 from writer_magics.line.options import Params
-from writer_magics.send_execute import Outcomes, Request, execute
+from writer_magics.request import Request, completion_request
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle, start_server
-from writer_magics.transport import events as api
 from writer_magics.transport.client import ClientSettings, WriterClient
-from writer_magics.transport.concurrency import bounded
 from writer_magics.transport.events import Event, Usage
 from writer_magics.transport.loop import LoopThread
 
@@ -155,7 +154,7 @@ def sweep_requests(prompt: str, fail: Params | None = None) -> dict[Params, Requ
         for temperature in (0.2, 1.0):
             params = Params(model, temperature=temperature)
             text = f"[[fault:500]] {prompt}" if params == fail else prompt
-            body = api.completion_request(model=model, prompt=text, temperature=temperature)
+            body = completion_request(model=model, prompt=text, temperature=temperature)
             requests[params] = Request("completions", body)
     return requests
 
@@ -170,7 +169,7 @@ def run_sweep(
     def opener(request: Request) -> Callable[[], AsyncIterator[Event]]:
         return lambda: client.events(request.endpoint, request.body)
 
-    openers = bounded({k: opener(r) for k, r in requests.items()}, limit)
+    openers = {k: opener(r) for k, r in requests.items()}
     try:
         outcomes = execute(
             requests,
@@ -178,6 +177,7 @@ def run_sweep(
             client=client,
             view=TextView(panels=titles, stream=out),
             openers=openers,
+            limit=limit,
         )
     finally:
         loop.run(client.aclose)

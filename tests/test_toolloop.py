@@ -16,18 +16,13 @@ import pytest
 
 from writer_magics.answer.result import Choice, Result
 from writer_magics.display import TextView
-from writer_magics.errors import WriterError
-from writer_magics.send_execute import Request, execute
+from writer_magics.errors import ToolRoundsExceeded, WriterError
+from writer_magics.request import Request, chat_request
+from writer_magics.send import execute
 from writer_magics.server import ServerHandle
 from writer_magics.tools.functions import tool_definitions
-from writer_magics.tools.rounds import (
-    DECLINED,
-    ToolRoundsExceeded,
-    next_request,
-    run_tool_rounds,
-)
+from writer_magics.tools.rounds import DECLINED, next_request, run_tool_rounds
 from writer_magics.transport.client import ClientSettings, WriterClient
-from writer_magics.transport.events import chat_request
 from writer_magics.transport.loop import LoopThread
 
 Send = Callable[[Request], Result]

@@ -17,8 +17,8 @@ import pytest
 from IPython.core.error import UsageError
 from pydantic import BaseModel
 
+from writer_magics.errors import ToolSchemaError
 from writer_magics.tools.functions import (
-    ToolSchemaError,
     error_text,
     function_tool,
     parse_docstring,
@@ -192,7 +192,7 @@ def test_list_of_models_keeps_nested_schema() -> None:
 
 
 def test_defaults_optional_and_inferred_types() -> None:
-    def search(
+    def search(  # type: ignore[no-untyped-def]  # `exact` has no hint on purpose
         query: str,
         limit: int = 10,
         colour: Color = Color.RED,

@@ -1,9 +1,29 @@
 """writer-magics: `%%complete` and `%%chat` for the Writer API in Jupyter.
 
-The extension is loaded with ``%load_ext writer_magics``; loading and unloading are
-mirror images so that ``%reload_ext`` leaves no stale state behind: the magics (with
-their client and loop thread) and the input transformer that keeps
-``%chat What is RAG?`` from being read as a help request (:mod:`writer_magics.line.questions`).
+``%load_ext writer_magics`` registers the magics; loading and unloading are mirror
+images so that ``%reload_ext`` leaves no stale state behind: the magics (with their
+client and loop thread) and the input transformer that keeps ``%chat What is RAG?``
+from being read as a help request (:mod:`writer_magics.line.questions`).
+
+The map: one cell flows through the stages in this order, and each stage imports only
+the ones above it (``server/`` and ``demo/`` stand beside and may use anything)::
+
+    errors       every exception, redact, one_line
+    config       defaults, removed models, where the key / URL / .env come from
+    files        the data dir, atomic writes
+    line/        magic line -> Options (frozen); cell body -> prompt text
+    request      Options + text + history messages + extras -> Request (pure JSON)
+    transport/   Request -> typed events (client, retries, loop thread, cache, model list)
+    answer/      the one fold of events -> Result / Sweep / Batch; checks; history; prompt log
+    display/     events and the fold's state -> live view -> static Markdown finish
+    tools/       function calling: answer -> calls -> results -> next Request
+    send         plan (cache / replay / live) -> stream into one view -> settle
+    commands/    %chat --show/--undo/... and %writer log/cache/models/status
+    magics       WriterMagics: settings, the ~10-line %%complete / %%chat scripts
+    __init__     load / unload; public types: ``from writer_magics import Result, Sweep, Batch``
+
+``Result``, ``Sweep`` and ``Batch`` are imported on first use (module ``__getattr__``), so
+``%load_ext`` does not pay for them.
 """
 
 from __future__ import annotations
@@ -11,7 +31,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-
 __all__ = [
     "Batch",
     "Result",
@@ -38,12 +57,15 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     """``from writer_magics import Batch, Result, Sweep`` (loaded when first asked for)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'writer_magics' has no attribute {name!r}")
-    import importlib
+    if name in _LAZY:
+        import importlib
 
-    return getattr(importlib.import_module(module), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:

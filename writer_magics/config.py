@@ -1,4 +1,5 @@
-"""Where the key and base URL come from, in the official SDK's order, and what a key may be.
+"""Settings: where the key and base URL come from (the official SDK's order), what a key
+may be, and the model defaults (:data:`DEFAULT_MODEL`, :data:`REMOVED_MODELS`).
 
 ``WRITER_API_KEY`` / ``WRITER_BASE_URL`` in the environment win; then the nearest
 ``.env`` file, found the way python-dotenv's ``find_dotenv(usecwd=True)`` finds it (the
@@ -14,9 +15,34 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from writer_magics.errors import ConfigurationError
+
+DEFAULT_MODEL = "palmyra-x5"
+#: Models Writer removed, with the day; every one is replaced by palmyra-x5.
+REMOVED_MODELS: Mapping[str, date] = {
+    name: date(2026, 7, 13)
+    for name in (
+        "palmyra-x-003-instruct",
+        "palmyra-vision",
+        "palmyra-med",
+        "palmyra-fin",
+        "palmyra-creative",
+    )
+}
+
+
+def removed_model_warning(model: str, today: date | None = None) -> str | None:
+    """The migration hint for a removed (or soon removed) model; None for a current one."""
+    removed = REMOVED_MODELS.get(model.lower())
+    if removed is None:
+        return None
+    when = "was removed" if (today or date.today()) >= removed else "will be removed"
+    extra = " with image content parts" if model.lower() == "palmyra-vision" else ""
+    return f"{model} {when} on {removed.isoformat()}; use {DEFAULT_MODEL}{extra} instead."
+
 
 KEY_VARIABLE = "WRITER_API_KEY"
 BASE_URL_VARIABLE = "WRITER_BASE_URL"

@@ -1,7 +1,20 @@
-"""Every runtime failure a user can meet, as one readable sentence.
+"""Every exception the package raises, each as one readable sentence.
 
-Bad input never gets here: it is an IPython ``UsageError`` raised before anything is
-sent. What is left is what happens on the way to Writer and back::
+Two families. Bad input is an IPython ``UsageError`` raised before anything is sent
+(IPython prints ``UsageError: <message>``); the subclasses here carry the one
+``_render_traceback_`` that keeps that one-line form (IPython shortens only the exact
+``UsageError`` class)::
+
+    UsageError (IPython)
+    └── WriterUsageError             one line "UsageError: ...", no traceback
+        ├── PromptError              a $name / {expr} in the prompt or a value that
+        │                            cannot be resolved
+        ├── ToolSchemaError          a --tools function that cannot be described to
+        │                            the model
+        └── HistoryFileError         a history file that cannot be read, written or
+                                     understood (state left unchanged)
+
+Everything else happens on the way to Writer and back, or while keeping the answer::
 
     WriterError                      one or two lines via _render_traceback_, key redacted
     ├── ConfigurationError           no API key, a key that cannot go in a header,
@@ -24,7 +37,16 @@ sent. What is left is what happens on the way to Writer and back::
     │   │                            body that cannot be decoded (a false gzip claim)
     │   └── ServerSentError          an error event inside the stream
     ├── ReplayMissError              replay mode has no recorded answer for a request
-    └── CheckFailedError             --strict: an answer failed an --expect check
+    ├── CacheError                   the response cache cannot be read or written, or an
+    │                                import file is not a cache
+    ├── PromptLogError               %writer log could not read the prompt log
+    ├── StructuredOutputError        --schema: the answer is not valid JSON or does not
+    │                                match the schema (``raw`` keeps the answer)
+    ├── ToolRoundsExceeded           the model kept asking for tools past the round limit
+    │                                (``messages``, ``result``, ``results`` kept)
+    ├── CheckFailedError             --strict: an answer failed an --expect check
+    └── Interrupted                  Ctrl-C / the stop button while streaming
+                                     (``results`` holds the partial answers)
 
 The cell fails (so "Run All" stops) but shows no traceback: IPython calls
 ``_render_traceback_`` and prints what it returns.
@@ -34,6 +56,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any, Generic, TypeVar
+
+from IPython.core.error import UsageError
+
+#: The type of the answers an exception carries (``answer.result.Result``, a later
+#: stage that this module must not import).
+R = TypeVar("R")
 
 #: A fixed placeholder so that redacted output is stable and obvious.
 REDACTED = "[REDACTED]"
@@ -85,11 +114,39 @@ def printable(text: str) -> str:
 
 
 def one_line(error: BaseException) -> str:
-    """Any failure as the one line a status bar or a log shows (bearer tokens redacted)."""
+    """Any failure as the one line a status bar, a table or a log shows.
+
+    A :class:`WriterError` gives its message (already redacted, without the class name
+    or hint); a ``KeyboardInterrupt`` gives ``interrupted``; anything else gives
+    ``Name: first line`` with control characters flattened and bearer tokens redacted.
+    """
     if isinstance(error, WriterError):
         return error.message
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
     text = printable(f"{type(error).__name__}: {error}".splitlines()[0])
     return redact(text)
+
+
+class WriterUsageError(UsageError):
+    """Bad input found before anything is sent: printed as one ``UsageError:`` line."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython prints the short one-line form only for exactly UsageError; a subclass
+        # would get a full traceback without this hook.
+        return [f"UsageError: {self}"]
+
+
+class PromptError(WriterUsageError):
+    """A prompt (or option value) refers to a variable that cannot be resolved."""
+
+
+class ToolSchemaError(WriterUsageError):
+    """A function that cannot be described to the model; raised before anything is sent."""
+
+
+class HistoryFileError(WriterUsageError):
+    """A history file cannot be read, written or understood; state is left unchanged."""
 
 
 class WriterError(Exception):
@@ -113,6 +170,14 @@ class WriterError(Exception):
         self.args = (redact(self.message, secrets), *self.args[1:])
         if self.hint:
             self.hint = redact(self.hint, secrets)
+        return self
+
+    def hint_inline(self) -> WriterError:
+        """The error with its hint folded into its message, so it prints as one line
+        (``%writer models``); returns ``self``."""
+        if self.hint:
+            self.args = (f"{self.message} {self.hint}", *self.args[1:])
+            self.hint = None
         return self
 
     def lines(self) -> list[str]:
@@ -197,5 +262,58 @@ class ReplayMissError(WriterError):
     """Replay mode: no recorded answer for this request."""
 
 
+class CacheError(WriterError):
+    """The cache file cannot be read or written, or an import file is not a cache."""
+
+
+class PromptLogError(WriterError):
+    """``%writer log`` could not read the log (appends never raise)."""
+
+
+class StructuredOutputError(WriterError):
+    """The answer is not valid JSON or does not match the schema; ``raw`` is the answer."""
+
+    def __init__(self, message: str, *, raw: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.raw = raw
+
+
+class ToolRoundsExceeded(WriterError, Generic[R]):
+    """The model kept asking for tools past the round limit.
+
+    ``messages`` is the conversation so far (wire messages), ``result`` the last
+    answer (a ``Result``), ``results`` every round's answer.
+    """
+
+    hint = "Raise the round limit, or ask for an answer that needs fewer tool calls."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        messages: list[Any],
+        result: R,
+        results: list[R] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.messages = messages
+        self.result = result
+        self.results = results or [result]
+
+
 class CheckFailedError(WriterError):
     """``--strict``: an answer failed one of its ``--expect`` checks (the answer is kept)."""
+
+
+class Interrupted(WriterError, Generic[R]):
+    """Ctrl-C or the kernel's stop button while the answer was streaming.
+
+    ``results`` holds the partial answers (``Result``s, already on screen) by request
+    key, so callers can log them.
+    """
+
+    results: dict[Any, R]
+
+    def __init__(self, message: str, results: dict[Any, R] | None = None) -> None:
+        super().__init__(message)
+        self.results = results or {}

@@ -1,4 +1,6 @@
-"""Local files: the one atomic writer.
+"""Local files: the per-user data directory and the one atomic writer.
+
+:func:`data_dir` is where the prompt log and the response cache live by default.
 
 Every file the magics write for the user (history saves, cache exports and rewrites,
 prompt-log exports) goes through :func:`write_atomically`: the text is written to a
@@ -13,6 +15,8 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+
+APP_NAME = "writer-magics"
 
 
 def write_atomically(target: Path, text: str, *, parents: bool = False) -> None:
@@ -37,3 +41,13 @@ def write_atomically(target: Path, text: str, *, parents: bool = False) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+def data_dir() -> Path:
+    """The per-user data directory: platformdirs' answer if installed, else XDG on Linux."""
+    try:
+        import platformdirs
+    except ImportError:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / APP_NAME
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))

@@ -7,6 +7,7 @@ the HTTP client, the loop thread, the current cell id) lives on this one instanc
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -22,21 +23,21 @@ from writer_magics import config as settings
 from writer_magics import request as bodies
 from writer_magics.answer.history import Call, Conversation, Sessions, Turn
 from writer_magics.errors import REDACTED, APIStatusError, WriterError, printable, redact
-from writer_magics.line import completion, options, prompt
+from writer_magics.line import completion, options, prompt, table
 from writer_magics.line.options import ChatOptions, Params
-from writer_magics.transport import events as api
+from writer_magics.request import Request
 from writer_magics.transport import models
-from writer_magics.transport.events import Request
 from writer_magics.transport.loop import LoopThread
 
 # The rest (display, execute, sender, features...) loads with the first cell, keeping
 # %load_ext fast: see bench/load.py.
 
 if TYPE_CHECKING:
-    from writer_magics.answer.result import Result
+    from writer_magics.answer.result import Outcomes, Result
+    from writer_magics.answer.sweep import Sweep
+    from writer_magics.commands.status import Snapshot
     from writer_magics.display import ViewKind
     from writer_magics.send import Sender, SendSettings
-    from writer_magics.send_execute import Outcomes
     from writer_magics.tools.prepare import ChatFeatures
     from writer_magics.transport.client import WriterClient
 
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 class WriterMagics(Magics):
     """Writer's Palmyra models in the notebook. Configure with ``%config WriterMagics``."""
 
-    model = Unicode(api.DEFAULT_MODEL, help="Default model for %%complete and %%chat.").tag(
+    model = Unicode(settings.DEFAULT_MODEL, help="Default model for %%complete and %%chat.").tag(
         config=True
     )
     base_url = Unicode(
@@ -163,21 +164,22 @@ class WriterMagics(Magics):
         #: Model ids for Tab completion (one background GET /v1/models per kernel).
         self.models = models.ModelCatalog()
         self._matcher: Any = None
+        self._writer_parser: argparse.ArgumentParser | None = None
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
             shell.events.register("post_run_cell", self._forget_cell)
             shell.events.register("pre_run_cell", self._start_model_fetch)
-            self._matcher = completion.install(shell, self)
+            self._matcher = completion.install(shell, self._completion_sources)
 
     # ------------------------------------------------------------------ magics
 
-    @options.complete_arguments
+    @table.complete_arguments
     @no_var_expand
     @line_cell_magic
     def complete(self, line: str, cell: str | None = None) -> None:
         """Send the cell (or the rest of the line) to /v1/completions and stream the answer."""
         opts = options.parse_complete(
-            self.complete, line, self.user_ns, cell=cell is not None, **self._line_limits()
+            line, self.user_ns, cell=cell is not None, **self._line_limits()
         )
         self._warn(opts.warnings)
         if opts.over is not None:
@@ -191,18 +193,15 @@ class WriterMagics(Magics):
         with self._keeping_partial(opts.out):
             outcomes = self._send(requests, opts)
         outcomes, answer = self._review(outcomes, _single(outcomes, opts), opts, checks, line, cell)
-        self._keep(outcomes, opts.out, answer)
-        self._strict(outcomes, answer, opts)
-        return None
+        self._keep(answer if answer is not None else _kept(outcomes), opts.out)
+        return self._strict(outcomes, answer, opts)
 
-    @options.chat_arguments
+    @table.chat_arguments
     @no_var_expand
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None) -> None:
         """Send the cell as the next message of a conversation and stream the answer."""
-        opts = options.parse_chat(
-            self.chat, line, self.user_ns, cell=cell is not None, **self._line_limits()
-        )
+        opts = options.parse_chat(line, self.user_ns, cell=cell is not None, **self._line_limits())
         if opts.command is not None:
             from writer_magics.commands.chat import run_chat_command
 
@@ -221,16 +220,22 @@ class WriterMagics(Magics):
         conversation = Conversation() if opts.new else self.sessions.conversation(opts.session)
         call = self._running[-1][1] if self._running else Call(None, self._executions)
         requests = self._chat_requests(opts, text, conversation, extras, call)
+        outcomes: Outcomes[Params] | None = None
+        answer: Result | None
+        added: list[dict[str, Any]] = []  # the tool exchange, recorded with the answer
         with self._keeping_partial(opts.out), self._explaining_length(opts, conversation, call):
-            outcomes, answer, added = self._answer(requests, opts, extras)
-        if answer is not None:
+            if extras.functions and not opts.dry_run:
+                answer, added = self._tool_rounds(requests, opts, extras)
+            else:
+                outcomes = self._send(requests, opts, session=opts.session)
+                answer = _single(outcomes, opts)
+        if answer is not None:  # not a dry run or a sweep: parse, check, record
             answer = self._present(answer, extras, opts.out)
         outcomes, answer = self._review(outcomes, answer, opts, checks, line, cell)
         if answer is not None:
             self._record(conversation, call, opts, text, answer, added)
-        self._keep(outcomes, opts.out, answer)
-        self._strict(outcomes, answer, opts)
-        return None
+        self._keep(answer if answer is not None else _kept(outcomes), opts.out)
+        return self._strict(outcomes, answer, opts)
 
     @line_magic
     def writer(self, line: str) -> None:
@@ -245,8 +250,53 @@ class WriterMagics(Magics):
             line,
             log=self.sender.prompt_log(settings),
             cache=self.sender.cache(settings),
-            commands={"models": lambda: run_models(self), "status": lambda: run_status(self)},
+            commands={
+                "models": lambda: run_models(self._snapshot()),
+                "status": lambda: run_status(self._snapshot()),
+            },
         )
+
+    def _snapshot(self) -> Snapshot:
+        """What ``%writer status`` / ``%writer models`` read, taken now."""
+        from writer_magics.commands.status import Snapshot
+
+        names = sorted(self.traits(config=True))
+        now = self._send_settings(use_cache=False)
+        return Snapshot(
+            settings={name: getattr(self, name) for name in names},
+            defaults={name: self.trait_defaults(name) for name in names},
+            sessions=self.sessions,
+            catalog=self.models,
+            secrets=self._secrets(),
+            replaying=now.replay_path is not None,
+            cache_on=now.use_cache,
+            cache_info=lambda: self.sender.cache(self._send_settings(use_cache=True)).info(),
+            prompt_log=lambda: self.sender.prompt_log(now),
+            client=self.client,
+            loop=self.loop,
+        )
+
+    def _completion_sources(self) -> completion.Sources:
+        """What Tab completion reads (at each Tab, all in memory)."""
+        return completion.Sources(
+            parsers=self._parser,
+            models=self.models.ids,
+            sessions=lambda: list(self.sessions),
+            namespace=self.user_ns,
+            hidden=getattr(self.shell, "user_ns_hidden", {}),
+            cwd=None,
+        )
+
+    def _parser(self, name: str) -> argparse.ArgumentParser:
+        """The argparse parser of magic ``name`` (``writer``: built once, then kept)."""
+        if name != "writer":
+            parser: argparse.ArgumentParser = getattr(self, name).parser
+            return parser
+        if self._writer_parser is None:
+            from writer_magics.commands.writer import writer_parser
+
+            self._writer_parser = writer_parser()
+        return self._writer_parser
 
     # ------------------------------------------------------------------ steps
 
@@ -277,8 +327,11 @@ class WriterMagics(Magics):
         if answer is not None and not opts.is_sweep:
             results, titles = [answer], ["answer"]
         elif outcomes is not None and opts.is_sweep:
+            from writer_magics.display import titles as view_titles
+
             results = list(outcomes.results.values())
-            titles = list(bodies.panel_titles(list(outcomes.results), {}))  # type: ignore[arg-type]
+            found = view_titles.panel_titles(list(outcomes.results), {})
+            titles = found if isinstance(found, list) else [str(i + 1) for i in range(found)]
         else:
             return outcomes, answer
         if checks or opts.diff:
@@ -309,6 +362,7 @@ class WriterMagics(Magics):
     def _strict(
         self, outcomes: Outcomes[Params] | None, answer: Result | None, opts: options.Options
     ) -> None:
+        """``--strict``: fail the cell (after keeping the answer) when a check failed."""
         if not opts.strict:
             return
         from writer_magics.display.review import strict_failure
@@ -360,7 +414,24 @@ class WriterMagics(Magics):
         self._running.append((info, call))
 
     def _start_model_fetch(self, info: Any) -> None:
-        models.start_background_fetch(self)
+        """Before a cell runs: start the kernel's one ``GET /v1/models`` if none started yet.
+
+        Nothing happens when ``fetch_models`` is off, in replay mode, or when the settings
+        cannot send (no key yet: tried again before the next cell). Never raises and never
+        waits for the answer.
+        """
+        if self.models.started or not self.fetch_models:
+            return
+        from writer_magics.transport.cache import replay_path
+
+        if replay_path() or self.replay:
+            return
+        try:
+            client = self.client()
+            client.check()
+        except Exception:  # no key / bad URL: nothing is sent, try before the next cell
+            return
+        self.models.start(self.loop, client)
 
     def _forget_cell(self, result: Any) -> None:
         # post_run_cell also comes for cells that never had a pre_run_cell (empty ones)
@@ -378,13 +449,14 @@ class WriterMagics(Magics):
     def _keeping_partial(self, out: str | None) -> Iterator[None]:
         """An interrupted answer: ``-o NAME`` and ``last_result`` get the partial Result
         (``result.interrupted``); the history is left as it was (nothing is recorded)."""
-        from writer_magics.send_execute import Interrupted, Outcomes
+        from writer_magics.answer.result import Outcomes
+        from writer_magics.errors import Interrupted
 
         try:
             yield
         except Interrupted as interrupted:
             if interrupted.results:
-                self._keep(Outcomes(results=dict(interrupted.results), errors={}), out)
+                self._keep(_kept(Outcomes(results=dict(interrupted.results), errors={})), out)
             raise
 
     @contextlib.contextmanager
@@ -418,18 +490,20 @@ class WriterMagics(Magics):
         combination failed (the others' panels say what went wrong).
         """
         if opts.dry_run:
-            from writer_magics.display.markup import show_markdown
+            from writer_magics.display.finish import show_markdown
 
             client = self.client()
             for request in requests.values():
                 url, key = client.url(request.endpoint), client.settings.api_key
                 show_markdown(dry_run_markdown(url, request.body, key))
             return None
+        from writer_magics.display import titles as view_titles
+
         outcomes = self.sender.send(
             requests,
             self._send_settings(use_cache=opts.cache),
-            header=bodies.header(opts, session, _common_system(requests)),
-            titles=bodies.panel_titles(list(requests), requests),
+            header=view_titles.header(opts, session, _common_system(requests)),
+            titles=view_titles.panel_titles(list(requests), requests),
             shell=self.shell,
         )
         if outcomes.errors and len(outcomes.errors) == len(requests):
@@ -455,16 +529,6 @@ class WriterMagics(Magics):
             )
             for p in opts.params
         }
-
-    def _answer(
-        self, requests: dict[Params, Request], opts: ChatOptions, extras: ChatFeatures
-    ) -> tuple[Outcomes[Params] | None, Result | None, list[dict[str, Any]]]:
-        """Send (with tool rounds when functions are offered); the answer of a plain cell."""
-        if extras.functions and not opts.dry_run:
-            answer, added = self._tool_rounds(requests, opts, extras)
-            return None, answer, added
-        outcomes = self._send(requests, opts, session=opts.session)
-        return outcomes, _single(outcomes, opts), []
 
     def _tool_rounds(
         self, requests: dict[Params, Request], opts: ChatOptions, extras: ChatFeatures
@@ -506,7 +570,7 @@ class WriterMagics(Magics):
 
     def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
         """Parse a ``--schema`` answer and draw the logprobs picture under the answer."""
-        from writer_magics.display.markup import show_html
+        from writer_magics.display.finish import show_html
         from writer_magics.tools import prepare as features
 
         picture = features.logprobs_html(answer)
@@ -514,9 +578,8 @@ class WriterMagics(Magics):
             show_html(picture, features.logprobs_text(answer))
         try:
             return features.parse_answer(answer, extras)
-        except WriterError:
-            if out:  # the raw text is kept on -o too, not only on screen
-                self.user_ns[out] = answer
+        except WriterError:  # the raw text is kept on -o too, not only on screen
+            self._keep(answer, out, last=False)
             raise
 
     @property
@@ -544,25 +607,15 @@ class WriterMagics(Magics):
             log_path=_path(self.log_path),
         )
 
-    def _keep(
-        self, outcomes: Outcomes[Params] | None, out: str | None, answer: Result | None = None
-    ) -> None:
-        """Make the answer available: ``-o NAME`` and ``WriterMagics.last_result``.
-
-        One request keeps its Result (``answer`` when the caller refined it); a
-        sweep keeps a :class:`Sweep`.
-        """
+    def _keep(self, kept: Result | Sweep | None, out: str | None, *, last: bool = True) -> None:
+        """Make the answer available: ``-o NAME`` and (``last``) ``WriterMagics.last_result``
+        (a sweep's first Result). The one place ``-o`` is written."""
         from writer_magics.answer.result import Result
-        from writer_magics.answer.sweep import Sweep
 
-        kept: Any = answer
-        if outcomes is not None and len(outcomes.results) > 1:
-            kept = Sweep.from_outcomes(outcomes)
-        elif kept is None and outcomes is not None:
-            kept = next(iter(outcomes.results.values()))
         if kept is None:
             return
-        self.last_result = kept if isinstance(kept, Result) else kept.results[0]
+        if last:
+            self.last_result = kept if isinstance(kept, Result) else kept.results[0]
         if out:
             self.user_ns[out] = kept
 
@@ -628,6 +681,17 @@ def _common_system(requests: dict[Params, Request]) -> str | None:
         content = first.get("content") if first.get("role") == "system" else None
         found.add(content if isinstance(content, str) else None)
     return found.pop() if len(found) == 1 else None
+
+
+def _kept(outcomes: Outcomes[Params] | None) -> Result | Sweep | None:
+    """What a cell keeps: one request's Result, a :class:`Sweep` of several, or nothing."""
+    if outcomes is None or not outcomes.results:
+        return None
+    if len(outcomes.results) > 1:
+        from writer_magics.answer.sweep import Sweep
+
+        return Sweep.from_outcomes(outcomes)
+    return next(iter(outcomes.results.values()))
 
 
 def _single(outcomes: Outcomes[Params] | None, opts: options.Options) -> Result | None:

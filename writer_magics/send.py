@@ -1,32 +1,80 @@
-"""Sending a cell's requests: the cache and replay first, the network for the rest,
-then the prompt log. The magic hands over the requests and gets Outcomes back.
+"""Sending a cell's requests: plan -> stream into one view -> settle.
 
-Order matters for the promises we make: a replay miss and a missing key are raised
-before the live view opens or anything is sent; the cache is written and the log
-appended only after the view has finished, so neither slows the stream, and neither
-can fail a request (their errors become one warning line).
+* **plan**: the cache and the replay file answer what they can; the rest goes to the
+  network (a missing key, or a replay miss, is raised here: before the live view
+  opens or anything is sent);
+* **stream** (:func:`execute`): every request's events are folded once, into that
+  request's :class:`~writer_magics.answer.result.Accumulator`, and the live view reads
+  that same state; whatever happens the view is finished with what arrived;
+* **settle**: the cache is written and the prompt log appended only after the view has
+  finished, so neither slows the stream, and neither can fail a request (their errors
+  become one warning line).
+
+The magic hands over the requests and gets :class:`Outcomes` back. ``execute`` needs
+no IPython, so it is tested against the bundled server directly.
+
+**Batches** (``--over``, :func:`run_batch`): one request per item, concurrently, into one
+progress view. The requests run on the kernel's loop thread, paced by
+:class:`~writer_magics.transport.pacing.Pacer` (a 429 slows the batch down and the
+request waits its Retry-After; successes speed it up again). Only whole rows cross back
+to the cell thread, where each is checked (``--expect``), cached (when the cache is on: a
+row is written the moment it finishes, so an interrupted batch resumes from the cache),
+logged, and counted in the view. A failed row keeps its one-line reason and the batch
+goes on. Ctrl-C cancels the driver: no new request starts, requests in flight are closed
+within :data:`~writer_magics.transport.loop.CANCEL_GRACE_SECONDS`, and every finished
+row is kept.
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import queue
 import sys
-from collections.abc import AsyncIterable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections import deque
+from collections.abc import AsyncIterable, Callable, Collection, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from writer_magics.answer.result import Result
-from writer_magics.display import ViewKind, open_view
-from writer_magics.errors import one_line
+from writer_magics.answer.batch import Batch, RequestShape, RowStore
+from writer_magics.answer.checks import Check, CheckResult, evaluate
+from writer_magics.answer.result import (
+    Accumulator,
+    Outcomes,
+    Result,
+    Status,
+    Timing,
+    build_result,
+)
+from writer_magics.display import LiveView, Outcome, ViewKind, open_view
+from writer_magics.display.progress import BatchView, Progress
+from writer_magics.errors import CacheError, Interrupted, RateLimitError, WriterError, one_line
+from writer_magics.line.items import BatchInput
 from writer_magics.line.options import Params
-from writer_magics.send_execute import Interrupted, Outcomes, execute
-from writer_magics.transport.events import Event, Request
-from writer_magics.transport.loop import LoopThread
+from writer_magics.request import Request
+from writer_magics.transport.events import Event, ResponseInfo, TextDelta, ToolCallDelta
+from writer_magics.transport.loop import CANCEL_GRACE_SECONDS, POLL_SECONDS, LoopThread
+from writer_magics.transport.pacing import MAX_RATE_LIMITS, Pacer
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # httpx is imported on the first request, not at %load_ext
     from writer_magics.answer.promptlog import PromptLog
-    from writer_magics.transport.cache import ResponseCache
+    from writer_magics.transport.cache import CachedAnswer, ResponseCache
     from writer_magics.transport.client import WriterClient
+
+__all__ = [
+    "BatchRun",
+    "Interrupted",
+    "Outcomes",
+    "RowDone",
+    "SendSettings",
+    "Sender",
+    "execute",
+    "run_batch",
+]
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -43,6 +91,18 @@ class SendSettings:
     log_path: Path | None = None
     #: Seconds between replayed text pieces, so a cached answer still reads as live.
     replay_pace: float = 0.002
+
+
+@dataclass
+class _Plan:
+    """Where a cell's answers come from. ``store`` is the cache to write (None when
+    replaying or not caching); ``sinks`` collect the events of the requests it records."""
+
+    client: WriterClient
+    store: ResponseCache | None
+    hits: dict[Params, Any]
+    openers: dict[Params, Callable[[], AsyncIterable[Event]]]
+    sinks: dict[Params, list[Event]]
 
 
 class Sender:
@@ -96,6 +156,35 @@ class Sender:
         shell: Any = None,
     ) -> Outcomes[Params]:
         """Answer every request (from the cache where possible) into one live view."""
+        plan = self._plan(requests, settings)
+        if plan.hits:
+            cached = len(plan.hits)
+            header += " · cached" if cached == len(requests) else f" · {cached} cached"
+        view = open_view(
+            settings.view,
+            header,
+            panels=titles,
+            max_updates_per_second=settings.max_updates_per_second,
+            shell=shell,
+        )
+        try:
+            outcomes = execute(
+                requests,
+                loop=self.loop,
+                client=plan.client,
+                view=view,
+                openers=plan.openers,
+                limit=settings.max_concurrency,
+                cached=set(plan.hits),
+            )
+        except Interrupted as interrupted:
+            self._log_results(settings, interrupted.results, {}, plan.client)
+            raise
+        self._settle(requests, settings, plan, outcomes)
+        return outcomes
+
+    def _plan(self, requests: Mapping[Params, Request], settings: SendSettings) -> _Plan:
+        """Where each answer comes from: the cache / replay file, else the network."""
         from writer_magics.transport.cache import miss_error, recording, replay_opener
 
         replaying = settings.replay_path is not None
@@ -125,32 +214,19 @@ class Sender:
             for key in missing:
                 sinks[key] = []
                 openers[key] = recording(client.opener(requests[key]), sinks[key])
-        if hits:
-            header += " · cached" if len(hits) == len(requests) else f" · {len(hits)} cached"
-        view = open_view(
-            settings.view,
-            header,
-            panels=titles,
-            max_updates_per_second=settings.max_updates_per_second,
-            shell=shell,
-        )
-        try:
-            outcomes = execute(
-                requests,
-                loop=self.loop,
-                client=client,
-                view=view,
-                openers=openers,
-                limit=settings.max_concurrency,
-                cached=set(hits),
-            )
-        except Interrupted as interrupted:
-            self._log_results(settings, interrupted.results, {}, client)
-            raise
-        if store is not None and not replaying:
-            self._remember(store, requests, sinks, outcomes)
-        self._log_results(settings, outcomes.results, outcomes.errors, client)
-        return outcomes
+        return _Plan(client, None if replaying else store, hits, openers, sinks)
+
+    def _settle(
+        self,
+        requests: Mapping[Params, Request],
+        settings: SendSettings,
+        plan: _Plan,
+        outcomes: Outcomes[Params],
+    ) -> None:
+        """After the view finished: cache what was recorded, log every result."""
+        if plan.store is not None:
+            self._remember(plan.store, requests, plan.sinks, outcomes)
+        self._log_results(settings, outcomes.results, outcomes.errors, plan.client)
 
     def _remember(
         self,
@@ -159,7 +235,7 @@ class Sender:
         sinks: Mapping[Params, list[Event]],
         outcomes: Outcomes[Params],
     ) -> None:
-        from writer_magics.transport.cache import CacheError
+        from writer_magics.errors import CacheError
 
         for key, events in sinks.items():
             if key in outcomes.errors or outcomes.results[key].status != "done" or not events:
@@ -191,7 +267,7 @@ class Sender:
 
 def _readable(store: ResponseCache) -> bool:
     """Load the cache; a file that cannot be read at all is one warning, not a failure."""
-    from writer_magics.transport.cache import CacheError
+    from writer_magics.errors import CacheError
 
     try:
         len(store)
@@ -205,7 +281,7 @@ def _lookup(store: ResponseCache | None, request: Request, replaying: bool) -> A
     """The cached answer for a request, or None; a broken cache file only warns."""
     if store is None:
         return None
-    from writer_magics.transport.cache import CacheError
+    from writer_magics.errors import CacheError
 
     try:
         return store.get(request.endpoint, request.body)
@@ -214,3 +290,459 @@ def _lookup(store: ResponseCache | None, request: Request, replaying: bool) -> A
             raise
         print(f"Warning: the cache was not read: {exc.message}", file=sys.stderr)
         return None
+
+
+# --------------------------------------------------------------------------- stream
+
+
+@dataclass
+class _Progress:
+    """What one request has produced so far."""
+
+    request: Request
+    started: float
+    acc: Accumulator = field(default_factory=Accumulator)
+    first_text: float | None = None
+    error: BaseException | None = None
+    ended: float | None = None
+
+
+def execute(
+    requests: Mapping[K, Request],
+    *,
+    loop: LoopThread,
+    client: WriterClient,
+    view: LiveView,
+    clock: Callable[[], float] = time.monotonic,
+    openers: Mapping[K, Callable[[], AsyncIterable[Event]]] | None = None,
+    limit: int | None = None,
+    cached: Collection[K] = (),
+) -> Outcomes[K]:
+    """Stream every request at once into the view; finish the view in all cases.
+
+    Each event is folded once, into its request's Accumulator; the view is handed
+    that Accumulator with the event and reads it (it folds nothing itself).
+
+    With one request, panels are its choices (``n``); with several (a sweep), each
+    request has its own panel. Ctrl-C cancels every stream (closing its connection),
+    keeps the partial text on screen and raises :class:`Interrupted`. ``openers``
+    replaces the HTTP stream of some requests (a cache replay); ``limit`` bounds how
+    many stream at once (a request's clock starts when it gets its slot); ``cached``
+    names the requests answered from the cache, marked so on screen and in results.
+    """
+    keys = list(requests)
+    panel_of: Callable[[K, Event], int]
+    if len(keys) == 1:
+        panel_of = _choice_panel
+    else:
+        positions = {key: i for i, key in enumerate(keys)}
+        panel_of = lambda key, _event: positions[key]  # noqa: E731
+    start = clock()
+    progress = {key: _Progress(req, start) for key, req in requests.items()}
+    streams: dict[K, Callable[[], AsyncIterable[Event]]] = {
+        key: client.opener(req) for key, req in requests.items()
+    }
+    streams.update(openers or {})
+    bounded = limit is not None and len(streams) > limit
+
+    def start_clock(key: K) -> None:
+        progress[key].started = clock()
+
+    merged = loop.merge(
+        streams, limit=limit if bounded else None, on_start=start_clock if bounded else None
+    )
+    status: Status = "failed"
+    view.start()
+    try:
+        for item in merged:
+            state = progress[item.key]
+            if item.done:
+                state.ended = clock()
+                state.error = item.error
+                continue
+            event = item.value
+            assert event is not None
+            state.acc.add(event)  # the one fold; the view reads state.acc
+            if isinstance(event, ResponseInfo):
+                continue  # for Result.raw only: nothing to show
+            if state.first_text is None and isinstance(event, TextDelta | ToolCallDelta):
+                state.first_text = clock()
+            view.add(event, panel=panel_of(item.key, event), fold=state.acc)
+        status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        results = {
+            key: _result(state, "cached" if key in cached and status == "done" else status, clock)
+            for key, state in progress.items()
+        }
+        view.finish(_outcome(results, progress, status, all_cached=set(cached) >= set(keys)))
+    if status == "interrupted":
+        raise Interrupted("Interrupted; the answer so far is kept above.", results)
+    return Outcomes(
+        results=results,
+        errors={k: s.error for k, s in progress.items() if s.error is not None},
+    )
+
+
+def _choice_panel(_key: Any, event: Event) -> int:
+    return int(getattr(event, "choice", 0))
+
+
+def _result(state: _Progress, status: Status, clock: Callable[[], float]) -> Result:
+    if status in ("done", "cached") and state.error is not None:
+        status = "failed"
+    ended = state.ended if state.ended is not None else clock()
+    timing = Timing(
+        first_token=None if state.first_text is None else state.first_text - state.started,
+        total=ended - state.started,
+    )
+    return build_result(
+        state.acc,
+        endpoint=state.request.endpoint,
+        model=state.request.model,
+        request=state.request.body,
+        timing=timing,
+        status=status,
+    )
+
+
+def _outcome(
+    results: Mapping[Any, Result],
+    progress: Mapping[Any, _Progress],
+    status: Status,
+    *,
+    all_cached: bool,
+) -> Outcome:
+    reasons = [one_line(s.error) for s in progress.values() if s.error is not None]
+    if status == "done" and reasons and len(reasons) == len(progress):
+        status = "failed"
+    elif status == "done" and all_cached:
+        status = "cached"
+    errors = [progress[k].error if k in progress else None for k in results]
+    return Outcome(
+        results=list(results.values()),
+        state=status,
+        reason=reasons[0] if reasons else None,
+        reasons=[None if e is None else one_line(e) for e in errors],
+    )
+
+
+# --------------------------------------------------------------------------- batches
+
+
+@dataclass(frozen=True)
+class RowDone:
+    """One finished row, handed from the loop thread to the cell thread."""
+
+    index: int
+    result: Result
+    error: BaseException | None
+    events: list[Event] | None
+
+
+@dataclass(frozen=True)
+class _RateLimited:
+    error: RateLimitError
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """The Batch, and whether Ctrl-C stopped it (its unsent rows are ``interrupted``)."""
+
+    batch: Batch
+    interrupted: bool
+
+
+async def _answer(
+    client: WriterClient, request: Request, record: bool, clock: Callable[[], float]
+) -> RowDone | _RateLimited:
+    """Send one row's request; a 429 comes back as data for the pacer."""
+    acc = Accumulator()
+    events: list[Event] | None = [] if record else None
+    started = clock()
+    first: float | None = None
+    error: BaseException | None = None
+    seen = False
+    try:
+        async for event in client.events(
+            request.endpoint, request.body, timeout=request.timeout, retry_rate_limit=False
+        ):
+            seen = True
+            if first is None and isinstance(event, TextDelta):
+                first = clock()
+            acc.add(event)
+            if events is not None:
+                events.append(event)
+    except RateLimitError as exc:
+        if not seen:
+            return _RateLimited(exc)
+        error = exc
+    except WriterError as exc:
+        error = exc
+    except Exception as exc:  # anything else fails this row only
+        error = exc
+    ended = clock()
+    status: Status = "failed" if error is not None else "done"
+    result = build_result(
+        acc,
+        endpoint=request.endpoint,
+        model=request.model,
+        request=request.body,
+        timing=Timing(None if first is None else first - started, ended - started),
+        status=status,
+    )
+    return RowDone(-1, result, error, events if error is None else None)
+
+
+async def _drive(
+    jobs: Mapping[int, Request],
+    client: WriterClient,
+    pacer: Pacer,
+    inbox: queue.SimpleQueue[RowDone | int | None],
+    record: bool,
+    clock: Callable[[], float],
+) -> None:
+    """Run every job under the pacer; put each finished row (or a 429 count) in the inbox."""
+    pending: deque[int] = deque(jobs)
+    waiting: list[tuple[float, int]] = []  # rate-limited rows: (not before, index)
+    running: dict[asyncio.Task[RowDone | _RateLimited], tuple[int, float]] = {}
+    limited: dict[int, int] = {}
+    try:
+        while pending or waiting or running:
+            now = clock()
+            while waiting and waiting[0][0] <= now:
+                pending.appendleft(heapq.heappop(waiting)[1])
+            while pending and len(running) < pacer.allowed:
+                index = pending.popleft()
+                task = asyncio.create_task(_answer(client, jobs[index], record, clock))
+                running[task] = (index, now)
+            timeout = max(0.0, waiting[0][0] - now) if waiting else None
+            if not running:
+                await asyncio.sleep(timeout or 0.0)
+                continue
+            done, _ = await asyncio.wait(
+                running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                index, started = running.pop(task)
+                outcome = task.result()
+                if isinstance(outcome, _RateLimited):
+                    count = limited[index] = limited.get(index, 0) + 1
+                    if count <= MAX_RATE_LIMITS:
+                        wait = pacer.rate_limited(started, outcome.error.retry_after, clock())
+                        heapq.heappush(waiting, (clock() + wait, index))
+                        inbox.put(index)
+                        continue
+                    result = build_result(
+                        Accumulator(),
+                        endpoint=jobs[index].endpoint,
+                        model=jobs[index].model,
+                        request=jobs[index].body,
+                        status="failed",
+                    )
+                    outcome = RowDone(index, result, outcome.error, None)
+                elif outcome.error is None:
+                    pacer.succeeded()
+                inbox.put(replace(outcome, index=index))
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        inbox.put(None)
+
+
+def _from_cache(hit: CachedAnswer, request: Request) -> Result:
+    acc = Accumulator()
+    for event in hit.events:
+        acc.add(event)
+    return build_result(
+        acc,
+        endpoint=request.endpoint,
+        model=request.model,
+        request=request.body,
+        timing=Timing(0.0, 0.0),
+        status="cached",
+    )
+
+
+def _label(data: BatchInput, i: int) -> str:
+    return f"row {data.index[i]}" if data.index is not None else f"row {i}"
+
+
+def run_batch(
+    requests: Sequence[Request],
+    data: BatchInput,
+    *,
+    checks: Sequence[Check],
+    user_ns: Mapping[str, Any],
+    loop: LoopThread,
+    client: Callable[[], WriterClient],
+    store: ResponseCache | None,
+    replaying: bool,
+    log: PromptLog | None,
+    view: Literal["widget", "markdown", "text"],
+    limit: int,
+    title: str,
+    max_updates_per_second: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> BatchRun:
+    """Answer ``requests[i]`` for every item ``i`` of ``data``; see the module docstring.
+
+    Cache hits are answered first without a request; in replay mode a miss raises
+    before anything is shown. Returns the Batch (every row, in input order).
+    """
+    from writer_magics.transport.cache import miss_error
+
+    shape = RequestShape(requests[0].endpoint, requests[0].model, requests[0].body)
+    records = None if data.columns == ("item",) else data.fields
+    store_rows = RowStore(shape, data.items, records, [_prompt(r) for r in requests])
+    hits: dict[int, Result] = {}
+    if store is not None:
+        for i, request in enumerate(requests):
+            try:
+                hit = store.get(request.endpoint, request.body)
+            except CacheError:
+                if replaying:
+                    raise
+                hit = None
+            if hit is not None:
+                hits[i] = _from_cache(hit, request)
+    if replaying and len(hits) < len(requests):
+        first = next(r for i, r in enumerate(requests) if i not in hits)
+        raise miss_error(first.endpoint, first.body)
+    jobs = {i: r for i, r in enumerate(requests) if i not in hits}
+    writer = client() if jobs else None
+    if writer is not None:
+        writer.check()  # no key: one line, nothing sent, no view
+    progress = Progress(title, len(requests), started=clock())
+    shown = BatchView(view, progress, max_per_second=max_updates_per_second, clock=clock)
+    api_key = writer.settings.api_key if writer is not None else None
+
+    def settle(i: int, result: Result, error: BaseException | None) -> None:
+        outcome: tuple[CheckResult, ...] = ()
+        if error is None and checks:
+            outcome = evaluate(checks, result.text, data.namespace(i, user_ns))
+        reason = None if error is None else one_line(error)
+        store_rows.set(i, result, reason, outcome)
+        if result.status == "cached":
+            progress.cached += 1
+        elif error is None:
+            progress.done += 1
+        else:
+            progress.failed += 1
+        if result.usage is not None and result.usage.total_tokens:
+            progress.tokens += result.usage.total_tokens
+        if error is not None:
+            progress.add(_label(data, i), reason or "", False)
+        else:
+            progress.add(_label(data, i), result.text, True)
+
+    shown.start()
+    interrupted = False
+    try:
+        for i, result in hits.items():
+            settle(i, result, None)
+        if jobs and writer is not None:
+            pacer = Pacer(limit)
+            inbox: queue.SimpleQueue[RowDone | int | None] = queue.SimpleQueue()
+            future = asyncio.run_coroutine_threadsafe(
+                _drive(jobs, writer, pacer, inbox, store is not None and not replaying, clock),
+                loop.loop,
+            )
+            try:
+                _collect(inbox, settle, store, log, api_key, progress, shown)
+            except KeyboardInterrupt:
+                interrupted = True
+                future.cancel()
+                _drain(inbox, settle, store, log, api_key, progress)
+            else:
+                future.result(timeout=CANCEL_GRACE_SECONDS)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        batch = Batch(
+            store_rows,
+            columns=data.columns,
+            index=data.index,
+            checks=[c.spec for c in checks],
+            elapsed=clock() - progress.started,
+        )
+        batch.rate_limited = progress.rate_limited
+        shown.finish(batch._repr_markdown_(), repr(batch))
+    return BatchRun(batch, interrupted)
+
+
+def _collect(
+    inbox: queue.SimpleQueue[RowDone | int | None],
+    settle: Callable[[int, Result, BaseException | None], None],
+    store: ResponseCache | None,
+    log: PromptLog | None,
+    api_key: str | None,
+    progress: Progress,
+    view: BatchView,
+) -> None:
+    """Take finished rows until the driver says it is done; redraw as the rate allows."""
+    while True:
+        try:
+            item = inbox.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            view.update()
+            continue
+        if item is None:
+            return
+        _take(item, settle, store, log, api_key, progress)
+        view.update()
+
+
+def _drain(
+    inbox: queue.SimpleQueue[RowDone | int | None],
+    settle: Callable[[int, Result, BaseException | None], None],
+    store: ResponseCache | None,
+    log: PromptLog | None,
+    api_key: str | None,
+    progress: Progress,
+) -> None:
+    """After Ctrl-C: keep the rows that finished before the cancel reached the loop."""
+    deadline = time.monotonic() + CANCEL_GRACE_SECONDS
+    while True:
+        try:
+            item = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return
+        if item is None:
+            return
+        _take(item, settle, store, log, api_key, progress)
+
+
+def _take(
+    item: RowDone | int,
+    settle: Callable[[int, Result, BaseException | None], None],
+    store: ResponseCache | None,
+    log: PromptLog | None,
+    api_key: str | None,
+    progress: Progress,
+) -> None:
+    if isinstance(item, int):
+        progress.rate_limited += 1
+        return
+    settle(item.index, item.result, item.error)
+    if store is not None and item.events is not None and item.error is None:
+        try:
+            store.put(item.result.endpoint, item.result.request, item.events)
+        except (CacheError, ValueError) as exc:
+            progress.add("cache", f"not cached: {one_line(exc)}", False)
+    if log is not None:
+        log.append(
+            item.result,
+            error=None if item.error is None else one_line(item.error),
+            api_key=api_key,
+        )
+
+
+def _prompt(request: Request) -> str:
+    if request.endpoint == "completions":
+        return str(request.body.get("prompt", ""))
+    messages = request.body.get("messages") or [{}]
+    return str(messages[-1].get("content", ""))

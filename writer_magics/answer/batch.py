@@ -25,7 +25,8 @@ from typing import Any, overload
 
 from writer_magics.answer.checks import CheckResult, rate_line
 from writer_magics.answer.result import Choice, Result, Status, Timing
-from writer_magics.transport.events import JSON, Endpoint, Usage
+from writer_magics.request import JSON, Endpoint
+from writer_magics.transport.events import Usage
 
 __all__ = ["Batch", "BatchRow", "RequestShape", "RowStore"]
 

@@ -31,7 +31,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from writer_magics.line.prompt import PromptError, render
+from writer_magics.errors import PromptError, StructuredOutputError
+from writer_magics.line.prompt import render
 
 __all__ = ["KINDS", "Check", "CheckResult", "evaluate", "parse_checks", "pass_rate", "summary"]
 
@@ -207,7 +208,7 @@ def _failure(check: Check, text: str, namespace: Mapping[str, Any]) -> str | Non
             return f"not JSON ({msg})"
         return None
     # schema
-    from writer_magics.answer.parsed import StructuredOutputError, parse
+    from writer_magics.answer.parsed import parse
 
     try:
         parse(text, check.schema)

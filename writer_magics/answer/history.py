@@ -50,9 +50,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from IPython.core.error import UsageError
-
-from writer_magics.errors import APIStatusError, ContextLengthError, redact
+from writer_magics.errors import APIStatusError, ContextLengthError, HistoryFileError, redact
 from writer_magics.files import write_atomically
 
 __all__ = [
@@ -61,7 +59,6 @@ __all__ = [
     "MAX_DEPTH",
     "Call",
     "Conversation",
-    "HistoryFileError",
     "Message",
     "Sessions",
     "Turn",
@@ -84,15 +81,6 @@ CHARS_PER_TOKEN = 4
 
 Message = dict[str, Any]
 """One chat message as sent on the wire: ``{"role": ..., "content": ...}`` and friends."""
-
-
-class HistoryFileError(UsageError):
-    """A history file cannot be read, written or understood; state is left unchanged."""
-
-    def _render_traceback_(self) -> list[str]:
-        # IPython prints the short one-line form only for exactly UsageError; a subclass
-        # would get a full traceback without this hook.
-        return [f"UsageError: {self}"]
 
 
 @dataclass(frozen=True)
@@ -337,12 +325,6 @@ class Conversation:
                 self.system = self.system_key = None
         return turn
 
-    def reset(self) -> None:
-        """Forget all turns and the system prompt."""
-        self._turns.clear()
-        self._runs.clear()
-        self.system = self.system_key = None
-
     def estimate_tokens(self, turns: Sequence[Turn] | None = None) -> int:
         """A rough token count of ``turns`` (default: all) and the system prompt:
         characters / :data:`CHARS_PER_TOKEN`, rounded up."""
@@ -552,10 +534,6 @@ class Sessions(Mapping[str, Conversation]):
         """Session ``name``, or a new empty conversation that is not stored yet."""
         stored = self._data.get(name)
         return Conversation() if stored is None else stored
-
-    def names(self) -> list[str]:
-        """Session names in creation order."""
-        return list(self._data)
 
     def counts(self) -> dict[str, int]:
         """Number of turns per session."""

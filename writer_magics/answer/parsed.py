@@ -26,12 +26,11 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from writer_magics.errors import WriterError
-from writer_magics.line.prompt import PromptError, resolve_reference
-from writer_magics.transport.events import JSON
+from writer_magics.errors import PromptError, StructuredOutputError
+from writer_magics.line.prompt import resolve_reference
+from writer_magics.request import JSON
 
 __all__ = [
-    "StructuredOutputError",
     "is_model_class",
     "parse",
     "pretty",
@@ -45,14 +44,6 @@ __all__ = [
 
 _NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
 _FENCE = re.compile(r"\A\s*```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)\n?```\s*\Z", re.DOTALL)
-
-
-class StructuredOutputError(WriterError):
-    """The answer is not valid JSON or does not match the schema; ``raw`` is the answer."""
-
-    def __init__(self, message: str, *, raw: str, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.raw = raw
 
 
 # --------------------------------------------------------------------------- the request

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import sys
 import threading
@@ -25,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from writer_magics.answer.result import Result
-from writer_magics.errors import WriterError, redact
-from writer_magics.files import write_atomically
-from writer_magics.transport.events import JSON
+from writer_magics.errors import PromptLogError, one_line, redact
+from writer_magics.files import data_dir, write_atomically
+from writer_magics.request import JSON
 
 SCHEMA_VERSION = 1
-APP_NAME = "writer-magics"
 #: Seconds an append waits for another writer before giving up (never stall a cell long).
 LOCK_TIMEOUT = 0.5
 #: Request fields that have their own columns instead of living in ``params``.
@@ -61,20 +59,6 @@ _COLUMNS = (
     "id, time, endpoint, model, params, prompt, messages, answer, prompt_tokens, "
     "completion_tokens, total_tokens, first_token, total_time, status, error"
 )
-
-
-class PromptLogError(WriterError):
-    """``%writer log`` could not read the log (appends never raise)."""
-
-
-def data_dir() -> Path:
-    """The per-user data directory: platformdirs' answer if installed, else XDG on Linux."""
-    try:
-        import platformdirs
-    except ImportError:
-        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        return Path(base) / APP_NAME
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 def default_log_path() -> Path:
@@ -160,7 +144,7 @@ class PromptLog:
             if self._warned:
                 return
             self._warned = True
-        reason = redact(f"{type(exc).__name__}: {exc}".splitlines()[0], [api_key])
+        reason = redact(one_line(exc), [api_key])
         print(
             f"writer-magics: could not write the prompt log {self.path} ({reason}); "
             "answers are not affected. Turn it off with %config WriterMagics.log = False.",

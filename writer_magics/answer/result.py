@@ -7,13 +7,165 @@ f-strings and the next prompt (``{name}``) naturally.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar
 
-from writer_magics.transport.events import JSON, Accumulator, Endpoint, Usage
+from writer_magics.answer.markdown import escape_markdown, markdown_of
+from writer_magics.request import JSON, Endpoint
+from writer_magics.transport.events import (
+    ChoiceFinished,
+    DataDelta,
+    Event,
+    LogprobsDelta,
+    ResponseInfo,
+    StreamEnd,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+    merge_data,
+    merge_info,
+)
 
 if TYPE_CHECKING:
     from writer_magics.answer.checks import CheckResult
+
+# --------------------------------------------------------------------------- the one fold
+
+
+@dataclass
+class ToolCall:
+    """A tool call accumulated from its streamed pieces (or read whole)."""
+
+    index: int
+    id: str = ""
+    type: str = "function"
+    name: str = ""
+    arguments: str = ""
+
+    def to_message(self) -> JSON:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+#: Text pieces are joined in runs of this many: one small string per chunk would cost
+#: about 60 bytes each (a 1 MB answer of 250,000 chunks took 15 MB).
+COMPACT_EVERY = 256
+
+
+@dataclass
+class ChoiceState:
+    """Everything one choice has received so far."""
+
+    index: int
+    text_parts: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    tool_calls: dict[int, ToolCall] = field(default_factory=dict)
+    logprobs: list[JSON] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    _joined: int = 0  # text_parts[:_joined] are already runs of joined pieces
+
+    def append_text(self, text: str) -> None:
+        parts = self.text_parts
+        parts.append(text)
+        if len(parts) - self._joined >= COMPACT_EVERY:
+            run = "".join(parts[self._joined :])
+            del parts[self._joined :]
+            parts.append(run)
+            self._joined += 1
+
+    @property
+    def text(self) -> str:
+        if len(self.text_parts) > 1:  # join once, keep one part: O(n) over the stream
+            self.text_parts[:] = ["".join(self.text_parts)]
+            self._joined = 1
+        return self.text_parts[0] if self.text_parts else ""
+
+
+class Accumulator:
+    """Folds events into per-choice state; the one place Writer's deltas are merged.
+
+    One per request, fed by :func:`writer_magics.send.execute`; the live view reads
+    this same state (it folds nothing itself), and :func:`build_result` turns it into
+    the :class:`Result`.
+
+    Nothing received is lost to a later piece: text, tool-call arguments and logprobs
+    are appended; a tool call's id/type/name and a finish reason are only replaced by
+    a non-empty value; Writer's data (sources, subqueries, ...) and usage are merged
+    field by field (:func:`merge_data`, :meth:`Usage.merge`); the response's own fields
+    keep the latest non-null value of each (:attr:`info`), a whole body is kept as is
+    (:attr:`body`).
+    """
+
+    def __init__(self) -> None:
+        self.choices: dict[int, ChoiceState] = {}
+        self.usage: Usage | None = None
+        self.done = False
+        #: The streamed chunks' own fields, merged (latest non-null value wins).
+        self.info: JSON = {}
+        #: A non-streamed response's body, exactly as the server sent it.
+        self.body: JSON | None = None
+
+    def choice(self, index: int) -> ChoiceState:
+        state = self.choices.get(index)
+        if state is None:
+            state = self.choices[index] = ChoiceState(index)
+        return state
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self.choice(event.choice).append_text(event.text)
+        elif isinstance(event, ResponseInfo):
+            if event.whole:
+                self.body = event.fields
+            else:
+                merge_info(self.info, event.fields)
+        elif isinstance(event, ToolCallDelta):
+            calls = self.choice(event.choice).tool_calls
+            call = calls.get(event.index)
+            if call is None:
+                call = calls[event.index] = ToolCall(event.index)
+            # Set id/type/name only when non-empty; append arguments only when a string.
+            if event.id:
+                call.id = event.id
+            if event.type:
+                call.type = event.type
+            if event.name:
+                call.name = event.name
+            if event.arguments is not None:
+                call.arguments += event.arguments
+        elif isinstance(event, LogprobsDelta):
+            self.choice(event.choice).logprobs.extend(event.tokens)
+        elif isinstance(event, DataDelta):
+            data = self.choice(event.choice).data
+            old = data.get(event.name)
+            if isinstance(old, str) and isinstance(event.value, str):
+                data[event.name] = old + event.value  # refusal text arrives in pieces
+            else:
+                data[event.name] = merge_data(old, event.value)
+        elif isinstance(event, ChoiceFinished):
+            state = self.choice(event.choice)
+            if event.reason is not None or state.finish_reason is None:
+                state.finish_reason = event.reason
+        elif isinstance(event, UsageReport):
+            self.usage = event.usage if self.usage is None else self.usage.merge(event.usage)
+        elif isinstance(event, StreamEnd):
+            self.done = True
+
+    @property
+    def finished(self) -> bool:
+        """True when every choice seen has a finish reason (or [DONE] came)."""
+        return self.done or (
+            bool(self.choices) and all(c.finish_reason is not None for c in self.choices.values())
+        )
+
+    def ordered(self) -> list[ChoiceState]:
+        return [self.choices[i] for i in sorted(self.choices)]
+
 
 Status: TypeAlias = Literal["done", "interrupted", "failed", "cached"]
 
@@ -134,8 +286,6 @@ class Result:
 
     def _repr_markdown_(self) -> str:
         """The answer as Markdown, escaped for Jupyter's renderer (the text stays raw)."""
-        from writer_magics.display.markup import escape_markdown
-
         return escape_markdown(markdown_of(self))
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
@@ -170,32 +320,6 @@ def usage_json(usage: Usage) -> JSON:
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
     }
-
-
-def markdown_of(result: Result) -> str:
-    """The answer as Markdown: one section per choice when there are several."""
-    if len(result.choices) <= 1:
-        return _choice_markdown(result.choices[0]) if result.choices else ""
-    sections = [f"**Choice {c.index + 1}**\n\n{_choice_markdown(c)}" for c in result.choices]
-    return "\n\n---\n\n".join(sections)
-
-
-def _choice_markdown(choice: Choice) -> str:
-    """The text, or the tool calls when the text is empty or only whitespace.
-
-    Writer streams ``content: "\\n"`` between tool calls, so a whitespace-only text
-    with calls is a tool-call answer.
-    """
-    from writer_magics.display.markup import code_span
-
-    text = choice.text
-    if choice.tool_calls and not text.strip():
-        calls = [
-            code_span(f"{c['function']['name']}({c['function']['arguments']})")
-            for c in choice.tool_calls
-        ]
-        text = "Tool calls: " + ", ".join(calls)
-    return text
 
 
 def build_result(
@@ -293,3 +417,17 @@ def response_json(
 
 def _index(call: Any) -> int:
     return int(call.index)
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Outcomes(Generic[K]):
+    """A cell's results by key (its parameter sets), and each key's failure.
+
+    ``results`` has a Result for every key, partial for the keys in ``errors``.
+    """
+
+    results: dict[K, Result]
+    errors: dict[K, BaseException]

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from writer_magics.answer.result import Result
-from writer_magics.errors import WriterError
+from writer_magics.answer.markdown import escape_html, escape_markdown
+from writer_magics.answer.preview import preview
+from writer_magics.answer.result import Outcomes, Result
+from writer_magics.errors import one_line
 
-if TYPE_CHECKING:  # options imports IPython and execute imports httpx: types only
+if TYPE_CHECKING:  # options imports IPython: types only
     from writer_magics.line.options import Params
-    from writer_magics.send_execute import Outcomes
 
 #: Parameter fields in table order (the fields of ``options.Params``).
 PARAM_FIELDS = ("model", "temperature", "top_p", "max_tokens", "system")
@@ -41,7 +42,7 @@ class Sweep(Sequence[tuple["Params", Result]]):
         """From ``execute()``'s outcomes (results in combination order, errors by key)."""
         return cls(
             list(outcomes.results.items()),
-            {key: _one_line(exc) for key, exc in outcomes.errors.items()},
+            {key: one_line(exc) for key, exc in outcomes.errors.items()},
         )
 
     # -- the sequence
@@ -121,11 +122,11 @@ class Sweep(Sequence[tuple["Params", Result]]):
             rows.append(
                 [
                     *(_cell(getattr(params, name)) for name in columns),
-                    _preview(result.text),
+                    preview(result.text, PREVIEW_CHARS),
                     "" if tokens is None else str(tokens),
                     _seconds(result.timing.first_token),
                     _seconds(result.timing.total),
-                    f"{result.status}: {_preview(error, 40)}" if error else result.status,
+                    f"{result.status}: {preview(error, 40)}" if error else result.status,
                 ]
             )
         return header, rows
@@ -149,15 +150,11 @@ class Sweep(Sequence[tuple["Params", Result]]):
         def line(cells: list[str]) -> str:
             return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
-        from writer_magics.display.markup import escape_markdown
-
         table = "\n".join([line(header), line(["---"] * len(header)), *map(line, rows)])
         return escape_markdown(table)
 
     def _repr_html_(self) -> str:
         header, rows = self._table()
-        from writer_magics.display.markup import escape_html
-
         head = "".join(f"<th>{escape_html(c)}</th>" for c in header)
         body = "".join(
             "<tr>" + "".join(f"<td>{escape_html(c)}</td>" for c in row) + "</tr>" for row in rows
@@ -170,22 +167,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:g}"
-    return _preview(str(value), 30)
-
-
-def _preview(text: str | None, limit: int = PREVIEW_CHARS) -> str:
-    """One line of at most ``limit`` characters."""
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return preview(str(value), 30)
 
 
 def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.2f} s"
-
-
-def _one_line(error: BaseException) -> str:
-    if isinstance(error, WriterError):
-        return error.message
-    if isinstance(error, KeyboardInterrupt):
-        return "interrupted"
-    return f"{type(error).__name__}: {error}".splitlines()[0]

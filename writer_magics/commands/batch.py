@@ -15,11 +15,11 @@ from IPython.core.error import UsageError
 
 from writer_magics import request as bodies
 from writer_magics.answer.checks import parse_checks, references
-from writer_magics.errors import WriterError
+from writer_magics.errors import PromptError, WriterError
 from writer_magics.line.items import check_columns, load_items, render_all
 from writer_magics.line.options import ChatOptions, CompleteOptions, Options
-from writer_magics.line.prompt import PromptError, render
-from writer_magics.transport.events import Request
+from writer_magics.line.prompt import render
+from writer_magics.request import Request
 
 if TYPE_CHECKING:
     from writer_magics.answer.batch import Batch
@@ -61,7 +61,7 @@ def run_over(magics: Any, opts: Options, template: str) -> None:
     prompts = render_all(data, template, user_ns, magic=kind, max_bytes=limit)
     requests = _requests(opts, prompts, user_ns)
     if opts.dry_run:
-        from writer_magics.display.markup import show_markdown
+        from writer_magics.display.finish import show_markdown
 
         client = magics.client()
         first = requests[0]
@@ -71,7 +71,7 @@ def run_over(magics: Any, opts: Options, template: str) -> None:
             more = len(requests) - 1
             show_markdown(f"…and {more} more requests, one per item of `{data.source}`.")
         return
-    from writer_magics.send_batch import run_batch
+    from writer_magics.send import run_batch
 
     settings = magics._send_settings(use_cache=opts.cache)
     replaying = settings.replay_path is not None
@@ -125,8 +125,7 @@ def _requests(opts: Options, prompts: list[str], user_ns: dict[str, Any]) -> lis
 
 def _raise_for(batch: Batch, interrupted: bool, opts: Options, cached: bool) -> None:
     """The cell fails when it was interrupted, every row failed, or (``--strict``) a check did."""
-    from writer_magics.errors import CheckFailedError
-    from writer_magics.send_execute import Interrupted
+    from writer_magics.errors import CheckFailedError, Interrupted
 
     counts = batch.counts()
     answered = counts["done"] + counts["cached"]

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from IPython.core.error import UsageError
 
 from writer_magics.answer.history import Conversation, Sessions
-from writer_magics.display.markup import show_markdown
+from writer_magics.answer.preview import preview
+from writer_magics.display.finish import show_markdown
 from writer_magics.line.options import ChatCommand, ChatOptions
 
 
@@ -47,7 +48,7 @@ def run_chat_command(
         if turn is None:
             print(f"Nothing to undo in session {name!r}.")
         else:
-            print(f"Dropped the last turn of session {name!r}: {_preview(turn.user)}")
+            print(f"Dropped the last turn of session {name!r}: {preview(turn.user, 60)!r}")
     elif command is ChatCommand.SAVE:
         assert opts.path is not None
         if name not in sessions:
@@ -64,7 +65,7 @@ def no_such_session(name: str, sessions: Sessions) -> UsageError:
     """``There is no chat session 'nope'; the sessions are 'default', 'ideas'``."""
     if not sessions:
         return UsageError(f"There is no chat session {name!r}; no session has a turn yet")
-    names = ", ".join(repr(n) for n in sessions.names())
+    names = ", ".join(repr(n) for n in sessions)
     return UsageError(
         f"There is no chat session {name!r}; the sessions are {names} (choose with --session NAME)"
     )
@@ -72,8 +73,3 @@ def no_such_session(name: str, sessions: Sessions) -> UsageError:
 
 def _turns(count: int) -> str:
     return f"{count} turn{'' if count == 1 else 's'}"
-
-
-def _preview(text: str, width: int = 60) -> str:
-    line = " ".join(text.split())
-    return repr(line if len(line) <= width else line[: width - 3] + "...")

@@ -10,19 +10,31 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.display_functions import display
 
 from writer_magics import config as settings
+from writer_magics.answer.history import Sessions
+from writer_magics.answer.preview import preview
+from writer_magics.config import DEFAULT_MODEL, removed_model_warning
 from writer_magics.errors import WriterError, one_line, redact
-from writer_magics.transport import events as api
-from writer_magics.transport.models import KNOWN_MODELS, ModelInfo, fetch_models, is_removed
+from writer_magics.transport.models import (
+    KNOWN_MODELS,
+    ModelCatalog,
+    ModelInfo,
+    fetch_models,
+    is_removed,
+)
 
 if TYPE_CHECKING:
-    from writer_magics.magics import WriterMagics
+    from writer_magics.answer.promptlog import PromptLog
+    from writer_magics.transport.cache import CacheInfo
+    from writer_magics.transport.client import WriterClient
+    from writer_magics.transport.loop import LoopThread
 
 #: Longest system prompt shown in the sessions list (characters).
 SYSTEM_PREVIEW = 60
@@ -36,6 +48,33 @@ class Row:
     label: str
     value: str
     code: bool = False  # show the value as code in Markdown (paths, URLs, ids)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What ``%writer status`` and ``%writer models`` read from one kernel, taken when
+    the line runs (the magics build it; nothing here imports them).
+
+    The callables are asked only when a row needs them, and each may raise a
+    one-line WriterError or OSError (shown in the row, or as the line's error).
+    """
+
+    settings: Mapping[str, Any]
+    """Every configurable ``WriterMagics`` setting (name -> current value)."""
+    defaults: Mapping[str, Any]
+    """The same names -> their defaults."""
+    sessions: Sessions
+    catalog: ModelCatalog
+    secrets: list[str | None]
+    """The API key as configured (raw and stripped): redacted from every row."""
+    replaying: bool
+    """A replay file is set (``WRITER_MAGICS_REPLAY`` or ``WriterMagics.replay``)."""
+    cache_on: bool
+    """Every cell uses the cache (``WriterMagics.cache``)."""
+    cache_info: Callable[[], CacheInfo]
+    prompt_log: Callable[[], PromptLog | None]
+    client: Callable[[], WriterClient]
+    loop: LoopThread
 
 
 def md_escape(text: str) -> str:
@@ -66,13 +105,13 @@ def show(title: str, rows: list[Row], notes: list[str]) -> None:
 # --------------------------------------------------------------------------- models
 
 
-def removed_in_settings(magics: WriterMagics) -> list[str]:
+def removed_in_settings(snapshot: Snapshot) -> list[str]:
     """One migration note per setting that still names a removed model."""
     notes = []
-    for name in sorted(magics.traits(config=True)):
-        value = getattr(magics, name)
+    for name in sorted(snapshot.settings):
+        value = snapshot.settings[name]
         if isinstance(value, str) and is_removed(value) and name != "api_key":
-            warning = api.removed_model_warning(value) or f"{value} was removed."
+            warning = removed_model_warning(value) or f"{value} was removed."
             notes.append(f"WriterMagics.{name} = {value!r}: {warning}")
     return notes
 
@@ -84,10 +123,10 @@ def model_rows(
     rows, notes = [], []
     for m in models:
         if is_removed(m.id):
-            notes.append(f"The server still lists {m.id}: {api.removed_model_warning(m.id)}")
+            notes.append(f"The server still lists {m.id}: {removed_model_warning(m.id)}")
             continue
         marks = []
-        if m.id == api.DEFAULT_MODEL:
+        if m.id == DEFAULT_MODEL:
             marks.append("default")
         if m.id == configured:
             marks.append("configured (WriterMagics.model)")
@@ -98,27 +137,25 @@ def model_rows(
     return rows, notes
 
 
-def run_models(magics: WriterMagics) -> None:
+def run_models(snapshot: Snapshot) -> None:
     """``%writer models``: GET /v1/models now and show id, name and marks.
 
     Replay mode sends nothing and shows the known list. Errors are the client's
     one-line WriterErrors (no key, 401, offline).
     """
-    from writer_magics.transport.cache import replay_path
-
-    replaying = replay_path() or magics.replay
-    if replaying:
+    if snapshot.replaying:
         models, source = list(KNOWN_MODELS), "known list (replay mode: nothing is sent)"
     else:
-        client = magics.client()
+        client = snapshot.client()
+        timeout = snapshot.settings["read_timeout"]
         try:
-            models = magics.loop.run(lambda: fetch_models(client, timeout=magics.read_timeout))
+            models = snapshot.loop.run(lambda: fetch_models(client, timeout=timeout))
         except WriterError as error:
-            raise _one_line(error) from None
-        magics.models.remember(models)
+            raise error.hint_inline() from None
+        snapshot.catalog.remember(models)
         source = f"GET {client.settings.base_url.rstrip('/')}/v1/models"
-    rows, notes = model_rows(models, magics.model)
-    notes = [*notes, *removed_in_settings(magics)]
+    rows, notes = model_rows(models, snapshot.settings["model"])
+    notes = [*notes, *removed_in_settings(snapshot)]
     header = ("model", "name", "")
     width = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
     plain = [f"Models ({source}):"]
@@ -134,14 +171,6 @@ def run_models(magics: WriterMagics) -> None:
     if notes:
         md += ["", *(f"> {md_escape(n)}  " for n in notes)]
     display({"text/markdown": "\n".join(md), "text/plain": "\n".join(plain)}, raw=True)
-
-
-def _one_line(error: WriterError) -> WriterError:
-    """The error with its hint folded into the one line ``%writer models`` shows."""
-    if error.hint:
-        error.args = (f"{error.message} {error.hint}", *error.args[1:])
-        error.hint = None
-    return error
 
 
 # --------------------------------------------------------------------------- status
@@ -177,42 +206,35 @@ def _size(path: Path) -> str:
     return f"{scaled / 1024:.1f} GB"
 
 
-def _shorten(text: str, limit: int = SYSTEM_PREVIEW) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _changed_settings(magics: WriterMagics) -> list[str]:
+def _changed_settings(snapshot: Snapshot) -> list[str]:
     shown = []
-    for name in sorted(magics.traits(config=True)):
+    for name in sorted(snapshot.settings):
         if name in ("model", "base_url", "api_key"):
             continue
-        value, default = getattr(magics, name), magics.trait_defaults(name)
+        value, default = snapshot.settings[name], snapshot.defaults[name]
         if value != default:
             shown.append(f"{name} = {value!r}")
     return shown
 
 
-def _store_rows(magics: WriterMagics, secrets: list[str | None]) -> list[Row]:
+def _store_rows(snapshot: Snapshot, secrets: list[str | None]) -> list[Row]:
     from writer_magics.transport.cache import replay_path
 
     rows = []
-    settings_now = magics._send_settings(use_cache=False)
-    replaying = settings_now.replay_path is not None
     try:
-        info = magics.sender.cache(magics._send_settings(use_cache=True)).info()
+        info = snapshot.cache_info()
         skipped = f", {info.skipped} unreadable lines skipped" if info.skipped else ""
         what = f"{info.path}: {info.entries} answers, {_size(info.path)}{skipped}"
     except (WriterError, OSError) as exc:
         what = redact(one_line(exc), secrets)
-    if replaying:
+    if snapshot.replaying:
         origin = "WRITER_MAGICS_REPLAY" if replay_path() else "WriterMagics.replay"
         rows.append(Row("Replay", f"on ({origin}), {what}; nothing is sent, misses fail"))
-    elif settings_now.use_cache:
+    elif snapshot.cache_on:
         rows.append(Row("Cache", f"on for every cell, {what}"))
     else:
         rows.append(Row("Cache", f"off (per cell with --cache), {what}"))
-    log = magics.sender.prompt_log(settings_now)
+    log = snapshot.prompt_log()
     if log is None:
         rows.append(Row("Prompt log", "off (WriterMagics.log = False)"))
     else:
@@ -224,45 +246,41 @@ def _store_rows(magics: WriterMagics, secrets: list[str | None]) -> list[Row]:
     return rows
 
 
-def _session_rows(magics: WriterMagics, secrets: list[str | None]) -> list[Row]:
+def _session_rows(sessions: Sessions, secrets: list[str | None]) -> list[Row]:
     rows = []
-    for name in magics.sessions.names():
-        conv = magics.sessions[name]
+    for name, conv in sessions.items():
         turns = len(conv)
         text = f"{turns} turn{'s' if turns != 1 else ''}"
         if conv.system:
-            text += f", system: {redact(_shorten(conv.system), secrets)!r}"
+            text += f", system: {redact(preview(conv.system, SYSTEM_PREVIEW), secrets)!r}"
         rows.append(Row(f"Session {name}", text))
     if not rows:
         rows.append(Row("Sessions", "none yet (the first %%chat starts 'default')"))
     return rows
 
 
-def status_rows(magics: WriterMagics) -> tuple[list[Row], list[str]]:
+def status_rows(snapshot: Snapshot) -> tuple[list[Row], list[str]]:
     """Every row of ``%writer status`` and the notes under it (pure reads, no request)."""
-    secrets = magics._secrets()
-    url = settings.base_url(magics.base_url or None)
-    url_from = source_of(settings.BASE_URL_VARIABLE, magics.base_url, "base_url")
-    key_from = source_of(settings.KEY_VARIABLE, magics.api_key, "api_key")
-    from writer_magics.transport.cache import replay_path
-
-    replaying = bool(replay_path() or magics.replay)
-    if replaying:
+    secrets = snapshot.secrets
+    now = snapshot.settings
+    url = settings.base_url(now["base_url"] or None)
+    url_from = source_of(settings.BASE_URL_VARIABLE, now["base_url"], "base_url")
+    key_from = source_of(settings.KEY_VARIABLE, now["api_key"], "api_key")
+    model = now["model"]
+    if snapshot.replaying:
         next_cell = "answers from the replay file only (no key, no network)"
     elif not key_from:
         next_cell = "fails: no API key (set WRITER_API_KEY, a .env file or WriterMagics.api_key)"
     else:
-        streaming = "streaming" if magics.stream else "not streaming"
-        next_cell = f"sends to {url.rstrip('/')}/v1/chat with {magics.model}, {streaming}"
-    default = (
-        " (default)" if magics.model == api.DEFAULT_MODEL else f" (default {api.DEFAULT_MODEL})"
-    )
-    fetched = magics.models.fetched()
+        streaming = "streaming" if now["stream"] else "not streaming"
+        next_cell = f"sends to {url.rstrip('/')}/v1/chat with {model}, {streaming}"
+    default = " (default)" if model == DEFAULT_MODEL else f" (default {DEFAULT_MODEL})"
+    fetched = snapshot.catalog.fetched()
     if fetched is not None:
         models = f"{len(fetched)} from GET /v1/models (used by Tab completion)"
-    elif (failed := magics.models.failure()) is not None:
+    elif (failed := snapshot.catalog.failure()) is not None:
         models = f"known list (GET /v1/models failed: {one_line(failed)})"
-    elif not magics.fetch_models:
+    elif not now["fetch_models"]:
         models = "known list (WriterMagics.fetch_models = False)"
     else:
         models = "known list (the server's list has not arrived)"
@@ -270,17 +288,17 @@ def status_rows(magics: WriterMagics) -> tuple[list[Row], list[str]]:
         Row("Next cell", next_cell),
         Row("Base URL", f"{url} (from {url_from or 'the default'})"),
         Row("API key", f"set, from {key_from}" if key_from else "missing"),
-        Row("Model", f"{magics.model}{default}"),
+        Row("Model", f"{model}{default}"),
         Row("Model list", models),
-        Row("Changed settings", ", ".join(_changed_settings(magics)) or "none"),
-        *_store_rows(magics, secrets),
-        *_session_rows(magics, secrets),
+        Row("Changed settings", ", ".join(_changed_settings(snapshot)) or "none"),
+        *_store_rows(snapshot, secrets),
+        *_session_rows(snapshot.sessions, secrets),
     ]
     rows = [Row(r.label, redact(r.value, secrets), r.code) for r in rows]
-    return rows, removed_in_settings(magics)
+    return rows, removed_in_settings(snapshot)
 
 
-def run_status(magics: WriterMagics) -> None:
+def run_status(snapshot: Snapshot) -> None:
     """``%writer status``: one screen on what the next cell will do."""
-    rows, notes = status_rows(magics)
+    rows, notes = status_rows(snapshot)
     show("Writer magics status", rows, notes)

@@ -23,8 +23,9 @@ from typing import NoReturn
 
 from IPython.core.error import UsageError
 
+from writer_magics.answer.preview import preview
 from writer_magics.answer.promptlog import LogEntry, PromptLog
-from writer_magics.line.options import split_words
+from writer_magics.line.scan import split_words
 from writer_magics.transport.cache import ResponseCache, unreadable
 
 USAGE = (
@@ -119,8 +120,8 @@ def log_rows(entries: list[LogEntry]) -> list[list[str]]:
         [
             e.time[:19].replace("T", " "),
             e.model,
-            _preview(e.prompt_text, 40),
-            _preview(e.error if e.error and not e.answer else e.answer, 50),
+            preview(e.prompt_text, 40),
+            preview(e.error if e.error and not e.answer else e.answer, 50),
             "" if e.total_tokens is None else str(e.total_tokens),
             "" if e.total_time is None else f"{e.total_time:.2f}",
             e.status,
@@ -136,7 +137,7 @@ def show_entries(entries: list[LogEntry]) -> None:
         return
     rows = log_rows(entries)
 
-    from writer_magics.display.markup import show_markdown
+    from writer_magics.display.finish import show_markdown
 
     def md(cells: list[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
@@ -144,8 +145,3 @@ def show_entries(entries: list[LogEntry]) -> None:
     markdown = "\n".join([md(list(LOG_COLUMNS)), md(["---"] * len(LOG_COLUMNS)), *map(md, rows)])
     plain = "\n".join(" · ".join(c for c in row if c) for row in rows)
     show_markdown(markdown, plain)
-
-
-def _preview(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

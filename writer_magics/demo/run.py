@@ -188,7 +188,7 @@ def run_notebook(
     import nbformat
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-    nb = nbformat.read(source, as_version=4)  # type: ignore[no-untyped-call]
+    nb = nbformat.read(source, as_version=4)
     out_dir.mkdir(parents=True, exist_ok=True)
     client = _client_class()(
         nb,
@@ -214,7 +214,7 @@ def run_notebook(
     # Every widget was closed when its answer finished; the static answers remain.
     nb.metadata.pop("widgets", None)
     target = out_dir / source.name
-    nbformat.write(nb, target)  # type: ignore[no-untyped-call]
+    nbformat.write(nb, target)
     html = None if error else export_html(nb, target.with_suffix(".html"))
     return RunResult(target, html, error, seconds, client.seen if error else None)
 

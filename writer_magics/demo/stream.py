@@ -104,7 +104,7 @@ class LiveAnswer:
 
 def _markdown_of(outputs: list[JSON]) -> str:
     """The Markdown source the outputs show (escapes for the renderer undone)."""
-    from writer_magics.display.markup import unescape_markdown
+    from writer_magics.answer.markdown import unescape_markdown
 
     return unescape_markdown(
         "".join(

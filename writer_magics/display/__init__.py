@@ -1,8 +1,10 @@
-"""Live display of a streaming answer, and the static output it leaves behind.
+"""Stage 5, what the user sees while and after an answer streams.
 
-``open_view`` picks a view for the frontend: widgets in a kernel, Markdown updates
-in a rich shell without a kernel, plain text in a terminal. All share the
-:class:`LiveView` protocol and finish with static output that needs no widget state.
+In: the events and the fold's state (``answer.result``) of each request. Out: one
+live view per cell (``open_view`` picks widgets in a kernel, Markdown updates in a
+rich shell, plain text in a terminal; all share the ``LiveView`` protocol), rate- and
+byte-limited (``throttle``), with finished Markdown blocks sealed once (``blocks``),
+and a static ``text/markdown`` + ``text/plain`` finish that needs no widget state.
 """
 
 from writer_magics.display.blocks import cut_long_tail, renderable, scan, split_finished

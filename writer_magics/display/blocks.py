@@ -9,38 +9,7 @@ functions, no IPython.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
-
-
-@dataclass(frozen=True, slots=True)
-class Fence:
-    """An open code fence: its marker (```` ``` ````, ``~~~~``) and its whole opening line."""
-
-    marker: str
-    line: str
-
-    def closes(self, line: str) -> bool:
-        """A closing fence: same character, at least as long, nothing after it."""
-        match = _FENCE.match(line)
-        return bool(
-            match
-            and match.group(1)[0] == self.marker[0]
-            and len(match.group(1)) >= len(self.marker)
-            and not match.group(2).strip()
-        )
-
-
-def _opens(line: str) -> Fence | None:
-    match = _FENCE.match(line)
-    if match is None:
-        return None
-    marker, info = match.group(1), match.group(2)
-    if marker[0] == "`" and "`" in info:  # ``` with a backtick in the info string is inline code
-        return None
-    return Fence(marker, line)
+from writer_magics.answer.markdown import Fence, opens_fence
 
 
 def scan(text: str) -> tuple[int, Fence | None]:
@@ -70,7 +39,7 @@ def scan(text: str) -> tuple[int, Fence | None]:
                 end = offset  # the blank line before this block ends the previous one
             blank_seen = False
             if complete:
-                fence = _opens(body)
+                fence = opens_fence(body)
         offset += len(line)
     return end, _fence_at(text, end)
 
@@ -84,7 +53,7 @@ def _fence_at(text: str, end: int) -> Fence | None:
             if line.endswith("\n") and fence.closes(body):
                 fence = None
         elif line.endswith("\n"):
-            fence = _opens(body)
+            fence = opens_fence(body)
     return fence
 
 

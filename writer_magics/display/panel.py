@@ -1,8 +1,10 @@
 """One stream's live state (text, tool calls, sources, timing) and how it reads.
 
-Every view (widget, Markdown, text) folds events into a :class:`PanelState` and asks
-it for the status line and the final Markdown, so the three views agree on what is
-shown. No IPython here.
+Every view (widget, Markdown, text) keeps a :class:`PanelState` per panel and asks it
+for the status line and the final Markdown, so the three views agree on what is
+shown. The answer itself is not folded here: a panel reads its request's
+:class:`~writer_magics.answer.result.Accumulator`, the one fold, which
+:func:`writer_magics.send.execute` hands over with every event. No IPython here.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from writer_magics.answer.result import Choice, Result, Status
+from writer_magics.answer.markdown import code_span
+from writer_magics.answer.result import Accumulator, Choice, ChoiceState, Result, Status
 from writer_magics.display.blocks import renderable
-from writer_magics.display.markup import code_span
-from writer_magics.tools.builtin import sources_markdown
-from writer_magics.transport.events import Accumulator, ChoiceState, Event, TextDelta
+from writer_magics.display.sources import sources_markdown
+from writer_magics.display.throttle import Clock
+from writer_magics.transport.events import Event, TextDelta
 
 
 @dataclass(frozen=True)
@@ -41,20 +44,40 @@ class Outcome:
         return self.reason
 
 
+#: The ``text/plain`` of a live view: what a frontend that cannot render it shows.
+PLACEHOLDER = "streaming answer… (the answer appears here when it is done)"
+
+
+def live_placeholder(header: str) -> str:
+    """The live view's one readable line: what is being asked, and that it is streaming."""
+    return f"{header} · {PLACEHOLDER}" if header else PLACEHOLDER
+
+
 class PanelState:
     """Everything one panel has received, for the live display and the static finish."""
 
     def __init__(self, title: str, clock: Callable[[], float]) -> None:
         self.title = title
         self.clock = clock
+        #: The request's fold this panel reads (set by the first event).
         self.acc = Accumulator()
+        self.choices: set[int] = set()  # the choices of ``acc`` shown in this panel
         self.started = clock()
         self.first_text: float | None = None
         self.text_events = 0
         self.primary: int | None = None  # the choice whose text streams live
 
-    def add(self, event: Event) -> None:
-        self.acc.add(event)
+    def add(self, event: Event, fold: Accumulator | None = None) -> None:
+        """Note an event for this panel. ``fold`` is its request's Accumulator, which
+        already holds the event (:func:`writer_magics.send.execute`); without one (a
+        view fed by hand, as in the tests and the demo) the panel keeps its own."""
+        if fold is None:
+            self.acc.add(event)
+        else:
+            self.acc = fold
+        choice = getattr(event, "choice", None)
+        if isinstance(choice, int):
+            self.choices.add(choice)
         if isinstance(event, TextDelta):
             if self.primary is None:
                 self.primary = event.choice
@@ -71,7 +94,8 @@ class PanelState:
 
     def extras(self) -> str:
         """Tool calls and sources, as Markdown shown under the text."""
-        return "\n\n".join(filter(None, (_extras(c) for c in self.acc.ordered())))
+        shown = [c for c in self.acc.ordered() if c.index in self.choices]
+        return "\n\n".join(filter(None, (_extras(c) for c in shown)))
 
     def status(self) -> str:
         """``waiting…`` or ``streaming · ~42 tokens · 1.3 s``."""
@@ -79,6 +103,30 @@ class PanelState:
         if self.first_text is None and not self.extras():
             return f"waiting… {elapsed:.1f} s"
         return f"streaming · ~{self.text_events} tokens · {elapsed:.1f} s"
+
+
+def panel_titles(panels: Sequence[str] | int) -> list[str]:
+    """Titles for the panels: given (a sweep's parameters) or ``Choice i`` for ``n``."""
+    if isinstance(panels, int):
+        return [f"Choice {i + 1}" for i in range(panels)] if panels > 1 else [""]
+    return list(panels) or [""]
+
+
+class PanelSet:
+    """The panels of a view; one appears on the fly if an event names a new one."""
+
+    def __init__(self, panels: Sequence[str] | int, clock: Clock) -> None:
+        self.clock = clock
+        self.states = [PanelState(title, clock) for title in panel_titles(panels)]
+
+    def get(self, index: int) -> PanelState:
+        while index >= len(self.states):
+            self.states.append(PanelState(f"Choice {len(self.states) + 1}", self.clock))
+        return self.states[index]
+
+    @property
+    def titles(self) -> list[str]:
+        return [s.title for s in self.states]
 
 
 def _extras(choice: ChoiceState) -> str:

@@ -28,8 +28,8 @@ from writer_magics.answer.checks import (
 )
 from writer_magics.answer.result import Result
 from writer_magics.display.diff import diff_markdown, diff_text
-from writer_magics.errors import CheckFailedError
-from writer_magics.line.prompt import PromptError, render
+from writer_magics.errors import CheckFailedError, PromptError
+from writer_magics.line.prompt import render
 
 __all__ = ["prepare_checks", "review", "strict_failure"]
 

@@ -12,95 +12,42 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol, TextIO
 
-from IPython.core import display_functions, getipython
+from IPython.core import getipython
 
-from writer_magics.answer.result import Result
+from writer_magics.answer.markdown import escape_markdown
+from writer_magics.answer.result import Accumulator
 from writer_magics.display.blocks import renderable
-from writer_magics.display.markup import escape_markdown, markdown_bundle
+from writer_magics.display.finish import display, static_finish, update_display
 from writer_magics.display.panel import (
     Outcome,
-    PanelState,
-    final_markdown,
+    PanelSet,
     json_size,
+    live_placeholder,
+    panel_titles,
     sections,
     status_lines,
 )
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
 from writer_magics.transport.events import Event
 
-#: The ``text/plain`` of a live view: what a frontend that cannot render it shows.
-PLACEHOLDER = "streaming answer… (the answer appears here when it is done)"
-
-
-def live_placeholder(header: str) -> str:
-    """The live view's one readable line: what is being asked, and that it is streaming."""
-    return f"{header} · {PLACEHOLDER}" if header else PLACEHOLDER
-
-
 ViewKind = Literal["auto", "widget", "markdown", "text"]
 
-# IPython's display functions are untyped; these are the same functions, typed.
-display: Callable[..., Any] = display_functions.display
-update_display: Callable[..., Any] = display_functions.update_display
 get_ipython: Callable[[], Any] = getipython.get_ipython
 
 
 class LiveView(Protocol):
     """What the read loop needs: start, feed events to a panel, finish (in ``finally``).
 
-    Every view also has ``end_panel(panel, result)`` to show one stream of a sweep as
-    done while the others still run; it is left out here to keep fakes small.
+    ``add`` gets each event with ``fold``, the request's Accumulator that already holds
+    it: the view reads that state and folds nothing itself (without ``fold`` a panel
+    keeps its own, for views fed by hand).
     """
 
     def start(self) -> None: ...
 
-    def add(self, event: Event, panel: int = 0) -> None: ...
+    def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None: ...
 
     def finish(self, outcome: Outcome) -> None: ...
-
-
-def panel_titles(panels: Sequence[str] | int) -> list[str]:
-    """Titles for the panels: given (a sweep's parameters) or ``Choice i`` for ``n``."""
-    if isinstance(panels, int):
-        return [f"Choice {i + 1}" for i in range(panels)] if panels > 1 else [""]
-    return list(panels) or [""]
-
-
-class PanelSet:
-    """The panels of a view; one appears on the fly if an event names a new one."""
-
-    def __init__(self, panels: Sequence[str] | int, clock: Clock) -> None:
-        self.clock = clock
-        self.states = [PanelState(title, clock) for title in panel_titles(panels)]
-
-    def get(self, index: int) -> PanelState:
-        while index >= len(self.states):
-            self.states.append(PanelState(f"Choice {len(self.states) + 1}", self.clock))
-        return self.states[index]
-
-    @property
-    def titles(self) -> list[str]:
-        return [s.title for s in self.states]
-
-
-def static_finish(display_id: str, started: bool, outcome: Outcome, titles: Sequence[str]) -> int:
-    """Replace the live display with static output; returns the bytes it published.
-
-    The answer becomes one ``text/markdown`` (escaped for the renderer) + ``text/plain``
-    (as received) bundle, what saved notebooks, nbconvert and GitHub show with no
-    widget state, followed by the usage line as a separate ``text/plain`` output so it
-    never pollutes the answer.
-    """
-    answer = final_markdown(sections(outcome, titles))
-    usage = "\n".join(status_lines(outcome, titles))
-    first = markdown_bundle(answer) if answer else {"text/plain": usage}
-    show = update_display if started else display
-    show(first, raw=True, display_id=display_id)
-    sent = json_size(first)
-    if answer:
-        display({"text/plain": usage}, raw=True)
-        sent += json_size(usage)
-    return sent
 
 
 class TextView:
@@ -125,15 +72,12 @@ class TextView:
     def start(self) -> None:
         """Nothing to show yet: the text itself is the progress."""
 
-    def add(self, event: Event, panel: int = 0) -> None:
+    def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None:
         text = getattr(event, "text", None)
         if panel == 0 and isinstance(text, str) and text:
             self.parts.append(text)
             self.out.write(text)
             self.out.flush()
-
-    def end_panel(self, panel: int, result: Result) -> None:
-        """Panels are printed at the finish; nothing to do early."""
 
     def finish(self, outcome: Outcome) -> None:
         printed = "".join(self.parts)
@@ -179,16 +123,15 @@ class MarkdownView:
         self.display_id = f"writer-{uuid.uuid4().hex}"
         self.started = False
         self.updates = 0
-        self.ended: dict[int, str] = {}
 
     def _markdown(self) -> str:
         parts = [f"<small>{escape_markdown(self.header)}</small>"] if self.header else []
         several = len(self.panels.states) > 1
-        for i, state in enumerate(self.panels.states):
+        for state in self.panels.states:
             if several:
                 parts.append(f"**{escape_markdown(state.title)}**")
             parts.extend(escape_markdown(p) for p in (renderable(state.text), state.extras()) if p)
-            parts.append(f"<small>{escape_markdown(self.ended.get(i) or state.status())}</small>")
+            parts.append(f"<small>{escape_markdown(state.status())}</small>")
         return "\n\n".join(parts)
 
     def _bundle(self) -> dict[str, Any]:
@@ -199,8 +142,8 @@ class MarkdownView:
         display(self._bundle(), raw=True, display_id=self.display_id)
         self.started = True
 
-    def add(self, event: Event, panel: int = 0) -> None:
-        self.panels.get(panel).add(event)
+    def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None:
+        self.panels.get(panel).add(event, fold)
         self._update()
 
     def _update(self, force: bool = False) -> None:
@@ -216,11 +159,6 @@ class MarkdownView:
         self.throttle.mark()
         self.budget.spend(cost)
         self.updates += 1
-
-    def end_panel(self, panel: int, result: Result) -> None:
-        self.panels.get(panel)
-        self.ended[panel] = result.usage_line()
-        self._update(force=True)
 
     def finish(self, outcome: Outcome) -> None:
         self.budget.spend(static_finish(self.display_id, self.started, outcome, self.panels.titles))

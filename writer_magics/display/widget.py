@@ -27,12 +27,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from writer_magics.answer.result import Result
+from writer_magics.answer.markdown import escape_markdown
+from writer_magics.answer.result import Accumulator
 from writer_magics.display.blocks import cut_long_tail, renderable, scan
-from writer_magics.display.markup import escape_markdown
-from writer_magics.display.panel import Outcome, PanelState, json_size
+from writer_magics.display.finish import display, static_finish
+from writer_magics.display.panel import Outcome, PanelSet, PanelState, json_size, live_placeholder
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
-from writer_magics.display.views import PanelSet, display, live_placeholder, static_finish
 from writer_magics.transport.events import Event
 
 #: Re-sending finished blocks in the tail until they cost this much, then sealing them
@@ -56,7 +56,7 @@ JSONDict = dict[str, Any]
 
 
 def _markdown_output(md: str) -> JSONDict:
-    """An Output widget's output showing ``md`` escaped for the renderer (see markup.py)."""
+    """An Output widget's output showing ``md`` escaped for the renderer (answer/markdown.py)."""
     data = {"text/markdown": escape_markdown(md)}
     return {"output_type": "display_data", "data": data, "metadata": {}}
 
@@ -85,11 +85,10 @@ class _LivePanel:
         self.shown: tuple[JSONDict, ...] = ()
         self.status_at: float | None = None
         self.sent_at: float | None = None  # when the frontend last got anything new
-        self.ended = False
 
     def tick(self, force: bool = False) -> None:
         """Send what changed if the rate and the byte budget allow it (or ``force``)."""
-        if self.ended or not (force or self.throttle.due()):
+        if not (force or self.throttle.due()):
             return
         pending = self.carry + self.state.text[self.pos :]
         end, _ = scan(pending)
@@ -137,12 +136,6 @@ class _LivePanel:
         self.throttle.mark()
         self.sent_at = now
         budget.spend(cost)
-
-    def end(self, result: Result) -> None:
-        """Show everything this stream sent and its usage line; later events are ignored."""
-        self.tick(force=True)
-        self.status.value = _small(result.usage_line())
-        self.ended = True
 
 
 class WidgetView:
@@ -230,13 +223,10 @@ class WidgetView:
         display(bundle, raw=True, display_id=self.display_id)
         self.started = True
 
-    def add(self, event: Event, panel: int = 0) -> None:
+    def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None:
         live = self._panel(panel)
-        live.state.add(event)
+        live.state.add(event, fold)
         live.tick()
-
-    def end_panel(self, panel: int, result: Result) -> None:
-        self._panel(panel).end(result)
 
     def seal_overhead(self, panel: _LivePanel) -> int:
         """Bytes a seal costs besides its Markdown: a new Output, one more child (and

@@ -5,7 +5,7 @@ What is offered where the cursor is (never in a cell body, never in a line-form
 prompt, i.e. after the first word that is not an option):
 
 * an option name (``--ses`` -> ``--session``; ``-`` -> every option of that magic),
-  taken from the magic's own argparse parser (the option table in ``options.py``);
+  taken from the magic's own argparse parser (the option table in ``table.py``);
   options that cannot be repeated and are already on the line are left out;
 * after ``-m/--model``: model ids (see :class:`models.ModelCatalog`; never a removed
   model); in a comma list the item after the last comma;
@@ -32,10 +32,9 @@ import re
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from writer_magics.magics import WriterMagics
+from writer_magics.line.scan import is_number
 
 MATCHER_ID = "writer_magics.line.completion"
 #: Runs before IPython's own matchers and suppresses them when it has matches.
@@ -154,14 +153,6 @@ def _split(text: str) -> _Words | None:
     return _Words(done, text[raw_start:] if in_word else "")
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _lookup(parser: argparse.ArgumentParser, word: str) -> tuple[argparse.Action | None, bool]:
     """The option a word names and whether the word already carries its value."""
     name, eq, _ = word.partition("=")
@@ -190,7 +181,7 @@ def _options(parser: argparse.ArgumentParser, words: _Words, sources: Sources) -
             given.setdefault(_long(pending), []).append(word)
             pending = None
             continue
-        if word == "--" or not word.startswith("-") or len(word) < 2 or _is_number(word):
+        if word == "--" or not word.startswith("-") or len(word) < 2 or is_number(word):
             return None  # the prompt starts here
         action, has_value = _lookup(parser, word)
         if action is None:
@@ -367,39 +358,10 @@ def _paths(fragment: str, cwd: Path | None, *, images_only: bool, quoted: bool) 
 # --------------------------------------------------------------------------- IPython
 
 
-def sources_for(
-    magics: WriterMagics, built: dict[str, argparse.ArgumentParser] | None = None
-) -> Sources:
-    """The live sources of one kernel (read at each Tab, all in memory); ``built``
-    keeps the ``%writer`` parser between Tabs."""
-    shell = magics.shell
-    built = {} if built is None else built
-
-    def parsers(name: str) -> argparse.ArgumentParser:
-        if name == "writer":
-            if "writer" not in built:
-                from writer_magics.commands.writer import writer_parser
-
-                built["writer"] = writer_parser()
-            return built["writer"]
-        parser: argparse.ArgumentParser = getattr(magics, name).parser
-        return parser
-
-    return Sources(
-        parsers=parsers,
-        models=magics.models.ids,
-        sessions=magics.sessions.names,
-        namespace=magics.user_ns,
-        hidden=getattr(shell, "user_ns_hidden", {}),
-        cwd=None,
-    )
-
-
-def make_matcher(magics: WriterMagics) -> Callable[[Any], dict[str, Any]]:
-    """An IPython Matcher API v2 function bound to one magics instance."""
+def make_matcher(sources: Callable[[], Sources]) -> Callable[[Any], dict[str, Any]]:
+    """An IPython Matcher API v2 function; ``sources`` gives one kernel's live sources
+    (read at each Tab, all in memory)."""
     from IPython.core.completer import SimpleCompletion
-
-    built: dict[str, argparse.ArgumentParser] = {}
 
     def writer_magics_matcher(context: Any) -> dict[str, Any]:
         try:
@@ -407,7 +369,7 @@ def make_matcher(magics: WriterMagics) -> Callable[[Any], dict[str, Any]]:
                 context.full_text,
                 context.cursor_line,
                 context.cursor_position,
-                sources_for(magics, built),
+                sources(),
             )
         except Exception:  # IPython would print a traceback into the notebook on Tab
             found = None
@@ -427,12 +389,12 @@ def make_matcher(magics: WriterMagics) -> Callable[[Any], dict[str, Any]]:
     return writer_magics_matcher
 
 
-def install(shell: Any, magics: WriterMagics) -> Callable[[Any], dict[str, Any]] | None:
+def install(shell: Any, sources: Callable[[], Sources]) -> Callable[[Any], dict[str, Any]] | None:
     """Append the matcher to the shell's completer; returns it for :func:`uninstall`."""
     completer = getattr(shell, "Completer", None)
     if completer is None:
         return None
-    matcher = make_matcher(magics)
+    matcher = make_matcher(sources)
     completer.custom_matchers.append(matcher)
     return matcher
 

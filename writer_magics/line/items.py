@@ -22,9 +22,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from writer_magics.errors import PromptError
 from writer_magics.line.prompt import (
     _BRACED_RE,
-    PromptError,
     is_reference,
     render,
     resolve_reference,

@@ -36,9 +36,10 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from writer_magics.errors import PromptError
+
 __all__ = [
     "REFERENCE_PATTERN",
-    "PromptError",
     "check_size",
     "is_reference",
     "render",
@@ -60,15 +61,6 @@ _STEP_RE = re.compile(
 _TRIPLE_RE = re.compile(rf"\{{\{{\{{({_REF})\}}\}}\}}")
 _ESCAPED_RE = re.compile(rf"\{{\{{({_REF})\}}\}}")
 _BRACED_RE = re.compile(rf"\{{({_REF})\}}")
-
-
-class PromptError(UsageError):
-    """A prompt (or option value) refers to a variable that cannot be resolved."""
-
-    def _render_traceback_(self) -> list[str]:
-        # IPython prints the short one-line form only for exactly UsageError; a subclass
-        # would get a full traceback without this hook.
-        return [f"UsageError: {self}"]
 
 
 def is_reference(expr: str) -> bool:

@@ -36,11 +36,11 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from IPython.core.error import UsageError
 
 from writer_magics.answer.parsed import is_model_class
-from writer_magics.transport.events import JSON
+from writer_magics.errors import ToolSchemaError
+from writer_magics.request import JSON
 
 __all__ = [
     "Docstring",
-    "ToolSchemaError",
     "encode_result",
     "error_text",
     "function_tool",
@@ -71,14 +71,6 @@ _SUPPORTED = (
     "str, int, float, bool, list[...], dict[str, ...], Literal[...], Optional[...], "
     "an Enum or a pydantic model"
 )
-
-
-class ToolSchemaError(UsageError):
-    """A function that cannot be described to the model; raised before anything is sent."""
-
-    def _render_traceback_(self) -> list[str]:
-        # IPython prints the one-line form only for exactly UsageError.
-        return [f"UsageError: {self}"]
 
 
 # --------------------------------------------------------------------------- resolving

@@ -12,7 +12,7 @@ from typing import Any
 
 from writer_magics.answer.result import Result
 from writer_magics.line.options import ChatOptions
-from writer_magics.transport.events import JSON
+from writer_magics.request import JSON, builtin_tool
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ChatFeatures:
 
     @property
     def body_fields(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`api.chat_request`."""
+        """Keyword arguments for :func:`chat_request`."""
         return {
             "tools": list(self.tools) or None,
             "tool_choice": self.tool_choice,
@@ -44,7 +44,7 @@ def prepare(opts: ChatOptions, user_ns: Mapping[str, Any]) -> ChatFeatures:
 
         functions = resolve_tools(opts.tools, user_ns)
         tools.extend(tool_definitions(functions))
-    builtin = opts.builtin_tool
+    builtin = builtin_tool(opts)
     if builtin is not None:
         tools.append(builtin)
     schema = response_format = None

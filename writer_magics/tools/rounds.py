@@ -31,16 +31,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from writer_magics.answer.result import Result
-from writer_magics.errors import WriterError
-from writer_magics.send_execute import Request
+from writer_magics.errors import ToolRoundsExceeded
+from writer_magics.request import JSON, Request
 from writer_magics.tools.functions import run_call
-from writer_magics.transport.events import JSON
 
 __all__ = [
     "DECLINED",
     "DEFAULT_MAX_ROUNDS",
     "ToolLoopOutcome",
-    "ToolRoundsExceeded",
     "assistant_message",
     "next_request",
     "run_tool_rounds",
@@ -68,25 +66,6 @@ class ToolLoopOutcome:
     messages: list[JSON]
     rounds: int
     results: list[Result] = field(default_factory=list)
-
-
-class ToolRoundsExceeded(WriterError):
-    """The model kept asking for tools past the round limit."""
-
-    hint = "Raise the round limit, or ask for an answer that needs fewer tool calls."
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        messages: list[JSON],
-        result: Result,
-        results: list[Result] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.messages = messages
-        self.result = result
-        self.results = results or [result]
 
 
 def assistant_message(result: Result) -> JSON:

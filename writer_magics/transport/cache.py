@@ -52,13 +52,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeAlias, cast
 
-from writer_magics.errors import REDACTED, ReplayMissError, WriterError, redact
-from writer_magics.files import write_atomically
+from writer_magics.errors import REDACTED, CacheError, ReplayMissError, redact
+from writer_magics.files import data_dir, write_atomically
+from writer_magics.request import JSON, Endpoint
 from writer_magics.transport.events import (
-    JSON,
     ChoiceFinished,
     DataDelta,
-    Endpoint,
     Event,
     LogprobsDelta,
     ResponseInfo,
@@ -67,6 +66,7 @@ from writer_magics.transport.events import (
     ToolCallDelta,
     Usage,
     UsageReport,
+    merge_info,
 )
 
 FORMAT = "writer-magics-cache"
@@ -76,10 +76,6 @@ TRANSPORT_FIELDS = ("stream", "stream_options")
 #: Environment variable naming a cache file to replay (only cached answers, no key).
 REPLAY_VARIABLE = "WRITER_MAGICS_REPLAY"
 _ENDPOINTS: tuple[Endpoint, ...] = ("completions", "chat")
-
-
-class CacheError(WriterError):
-    """The cache file cannot be read or written, or an import file is not a cache."""
 
 
 # --------------------------------------------------------------------------- keys
@@ -393,10 +389,6 @@ class ResponseCache:
         mode = ", read_only=True" if self.read_only else ""
         return f"ResponseCache({str(self.path)!r}{mode})"
 
-    @staticmethod
-    def key(endpoint: str, body: Mapping[str, Any]) -> str:
-        return request_key(endpoint, body)
-
     def _secrets(self) -> list[str]:
         try:
             return [s for s in self.secrets() if s]
@@ -440,10 +432,6 @@ class ResponseCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._load())
-
-    def entries(self) -> list[CachedAnswer]:
-        with self._lock:
-            return list(self._load().values())
 
     @property
     def skipped(self) -> int:
@@ -691,16 +679,14 @@ def collapse_info(events: Sequence[Event]) -> list[Event]:
     streamed = [e for e in events if isinstance(e, ResponseInfo) and not e.whole]
     if len(streamed) < 2:
         return list(events)
-    from writer_magics.transport.events import Accumulator
-
-    acc = Accumulator()
-    for info in streamed:
-        acc.add(info)
+    info: JSON = {}
+    for chunk in streamed:
+        merge_info(info, chunk.fields)
     last = streamed[-1]
     merged: list[Event] = []
     for event in events:
         if event is last:
-            merged.append(ResponseInfo(acc.info))
+            merged.append(ResponseInfo(info))
         elif not (isinstance(event, ResponseInfo) and not event.whole):
             merged.append(event)
     return merged
@@ -900,9 +886,7 @@ def _prompt_of(endpoint: str, body: Mapping[str, Any]) -> str:
 
 
 def default_cache_path() -> Path:
-    """``cache.jsonl`` in the user's data directory (see :func:`promptlog.data_dir`)."""
-    from writer_magics.answer.promptlog import data_dir
-
+    """``cache.jsonl`` in the user's data directory (see :func:`files.data_dir`)."""
     return data_dir() / "cache.jsonl"
 
 

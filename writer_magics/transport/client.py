@@ -2,8 +2,8 @@
 
 It authenticates, enforces the safety rules on where the key may go, retries what
 is safe to retry (only before the first event of a stream: text a user has seen is
-never replayed), and turns HTTP and SSE into the typed events of :mod:`api`. All
-decoding lives in :mod:`api`; all messages live in :mod:`errors`.
+never replayed), and turns HTTP and SSE into the typed events of :mod:`.events`.
+All decoding lives in :mod:`.events`; all messages live in :mod:`errors`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from writer_magics import __version__
 from writer_magics.config import (
     BASE_URL_VARIABLE,
     DEFAULT_BASE_URL,
+    DEFAULT_MODEL,
     KEY_VARIABLE,
     key_problem,
+    removed_model_warning,
 )
 from writer_magics.errors import (
     APIConnectionError,
@@ -46,19 +48,15 @@ from writer_magics.errors import (
     printable,
     redact,
 )
+from writer_magics.request import JSON, Endpoint, Request
 from writer_magics.transport.events import (
-    DEFAULT_MODEL,
-    JSON,
     PATHS,
     ChoiceFinished,
-    Endpoint,
     Event,
-    Request,
     StreamEnd,
     decode_response,
     decode_sse_data,
     error_description,
-    removed_model_warning,
 )
 
 T = TypeVar("T")

@@ -1,147 +1,26 @@
-"""The Writer wire format, and nothing else: request JSON out, typed events in.
+"""The Writer wire format coming back: typed events, SSE and JSON decoding.
 
 Everything here is a pure function of its arguments (no I/O, no IPython), so the
-exact bytes we send and the way we read Writer's quirks (explicit nulls in streamed
+way we read Writer's quirks (explicit nulls in streamed
 tool calls, the usage chunk with ``choices: []``, an optional ``[DONE]``) are unit
-tested without a network. See ``shared/writer-api.md`` for the reference.
+tested without a network. The bodies we send are built in :mod:`writer_magics.request`;
+see ``shared/writer-api.md`` for the reference.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date
-from typing import Any, Literal, TypeAlias
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 from writer_magics.errors import MalformedEventError, ServerSentError
+from writer_magics.request import JSON, Endpoint
 
-Endpoint: TypeAlias = Literal["completions", "chat"]
-JSON: TypeAlias = dict[str, Any]
-
-DEFAULT_MODEL = "palmyra-x5"
-#: Models Writer removed, with the day; every one is replaced by palmyra-x5.
-REMOVED_MODELS: Mapping[str, date] = {
-    name: date(2026, 7, 13)
-    for name in (
-        "palmyra-x-003-instruct",
-        "palmyra-vision",
-        "palmyra-med",
-        "palmyra-fin",
-        "palmyra-creative",
-    )
-}
 PATHS: Mapping[Endpoint, str] = {"completions": "/v1/completions", "chat": "/v1/chat"}
 
 #: Message fields Writer returns on a chat message that carry tool output, kept as data.
 WRITER_DATA_FIELDS = ("graph_data", "llm_data", "web_search_data", "translation_data", "refusal")
-
-
-# --------------------------------------------------------------------------- requests
-
-
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request to make: where, what, and how long to wait between events."""
-
-    endpoint: Endpoint
-    body: JSON
-    timeout: float | None = None
-
-    @property
-    def model(self) -> str:
-        return str(self.body.get("model", ""))
-
-
-def completion_request(
-    *,
-    model: str,
-    prompt: str,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    stop: Sequence[str] | None = None,
-    best_of: int | None = None,
-    random_seed: int | None = None,
-    stream: bool = True,
-) -> JSON:
-    """The body of ``POST /v1/completions``; unset fields are omitted, never null."""
-    return _drop_unset(
-        {
-            "model": model,
-            "prompt": prompt,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-            "stop": list(stop) if stop else None,
-            "best_of": best_of,
-            "random_seed": random_seed,
-            "stream": stream,
-        }
-    )
-
-
-def chat_request(
-    *,
-    model: str,
-    messages: Sequence[Mapping[str, Any]],
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    n: int | None = None,
-    stop: Sequence[str] | None = None,
-    logprobs: bool | None = None,
-    stream: bool = True,
-    include_usage: bool = True,
-    tools: Sequence[Mapping[str, Any]] | None = None,
-    tool_choice: str | Mapping[str, Any] | None = None,
-    response_format: Mapping[str, Any] | None = None,
-) -> JSON:
-    """The body of ``POST /v1/chat``; unset fields are omitted, never null.
-
-    ``stream_options.include_usage`` is asked for on streams so that the status line
-    can show real token counts instead of estimates.
-    """
-    return _drop_unset(
-        {
-            "model": model,
-            "messages": [dict(m) for m in messages],
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-            "n": n,
-            "stop": list(stop) if stop else None,
-            "logprobs": logprobs or None,
-            "stream": stream,
-            "stream_options": {"include_usage": True} if stream and include_usage else None,
-            "tools": [dict(t) for t in tools] if tools else None,
-            "tool_choice": _tool_choice(tool_choice),
-            "response_format": dict(response_format) if response_format else None,
-        }
-    )
-
-
-def _tool_choice(choice: str | Mapping[str, Any] | None) -> str | JSON | None:
-    """Bare strings or the function form; never the SDK's ``{"value": ...}`` wrapper."""
-    if choice is None or (isinstance(choice, str) and choice in ("auto", "none", "required")):
-        return choice
-    if isinstance(choice, str):
-        return {"type": "function", "function": {"name": choice}}
-    return dict(choice)
-
-
-def _drop_unset(body: JSON) -> JSON:
-    return {k: v for k, v in body.items() if v is not None}
-
-
-def removed_model_warning(model: str, today: date | None = None) -> str | None:
-    """The migration hint for a removed (or soon removed) model; None for a current one."""
-    removed = REMOVED_MODELS.get(model.lower())
-    if removed is None:
-        return None
-    when = "was removed" if (today or date.today()) >= removed else "will be removed"
-    extra = " with image content parts" if model.lower() == "palmyra-vision" else ""
-    return f"{model} {when} on {removed.isoformat()}; use {DEFAULT_MODEL}{extra} instead."
 
 
 # --------------------------------------------------------------------------- events
@@ -516,145 +395,17 @@ def error_description(body: Any) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------- accumulation
-
-
-@dataclass
-class ToolCall:
-    """A tool call accumulated from its streamed pieces (or read whole)."""
-
-    index: int
-    id: str = ""
-    type: str = "function"
-    name: str = ""
-    arguments: str = ""
-
-    def to_message(self) -> JSON:
-        return {
-            "id": self.id,
-            "type": self.type,
-            "function": {"name": self.name, "arguments": self.arguments},
-        }
-
-
-#: Text pieces are joined in runs of this many: one small string per chunk would cost
-#: about 60 bytes each (a 1 MB answer of 250,000 chunks took 15 MB).
-COMPACT_EVERY = 256
-
-
-@dataclass
-class ChoiceState:
-    """Everything one choice has received so far."""
-
-    index: int
-    text_parts: list[str] = field(default_factory=list)
-    finish_reason: str | None = None
-    tool_calls: dict[int, ToolCall] = field(default_factory=dict)
-    logprobs: list[JSON] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-    _joined: int = 0  # text_parts[:_joined] are already runs of joined pieces
-
-    def append_text(self, text: str) -> None:
-        parts = self.text_parts
-        parts.append(text)
-        if len(parts) - self._joined >= COMPACT_EVERY:
-            run = "".join(parts[self._joined :])
-            del parts[self._joined :]
-            parts.append(run)
-            self._joined += 1
-
-    @property
-    def text(self) -> str:
-        if len(self.text_parts) > 1:  # join once, keep one part: O(n) over the stream
-            self.text_parts[:] = ["".join(self.text_parts)]
-            self._joined = 1
-        return self.text_parts[0] if self.text_parts else ""
-
-
-class Accumulator:
-    """Folds events into per-choice state; the one place Writer's deltas are merged.
-
-    Nothing received is lost to a later piece: text, tool-call arguments and logprobs
-    are appended; a tool call's id/type/name and a finish reason are only replaced by
-    a non-empty value; Writer's data (sources, subqueries, ...) and usage are merged
-    field by field (:func:`merge_data`, :meth:`Usage.merge`); the response's own fields
-    keep the latest non-null value of each (:attr:`info`), a whole body is kept as is
-    (:attr:`body`).
-    """
-
-    def __init__(self) -> None:
-        self.choices: dict[int, ChoiceState] = {}
-        self.usage: Usage | None = None
-        self.done = False
-        self.events_seen = 0
-        #: The streamed chunks' own fields, merged (latest non-null value wins).
-        self.info: JSON = {}
-        #: A non-streamed response's body, exactly as the server sent it.
-        self.body: JSON | None = None
-
-    def choice(self, index: int) -> ChoiceState:
-        state = self.choices.get(index)
-        if state is None:
-            state = self.choices[index] = ChoiceState(index)
-        return state
-
-    def add(self, event: Event) -> None:
-        self.events_seen += 1
-        if isinstance(event, TextDelta):
-            self.choice(event.choice).append_text(event.text)
-        elif isinstance(event, ResponseInfo):
-            if event.whole:
-                self.body = event.fields
-            else:
-                info = self.info
-                for key, value in event.fields.items():
-                    if value is not None:
-                        old = info.get(key)
-                        info[key] = (
-                            merge_data(old, value)
-                            if isinstance(value, dict) and isinstance(old, dict)
-                            else value
-                        )
-                    elif key not in info:
-                        info[key] = None
-        elif isinstance(event, ToolCallDelta):
-            calls = self.choice(event.choice).tool_calls
-            call = calls.get(event.index)
-            if call is None:
-                call = calls[event.index] = ToolCall(event.index)
-            # Set id/type/name only when non-empty; append arguments only when a string.
-            if event.id:
-                call.id = event.id
-            if event.type:
-                call.type = event.type
-            if event.name:
-                call.name = event.name
-            if event.arguments is not None:
-                call.arguments += event.arguments
-        elif isinstance(event, LogprobsDelta):
-            self.choice(event.choice).logprobs.extend(event.tokens)
-        elif isinstance(event, DataDelta):
-            data = self.choice(event.choice).data
-            old = data.get(event.name)
-            if isinstance(old, str) and isinstance(event.value, str):
-                data[event.name] = old + event.value  # refusal text arrives in pieces
-            else:
-                data[event.name] = merge_data(old, event.value)
-        elif isinstance(event, ChoiceFinished):
-            state = self.choice(event.choice)
-            if event.reason is not None or state.finish_reason is None:
-                state.finish_reason = event.reason
-        elif isinstance(event, UsageReport):
-            self.usage = event.usage if self.usage is None else self.usage.merge(event.usage)
-        elif isinstance(event, StreamEnd):
-            self.done = True
-
-    @property
-    def finished(self) -> bool:
-        """True when every choice seen has a finish reason (or [DONE] came)."""
-        return self.done or (
-            bool(self.choices) and all(c.finish_reason is not None for c in self.choices.values())
-        )
-
-    def ordered(self) -> list[ChoiceState]:
-        return [self.choices[i] for i in sorted(self.choices)]
+def merge_info(info: JSON, fields: Mapping[str, Any]) -> None:
+    """Merge one streamed chunk's own fields into ``info``: the latest non-null value of
+    each wins, objects are merged key by key (:func:`merge_data`), a field only ever
+    seen as null is kept as null."""
+    for key, value in fields.items():
+        if value is not None:
+            old = info.get(key)
+            info[key] = (
+                merge_data(old, value)
+                if isinstance(value, dict) and isinstance(old, dict)
+                else value
+            )
+        elif key not in info:
+            info[key] = None

@@ -6,6 +6,12 @@ Events cross back to the cell thread through a queue so that every display call
 happens on the cell thread. A ``KeyboardInterrupt`` (kernel interrupt) lands in the
 cell thread while it waits on that queue; we cancel the tasks, wait briefly until
 their HTTP streams are closed, and re-raise.
+
+The loop thread also owns the concurrency bound of a sweep (a sweep of 12 must not
+open 12 connections): ``merge(streams, limit=N)`` still gives every stream its own
+task and panel at once, but at most ``N`` of them hold a connection; the rest wait in
+order. The semaphore is made lazily by the first stream that starts, that is on the
+loop thread inside the running loop, and belongs to that one ``merge`` call.
 """
 
 from __future__ import annotations
@@ -15,7 +21,15 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Hashable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterator,
+    Mapping,
+)
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -81,13 +95,34 @@ class LoopThread:
             _cancel_and_wait([future], [finished])
             raise
 
-    def merge(self, streams: Mapping[K, Callable[[], AsyncIterable[T]]]) -> Iterator[Item[K, T]]:
+    def merge(
+        self,
+        streams: Mapping[K, Callable[[], AsyncIterable[T]]],
+        *,
+        limit: int | None = None,
+        on_start: Callable[[K], object] | None = None,
+    ) -> Iterator[Item[K, T]]:
         """Run several async streams at once and yield their items as they arrive.
 
         Each stream ends with one ``Item(done=True)`` (with ``error`` when it failed),
         so one failed stream does not stop the others. Closing the iterator early (or
         Ctrl-C while waiting) cancels every stream that is still running.
+
+        ``limit``: at most this many streams run at once (first come, first served; a
+        stream holds its slot until it ends, fails or is cancelled, so a failure never
+        blocks the rest); ``None`` runs them all at once. ``on_start(key)`` is called on
+        the loop thread when a stream gets its slot, so a caller can start that
+        request's clock then instead of counting time spent queued as latency.
+        Raises :class:`ValueError` at once when ``limit`` is less than 1.
         """
+        if limit is not None and limit < 1:
+            raise ValueError(f"the concurrency limit must be at least 1, not {limit}")
+        gate = _Gate(limit) if limit is not None else None
+        if gate is not None or on_start is not None:
+            streams = {key: _limited(key, make, gate, on_start) for key, make in streams.items()}
+        return self._merge(streams)
+
+    def _merge(self, streams: Mapping[K, Callable[[], AsyncIterable[T]]]) -> Iterator[Item[K, T]]:
         inbox: queue.SimpleQueue[list[Item[K, T]]] = queue.SimpleQueue()
         finished = [threading.Event() for _ in streams]
         futures = [
@@ -130,6 +165,46 @@ class LoopThread:
             thread.join(timeout=2)
         if not loop.is_running():
             loop.close()
+
+
+class _Gate:
+    """The shared semaphore of one ``merge`` call, made on first use (on the loop thread)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._semaphore: asyncio.Semaphore | None = None
+
+    @property
+    def semaphore(self) -> asyncio.Semaphore:
+        # Only ever touched from coroutines on the one loop thread: no lock needed.
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.limit)
+        return self._semaphore
+
+
+def _limited(
+    key: K,
+    make: Callable[[], AsyncIterable[T]],
+    gate: _Gate | None,
+    on_start: Callable[[K], object] | None,
+) -> Callable[[], AsyncIterable[T]]:
+    """``make`` waiting for a slot of ``gate`` (if any), then telling ``on_start``."""
+
+    async def stream() -> AsyncIterator[T]:
+        async with gate.semaphore if gate is not None else contextlib.nullcontext():
+            if on_start is not None:
+                on_start(key)
+            iterator = make().__aiter__()
+            try:
+                async for item in iterator:
+                    yield item
+            finally:
+                # Close the inner stream (its HTTP response) before the slot is given away.
+                aclose = getattr(iterator, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+    return stream
 
 
 async def _call(make: Callable[[], Awaitable[T]], finished: threading.Event) -> T:

@@ -5,7 +5,7 @@ Writer answers ``{"models": [{"id": "palmyra-x5", "name": "Palmyra X5"}, ...]}``
 :class:`ModelCatalog` starts one background fetch at the first cell after
 ``%load_ext`` (on the magics' private loop thread) and completion only reads what is
 already there; before it arrives, offline or on failure, the known list is used.
-Removed models (:data:`api.REMOVED_MODELS`) are never offered.
+Removed models (:data:`REMOVED_MODELS`) are never offered.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from writer_magics.config import DEFAULT_MODEL, REMOVED_MODELS
 from writer_magics.errors import MalformedEventError
-from writer_magics.transport import events as api
 
 if TYPE_CHECKING:
-    from writer_magics.magics import WriterMagics
     from writer_magics.transport.client import WriterClient
     from writer_magics.transport.loop import LoopThread
 
@@ -43,7 +42,7 @@ class ModelInfo:
 
 #: Models that answer chat and completions today (used before / without the fetch).
 KNOWN_MODELS: tuple[ModelInfo, ...] = (
-    ModelInfo(api.DEFAULT_MODEL, "Palmyra X5"),
+    ModelInfo(DEFAULT_MODEL, "Palmyra X5"),
     ModelInfo("palmyra-x4", "Palmyra X4"),
 )
 
@@ -55,7 +54,7 @@ def fetch_default(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def is_removed(model: str) -> bool:
-    return model.lower() in api.REMOVED_MODELS
+    return model.lower() in REMOVED_MODELS
 
 
 def decode_models(body: Any) -> list[ModelInfo]:
@@ -128,24 +127,3 @@ class ModelCatalog:
     def cancel(self) -> None:
         if self._future is not None and not self._future.done():
             self._future.cancel()
-
-
-def start_background_fetch(magics: WriterMagics) -> None:
-    """Before a cell runs: start the kernel's one ``GET /v1/models`` if none started yet.
-
-    Nothing happens when ``WriterMagics.fetch_models`` is off, in replay mode, or when
-    the settings cannot send (no key yet: tried again before the next cell). Never
-    raises and never waits for the answer.
-    """
-    if magics.models.started or not magics.fetch_models:
-        return
-    from writer_magics.transport.cache import replay_path
-
-    if replay_path() or magics.replay:
-        return
-    try:
-        client = magics.client()
-        client.check()
-    except Exception:  # no key / bad URL: nothing is sent, try before the next cell
-        return
-    magics.models.start(magics.loop, client)

@@ -1,8 +1,11 @@
-"""The one way Markdown reaches the notebook: escaped for Jupyter's renderer, with plain text.
+"""Markdown for Jupyter's renderer: the pure escaping, and a Result as Markdown.
+
+Showing it is :mod:`writer_magics.display.finish` (``show_markdown``, always with
+``text/plain``).
 
 The text the model sent (``Result.text``, history, log, cache) is never changed; only
 what a frontend renders goes through :func:`escape_markdown`, and every Markdown
-display goes through :func:`show_markdown` (or :func:`markdown_bundle`), so a
+display goes through ``display.finish.show_markdown`` (or :func:`markdown_bundle`), so a
 terminal sees readable text and a notebook sees the answer as the model wrote it.
 
 What JupyterLab does to Markdown (``@jupyterlab/rendermime`` ``removeMath`` + marked +
@@ -32,11 +35,43 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from IPython.core import display_functions
+if TYPE_CHECKING:
+    from writer_magics.answer.result import Choice, Result
 
-from writer_magics.display.blocks import Fence, _opens
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """An open code fence: its marker (```` ``` ````, ``~~~~``) and its whole opening line."""
+
+    marker: str
+    line: str
+
+    def closes(self, line: str) -> bool:
+        """A closing fence: same character, at least as long, nothing after it."""
+        match = _FENCE.match(line)
+        return bool(
+            match
+            and match.group(1)[0] == self.marker[0]
+            and len(match.group(1)) >= len(self.marker)
+            and not match.group(2).strip()
+        )
+
+
+def opens_fence(line: str) -> Fence | None:
+    """The fence ``line`` opens, or None (a line inside prose or inline code)."""
+    match = _FENCE.match(line)
+    if match is None:
+        return None
+    marker, info = match.group(1), match.group(2)
+    if marker[0] == "`" and "`" in info:  # ``` with a backtick in the info string is inline code
+        return None
+    return Fence(marker, line)
+
 
 #: How a literal dollar sign is written: a lone ``$`` in its own element.
 DOLLAR = "<span>&#36;</span>"
@@ -116,7 +151,7 @@ def escape_markdown(markdown: str) -> str:
             if fence.closes(body):
                 fence = None
             continue
-        opened = _opens(body)
+        opened = opens_fence(body)
         if opened is not None:
             flush()
             out.append(line)
@@ -164,16 +199,25 @@ def markdown_bundle(markdown: str, plain: str | None = None) -> dict[str, str]:
     }
 
 
-def show_markdown(markdown: str, plain: str | None = None, **kwargs: Any) -> None:
-    """Display Markdown the one way: escaped for the renderer, with readable ``text/plain``.
+def markdown_of(result: Result) -> str:
+    """The answer as Markdown: one section per choice when there are several."""
+    if len(result.choices) <= 1:
+        return _choice_markdown(result.choices[0]) if result.choices else ""
+    sections = [f"**Choice {c.index + 1}**\n\n{_choice_markdown(c)}" for c in result.choices]
+    return "\n\n---\n\n".join(sections)
 
-    ``plain`` is what a terminal or a frontend without Markdown shows (default: the
-    Markdown source, which reads well as text). ``kwargs`` go to IPython's ``display``
-    (``display_id=...``).
+
+def _choice_markdown(choice: Choice) -> str:
+    """The text, or the tool calls when the text is empty or only whitespace.
+
+    Writer streams ``content: "\\n"`` between tool calls, so a whitespace-only text
+    with calls is a tool-call answer.
     """
-    display_functions.display(markdown_bundle(markdown, plain), raw=True, **kwargs)
-
-
-def show_html(html: str, plain: str, **kwargs: Any) -> None:
-    """Display HTML with a readable ``text/plain`` (what a terminal prints)."""
-    display_functions.display({"text/html": html, "text/plain": plain}, raw=True, **kwargs)
+    text = choice.text
+    if choice.tool_calls and not text.strip():
+        calls = [
+            code_span(f"{c['function']['name']}({c['function']['arguments']})")
+            for c in choice.tool_calls
+        ]
+        text = "Tool calls: " + ", ".join(calls)
+    return text
