@@ -221,6 +221,7 @@ def test_terminal_view_is_one_progress_line(shell: InteractiveShell, server: Ser
         ({"items": [1]}, "--over items --session s", "no effect with --over"),
         ({"items": [1]}, "--over items --diff", "--diff works"),
         ({"items": [1]}, "--over items --raw", "--raw sends one prompt"),
+        ({"items": [1]}, "--over items --image photo.png", "--image cannot be combined"),
     ],
 )
 def test_bad_batch_input_is_one_line_and_sends_nothing(

@@ -18,7 +18,7 @@ from tests.kernel_env import NOTEBOOK_DIR, NOTEBOOKS, kernel_env, markdown_outpu
 from writer_magics.demo import run as demo
 from writer_magics.server import ServerHandle
 
-EXPECTED = {"quickstart.ipynb", "prompt-engineering.ipynb", "teaching.ipynb"}
+EXPECTED = {"quickstart.ipynb", "prompt-engineering.ipynb", "teaching.ipynb", "images.ipynb"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
@@ -76,3 +76,47 @@ def test_notebook_runs_against_the_bundled_server(
     assert len(received) >= len(asked)
     assert {r.path for r in received} <= {"/v1/chat", "/v1/completions"}
     assert all(r.status == 200 for r in received), [(r.path, r.status) for r in received]
+
+
+@pytest.mark.timeout(90)
+def test_images_notebook_sends_the_chart_and_keeps_the_thumbnail(
+    server: ServerHandle, tmp_path: Path
+) -> None:
+    """The chart cell's figure goes out as a 400x300 PNG after the question; the saved
+    notebook keeps a thumbnail and the ``[image: ...]`` line; the follow-up carries it."""
+    import base64
+
+    from writer_magics.line import imagefmt
+
+    nb = nbformat.read(NOTEBOOK_DIR / "images.ipynb", as_version=4)
+    NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=60,
+        startup_timeout=60,
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute(env=kernel_env(server.url))
+    saved = tmp_path / "images.ipynb"
+    nbformat.write(nb, saved)
+    nb = nbformat.read(saved, as_version=4)
+
+    asking = next(c for c in nb.cells if c.source.startswith("%%chat --image fig\n"))
+    thumbs = [o for o in asking.outputs if "text/html" in o.get("data", {})]
+    assert len(thumbs) == 1
+    assert '<img src="data:image/png;base64,' in thumbs[0].data["text/html"]
+    assert re.fullmatch(r"\[image: 400×300 PNG, \d+ KB\]", thumbs[0].data["text/plain"])
+    assert "I see 1 image: 400×300 PNG." in markdown_outputs(asking)[0]
+
+    first, follow_up = (r.body for r in server.requests)
+    text, image = first["messages"][0]["content"]
+    assert text == {
+        "type": "text",
+        "text": "Which day had the most sign-ups, and what would you check next?",
+    }
+    url = image["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    found = imagefmt.sniff(base64.b64decode(url.split(",", 1)[1]))
+    assert found == imagefmt.ImageFormat("PNG", 400, 300)
+    assert follow_up["messages"][0] == first["messages"][0]
+    shown = next(c for c in nb.cells if c.source == "%chat --show")
+    assert "](data:image/png;base64,iVBOR" in markdown_outputs(shown)[0]

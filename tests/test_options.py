@@ -299,7 +299,8 @@ def test_removed_models_warn_but_parse() -> None:
         "palmyra-fin will be removed on 2026-07-13; use palmyra-x5 instead."
     )
     assert removed_model_warning("palmyra-vision", date(2026, 8, 1)) == (
-        "palmyra-vision was removed on 2026-07-13; use palmyra-x5 with image content parts instead."
+        "palmyra-vision was removed on 2026-07-13; use palmyra-x5 with image content parts "
+        "(%%chat --image) instead."
     )
     assert removed_model_warning("palmyra-x4") is None
 

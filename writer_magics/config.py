@@ -40,7 +40,9 @@ def removed_model_warning(model: str, today: date | None = None) -> str | None:
     if removed is None:
         return None
     when = "was removed" if (today or date.today()) >= removed else "will be removed"
-    extra = " with image content parts" if model.lower() == "palmyra-vision" else ""
+    extra = (
+        " with image content parts (%%chat --image)" if model.lower() == "palmyra-vision" else ""
+    )
     return f"{model} {when} on {removed.isoformat()}; use {DEFAULT_MODEL}{extra} instead."
 
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, cast
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, validate
 
-from writer_magics import config as settings
-from writer_magics import request as bodies
+from writer_magics import config
+from writer_magics import request as build
 from writer_magics.answer.history import Call, Conversation, Sessions, Turn
 from writer_magics.errors import REDACTED, APIStatusError, WriterError, printable, redact
 from writer_magics.line import completion, options, prompt, table
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 class WriterMagics(Magics):
     """Writer's Palmyra models in the notebook. Configure with ``%config WriterMagics``."""
 
-    model = Unicode(settings.DEFAULT_MODEL, help="Default model for %%complete and %%chat.").tag(
+    model = Unicode(config.DEFAULT_MODEL, help="Default model for %%complete and %%chat.").tag(
         config=True
     )
     base_url = Unicode(
@@ -103,6 +103,11 @@ class WriterMagics(Magics):
     log = Bool(True, help="Append every request and answer to the local prompt log.").tag(
         config=True
     )
+    max_image_bytes = Int(
+        5 * 1024 * 1024,
+        help="Largest image %%chat --image sends (bytes); larger ones are shrunk with Pillow "
+        "or refused.",
+    ).tag(config=True)
     log_path = Unicode("", help="Prompt log file (default: log.sqlite3 in the data dir).").tag(
         config=True
     )
@@ -124,6 +129,7 @@ class WriterMagics(Magics):
         "max_batch",
         "max_tool_rounds",
         "max_retries",
+        "max_image_bytes",
         "max_sweep",
         "max_prompt_bytes",
     )
@@ -143,9 +149,9 @@ class WriterMagics(Magics):
         return value
 
     @validate("api_key")
-    def _secret(self, proposal: Any) -> settings.Secret:
+    def _secret(self, proposal: Any) -> config.Secret:
         """The key without surrounding whitespace, in a string whose repr hides it."""
-        return settings.Secret(str.strip(proposal["value"]))
+        return config.Secret(str.strip(proposal["value"]))
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)  # type: ignore[no-untyped-call]
@@ -189,7 +195,7 @@ class WriterMagics(Magics):
         text = self._render(cell, opts, "complete")
         checks = self._checks(opts)
         stream = opts.stream and self.stream
-        requests = {p: bodies.completion(opts, p, text, stream=stream) for p in opts.params}
+        requests = {p: build.completion(opts, p, text, stream=stream) for p in opts.params}
         with self._keeping_partial(opts.out):
             outcomes = self._send(requests, opts)
         outcomes, answer = self._review(outcomes, _single(outcomes, opts), opts, checks, line, cell)
@@ -213,13 +219,15 @@ class WriterMagics(Magics):
             return run_over(self, opts, _body(cell, opts.prompt))
         text = self._render(cell, opts, "chat")
         checks = self._checks(opts)
-        from writer_magics.tools import prepare as features
+        from writer_magics.tools import prepare
 
-        extras = features.prepare(opts, self.user_ns)
+        extras = prepare.prepare(opts, self.user_ns, max_image_bytes=self.max_image_bytes)
         # Not stored until an answer is recorded: a failed cell creates no session.
         conversation = Conversation() if opts.new else self.sessions.conversation(opts.session)
         call = self._running[-1][1] if self._running else Call(None, self._executions)
         requests = self._chat_requests(opts, text, conversation, extras, call)
+        if extras.images and not opts.dry_run:
+            self._show_thumbnails(extras)
         outcomes: Outcomes[Params] | None = None
         answer: Result | None
         added: list[dict[str, Any]] = []  # the tool exchange, recorded with the answer
@@ -233,7 +241,7 @@ class WriterMagics(Magics):
             answer = self._present(answer, extras, opts.out)
         outcomes, answer = self._review(outcomes, answer, opts, checks, line, cell)
         if answer is not None:
-            self._record(conversation, call, opts, text, answer, added)
+            self._record(conversation, call, opts, text, answer, added, extras)
         self._keep(answer if answer is not None else _kept(outcomes), opts.out)
         return self._strict(outcomes, answer, opts)
 
@@ -386,7 +394,7 @@ class WriterMagics(Magics):
     def _line_limits(self) -> dict[str, Any]:
         """What parsing the magic line needs from the settings (model, sweep limit, key)."""
         try:  # the configured key, so that typing it on the line is refused
-            key = settings.api_key(self.api_key or None)
+            key = config.api_key(self.api_key or None)
         except Exception:
             key = None
         return {"default_model": self.model, "max_sweep": self.max_sweep, "secrets": (key,)}
@@ -442,7 +450,7 @@ class WriterMagics(Magics):
         """The API key as configured now (raw and stripped), for redacting saved files."""
         found: list[str | None] = [self.api_key]
         with contextlib.suppress(WriterError, ValueError, OSError):
-            found.append(settings.api_key(self.api_key or None))
+            found.append(config.api_key(self.api_key or None))
         return [*found, *(k.strip() for k in found if k)]
 
     @contextlib.contextmanager
@@ -519,11 +527,16 @@ class WriterMagics(Magics):
         call: Call,
     ) -> dict[Params, Request]:
         """One request per parameter set, each carrying the turns before this call."""
+        from writer_magics.line.images import attach
+
         return {
-            p: bodies.chat(
+            p: build.chat(
                 opts,
                 p,
-                conversation.messages_for(call, text, p.system, history=opts.history),
+                attach(
+                    conversation.messages_for(call, text, p.system, history=opts.history),
+                    extras.images,
+                ),
                 stream=opts.stream and self.stream,
                 extras=extras.body_fields,
             )
@@ -561,23 +574,38 @@ class WriterMagics(Magics):
         text: str,
         answer: Result,
         added: list[dict[str, Any]],
+        extras: ChatFeatures,
     ) -> None:
-        """Remember a successful turn (a tool exchange with all its messages)."""
-        messages = [{"role": "user", "content": text}, *added] if added else []
+        """Remember a successful turn (a tool exchange with all its messages; a question
+        with images keeps them, so later cells send them again)."""
+        from writer_magics.line.images import user_message
+
+        user = user_message(text, extras.images)
+        messages = [user, *added] if added else []
+        if extras.images and not added:
+            messages = [user, {"role": "assistant", "content": answer.text}]
         turn = Turn(key="", user=text, assistant=answer.text, messages=tuple(messages))
         conversation.record(call, turn, system=opts.params[0].system)
         self.sessions.replace(opts.session, conversation)
 
+    def _show_thumbnails(self, extras: ChatFeatures) -> None:
+        """The images sent, above the live view; the saved notebook keeps them."""
+        from writer_magics.display.finish import show_html
+        from writer_magics.line.images import bundle
+
+        thumbnails = bundle(extras.images)
+        show_html(thumbnails["text/html"], thumbnails["text/plain"])
+
     def _present(self, answer: Result, extras: ChatFeatures, out: str | None) -> Result:
         """Parse a ``--schema`` answer and draw the logprobs picture under the answer."""
         from writer_magics.display.finish import show_html
-        from writer_magics.tools import prepare as features
+        from writer_magics.tools import prepare
 
-        picture = features.logprobs_html(answer)
+        picture = prepare.logprobs_html(answer)
         if picture is not None:
-            show_html(picture, features.logprobs_text(answer))
+            show_html(picture, prepare.logprobs_text(answer))
         try:
-            return features.parse_answer(answer, extras)
+            return prepare.parse_answer(answer, extras)
         except WriterError:  # the raw text is kept on -o too, not only on screen
             self._keep(answer, out, last=False)
             raise
@@ -623,10 +651,10 @@ class WriterMagics(Magics):
         """The kernel's one client, with settings read afresh for this request."""
         from writer_magics.transport.client import ClientSettings, WriterClient
 
-        key = settings.find(settings.KEY_VARIABLE, self.api_key or None)
-        url = settings.find(settings.BASE_URL_VARIABLE, self.base_url or None)
+        key = config.find(config.KEY_VARIABLE, self.api_key or None)
+        url = config.find(config.BASE_URL_VARIABLE, self.base_url or None)
         current = ClientSettings(
-            base_url=url.value or settings.DEFAULT_BASE_URL,
+            base_url=url.value or config.DEFAULT_BASE_URL,
             api_key=key.value,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
@@ -722,7 +750,9 @@ def _body(cell: str | None, line_prompt: str | None) -> str:
 
 def dry_run_markdown(url: str, body: dict[str, Any], key: str | None) -> str:
     """The request that would be sent, key redacted, as Markdown (reads well as text too)."""
-    shown = redact(json.dumps(body, indent=2, ensure_ascii=False), [key])
+    from writer_magics.line.images import shorten_data_urls
+
+    shown = redact(json.dumps(shorten_data_urls(body), indent=2, ensure_ascii=False), [key])
     auth = f"Bearer {REDACTED}" if key else "(no API key set)"
     return (
         f"**Dry run**: nothing was sent.\n\n`POST {url}`  \n`Authorization: {auth}`\n\n"

@@ -364,8 +364,9 @@ class Conversation:
             seen.add(turn.key)
         return cls.of(turns, system=system or None, system_key=system_key)
 
-    def to_markdown(self, name: str | None = None) -> str:
-        """The conversation as Markdown for ``%chat --show``."""
+    def to_markdown(self, name: str | None = None, *, thumbnails: bool = True) -> str:
+        """The conversation as Markdown for ``%chat --show``; a question's images as small
+        Markdown images (``thumbnails``) or as ``[image: 640×480 PNG, 34 KB]`` lines."""
         title = f"Chat session {markdown_name(name)}" if name is not None else "Chat session"
         count = len(self._turns)
         lines = [f"### {title} ({count} turn{'' if count == 1 else 's'})", ""]
@@ -377,6 +378,7 @@ class Conversation:
             # Labels on their own line, so a message that starts with a list or a code
             # fence still renders as one.
             lines += ["**You:**", "", turn.user, ""]
+            lines += _image_lines(turn, thumbnails)
             tools = _tool_names(turn)
             if tools:
                 lines += [f"*Tools called: {', '.join(tools)}*", ""]
@@ -460,6 +462,15 @@ def _texts(message: Message) -> Iterator[str]:
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict) and isinstance(function.get("arguments"), str):
             yield function["arguments"]
+
+
+def _image_lines(turn: Turn, thumbnails: bool) -> list[str]:
+    """The images the turn's question carried (none for most turns)."""
+    if not turn.messages:
+        return []
+    from writer_magics.line.images import markdown_lines
+
+    return markdown_lines(turn.messages, thumbnails=thumbnails)
 
 
 def _tool_names(turn: Turn) -> list[str]:

@@ -26,6 +26,7 @@ from typing import Any
 from writer_magics.answer.result import Result
 from writer_magics.errors import PromptLogError, one_line, redact
 from writer_magics.files import data_dir, write_atomically
+from writer_magics.line.images import for_log, text_of
 from writer_magics.request import JSON
 
 SCHEMA_VERSION = 1
@@ -92,7 +93,7 @@ class LogEntry:
             return self.prompt
         for message in reversed(self.messages or []):
             if isinstance(message, dict) and message.get("role") == "user":
-                return str(message.get("content") or "")
+                return text_of(message.get("content"))
         return ""
 
     def to_json(self) -> JSON:
@@ -249,7 +250,7 @@ def _row(result: Result, status: str, error: str | None, api_key: str | None) ->
         result.model,
         clean(_dumps(params)),
         None if prompt is None else clean(str(prompt)),
-        None if messages is None else clean(_dumps(messages)),
+        None if messages is None else clean(_dumps(for_log(messages))),
         clean(result.text),
         usage.prompt_tokens if usage else None,
         usage.completion_tokens if usage else None,

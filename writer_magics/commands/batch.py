@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from writer_magics import request as bodies
+from writer_magics import request as build
 from writer_magics.answer.checks import parse_checks, references
 from writer_magics.errors import PromptError, WriterError
 from writer_magics.line.items import check_columns, load_items, render_all
@@ -105,14 +105,14 @@ def run_over(magics: Any, opts: Options, template: str) -> None:
 def _requests(opts: Options, prompts: list[str], user_ns: dict[str, Any]) -> list[Request]:
     params = opts.params[0]
     if isinstance(opts, CompleteOptions):
-        return [bodies.completion(opts, params, p, stream=False) for p in prompts]
+        return [build.completion(opts, params, p, stream=False) for p in prompts]
     assert isinstance(opts, ChatOptions)
-    from writer_magics.tools import prepare as features
+    from writer_magics.tools import prepare
 
-    extras = features.prepare(opts, user_ns).body_fields
+    extras = prepare.prepare(opts, user_ns).body_fields
     system = [{"role": "system", "content": params.system}] if params.system else []
     return [
-        bodies.chat(
+        build.chat(
             opts,
             params,
             [*system, {"role": "user", "content": p}],

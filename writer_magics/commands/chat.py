@@ -35,7 +35,8 @@ def run_chat_command(
         if name not in sessions:  # a fresh kernel: the empty default, not stored
             show_markdown(Conversation().to_markdown(name))
             return
-        show_markdown(sessions[name].to_markdown(name))
+        shown = sessions[name]
+        show_markdown(shown.to_markdown(name), plain=shown.to_markdown(name, thumbnails=False))
     elif command is ChatCommand.SESSIONS:
         show_markdown(sessions.to_markdown())
     elif command is ChatCommand.RESET:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.display_functions import display
 
-from writer_magics import config as settings
+from writer_magics import config
 from writer_magics.answer.history import Sessions
 from writer_magics.answer.preview import preview
 from writer_magics.config import DEFAULT_MODEL, removed_model_warning
@@ -177,12 +177,12 @@ def run_models(snapshot: Snapshot) -> None:
 
 
 def source_of(variable: str, configured: str, trait: str, cwd: Path | None = None) -> str:
-    """Where ``settings.resolve`` takes the value from (the same order), never the value."""
+    """Where ``config.resolve`` takes the value from (the same order), never the value."""
     if os.environ.get(variable):
         return f"{variable} in the environment"
     dotenv = (cwd or Path.cwd()) / ".env"
     try:
-        if settings.dotenv_file(cwd).get(variable):
+        if config.dotenv_file(cwd).get(variable):
             return f"{variable} in {dotenv}"
     except (OSError, ValueError) as exc:
         return f"unreadable {dotenv} ({one_line(exc)})"
@@ -263,9 +263,9 @@ def status_rows(snapshot: Snapshot) -> tuple[list[Row], list[str]]:
     """Every row of ``%writer status`` and the notes under it (pure reads, no request)."""
     secrets = snapshot.secrets
     now = snapshot.settings
-    url = settings.base_url(now["base_url"] or None)
-    url_from = source_of(settings.BASE_URL_VARIABLE, now["base_url"], "base_url")
-    key_from = source_of(settings.KEY_VARIABLE, now["api_key"], "api_key")
+    url = config.base_url(now["base_url"] or None)
+    url_from = source_of(config.BASE_URL_VARIABLE, now["base_url"], "base_url")
+    key_from = source_of(config.KEY_VARIABLE, now["api_key"], "api_key")
     model = now["model"]
     if snapshot.replaying:
         next_cell = "answers from the replay file only (no key, no network)"

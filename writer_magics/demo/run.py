@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from writer_magics import config as settings
+from writer_magics import config
 from writer_magics.demo.stream import TerminalEcho
 from writer_magics.errors import WriterError
 
@@ -101,13 +101,13 @@ class Backend:
 def backend(tokens_per_second: float, out: TextIO) -> Iterator[Backend]:
     """The real API when a key is set, else the bundled server for the duration."""
     env = dict(os.environ)
-    key = settings.api_key(None)
+    key = config.api_key(None)
     if key:
-        url = settings.base_url(None)
+        url = config.base_url(None)
         # The kernel runs in the output folder: a key or URL from this folder's .env
         # must reach it through the environment.
-        env[settings.KEY_VARIABLE] = key
-        env[settings.BASE_URL_VARIABLE] = url
+        env[config.KEY_VARIABLE] = key
+        env[config.BASE_URL_VARIABLE] = url
         print(
             f"WRITER_API_KEY is set: running against the API at {url} (uses your quota).", file=out
         )
@@ -117,8 +117,8 @@ def backend(tokens_per_second: float, out: TextIO) -> Iterator[Backend]:
 
     handle = start_server(tokens_per_second=tokens_per_second)
     try:
-        env[settings.BASE_URL_VARIABLE] = handle.url
-        env[settings.KEY_VARIABLE] = "demo"
+        env[config.BASE_URL_VARIABLE] = handle.url
+        env[config.KEY_VARIABLE] = "demo"
         print(
             f"No WRITER_API_KEY: using the bundled server at {handle.url} "
             "(offline, deterministic answers).",

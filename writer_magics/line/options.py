@@ -162,6 +162,8 @@ class ChatOptions(Options):
     """``--source LANG``: the source language code (only with ``--translate``)."""
     schema: str | None = None
     """``--schema NAME``: a pydantic model class or JSON-schema dict (``structured``)."""
+    images: tuple[str, ...] = ()
+    """``--image SOURCE`` values as given (resolve with ``line.images.resolve``)."""
 
     @property
     def builtin_types(self) -> tuple[str, ...]:
@@ -323,6 +325,7 @@ def _batch_chat_rules(opts: ChatOptions, found: Scan) -> None:
         ("--schema", opts.schema is not None),
         ("-n above 1", (opts.n or 1) > 1),
         ("--logprobs", opts.logprobs),
+        ("--image", bool(opts.images)),
     ):
         if given:
             raise UsageError(
@@ -462,6 +465,14 @@ def parse_chat(
     if not session.strip():
         raise UsageError(f"--session expects a name, got {session!r}")
     opts = ChatOptions(**_common("chat", found, default_model), command=command, path=path)
+    if opts.images and command is not None:
+        raise UsageError(
+            f"--image sends an image with a prompt; %chat --{command.value} does not take it"
+        )
+    if opts.images:  # before the removed-model warning: a refused cell says one line
+        from writer_magics.line.images import check_models
+
+        check_models(opts.models)
     _tool_rules(opts)
     _batch_rules(opts, found)
     _batch_chat_rules(opts, found)

@@ -92,6 +92,7 @@ class Option:
 _GROUPS = {
     "generation": "model and sampling",
     "tools": "tools, built-in tools and structured output",
+    "images": "images",
     "prompt": "the prompt text",
     "batch": "batches, checks and diffs",
     "output": "output",
@@ -330,6 +331,20 @@ OPTIONS: tuple[Option, ...] = (
         example="Answer",
         magics=_CHAT,
         group="tools",
+        names_object=True,
+    ),
+    Option(
+        ("--image",),
+        "images",
+        "Send an image with the prompt (palmyra-x5 only); repeatable. A variable holding a "
+        "matplotlib Figure or Axes, a Pillow Image, an IPython Image or image bytes; a PNG, "
+        "JPEG, GIF or WebP file; or an https:// or data:image/ URL. Over 5 MB "
+        "(WriterMagics.max_image_bytes): shrunk with Pillow, else refused.",
+        "SOURCE",
+        repeat=True,
+        example="fig",
+        magics=_CHAT,
+        group="images",
         names_object=True,
     ),
     Option(

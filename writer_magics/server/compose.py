@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..line.imagefmt import decode_data_url, sniff
 from . import templates as tpl
 from .generator import Choice, Fixed, Sampler, Segment
 from .tokens import content_text
@@ -225,6 +226,9 @@ def chat_plan(sampler: Sampler, messages: Sequence[Mapping[str, Any]]) -> list[S
     """A Markdown answer to the last user message."""
     a = analyse(messages)
     c = Composer(sampler, a)
+    seen = image_note(messages)
+    if seen:
+        c.text(seen + "\n\n")
     if a.persona:
         c.say(c.pick(tpl.PERSONA_OPENINGS))
     elif a.system:
@@ -276,3 +280,29 @@ def _body(c: Composer, markdown: bool) -> None:
         c.sentences(3)
         c.text("\n\n")
         c.sentences(2, offset=1)
+
+
+def image_note(messages: Sequence[Mapping[str, Any]]) -> str | None:
+    """``I see 2 images: 640×480 PNG and 32×16 JPEG.``, read from the bytes of every
+    image in the user messages (an https address is not fetched); None without images."""
+    described: list[str] = []
+    for message in messages:
+        content = message.get("content")
+        if message.get("role") != "user" or not isinstance(content, list):
+            continue
+        for part in content:
+            image = part.get("image_url") if isinstance(part, dict) else None
+            url = image.get("url") if isinstance(image, dict) else None
+            if not isinstance(url, str):
+                continue
+            decoded = decode_data_url(url)
+            found = sniff(decoded[1]) if decoded is not None else None
+            if found is None:
+                described.append(f"one at {url[:60]} (not fetched)")
+            else:
+                described.append(f"{found.width}×{found.height} {found.name}")
+    if not described:
+        return None
+    count = len(described)
+    listed = described[0] if count == 1 else ", ".join(described[:-1]) + " and " + described[-1]
+    return f"I see {count} image{'' if count == 1 else 's'}: {listed}."

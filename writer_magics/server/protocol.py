@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..line.imagefmt import decode_data_url, sniff
+
 #: Models that answer chat and completions.
 KNOWN_MODELS = ("palmyra-x5", "palmyra-x4")
 #: Model ids listed by ``GET /v1/models``.
@@ -248,8 +250,20 @@ def _check_content(index: int, message: dict[str, Any], model: str) -> None:
                     f"{where}[{j}]: image content parts need palmyra-x5",
                     "error.validation.unsupported_content",
                 )
+            _check_image_url(f"{where}[{j}].image_url.url", image["url"])
             continue
         raise _type_error(f"{where}[{j}]", "a text or image_url content part", part)
+
+
+def _check_image_url(where: str, url: str) -> None:
+    """An image is an https:// address or a base64 data URL of a PNG, JPEG, GIF or WebP."""
+    if url.startswith("https://"):
+        return
+    if not url.startswith("data:"):
+        raise bad_request(f"{where}: must be an https:// or data:image/ URL")
+    decoded = decode_data_url(url)
+    if decoded is None or sniff(decoded[1]) is None:
+        raise bad_request(f"{where}: not a base64 PNG, JPEG, GIF or WebP data URL")
 
 
 def _messages(body: dict[str, Any], model: str) -> list[dict[str, Any]]:

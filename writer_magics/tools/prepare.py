@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from writer_magics.answer.result import Result
+from writer_magics.line.images import ChatImage
 from writer_magics.line.options import ChatOptions
 from writer_magics.request import JSON, builtin_tool
 
@@ -24,6 +25,7 @@ class ChatFeatures:
     tool_choice: str | None = None
     response_format: JSON | None = None
     schema: Any = None
+    images: tuple[ChatImage, ...] = ()
 
     @property
     def body_fields(self) -> dict[str, Any]:
@@ -35,8 +37,19 @@ class ChatFeatures:
         }
 
 
-def prepare(opts: ChatOptions, user_ns: Mapping[str, Any]) -> ChatFeatures:
-    """Resolve ``--tools``, the built-in tool and ``--schema``; UsageError on bad input."""
+def prepare(
+    opts: ChatOptions, user_ns: Mapping[str, Any], *, max_image_bytes: int | None = None
+) -> ChatFeatures:
+    """Resolve ``--tools``, the built-in tool, ``--schema`` and ``--image``; UsageError on
+    bad input (``max_image_bytes``: the image size limit, default ``images.MAX_IMAGE_BYTES``)."""
+    from writer_magics.line import images
+
+    found = images.resolve(
+        opts.images,
+        user_ns,
+        models=opts.models,
+        max_bytes=images.MAX_IMAGE_BYTES if max_image_bytes is None else max_image_bytes,
+    )
     functions: dict[str, Callable[..., Any]] = {}
     tools: list[JSON] = []
     if opts.tools:
@@ -49,16 +62,17 @@ def prepare(opts: ChatOptions, user_ns: Mapping[str, Any]) -> ChatFeatures:
         tools.append(builtin)
     schema = response_format = None
     if opts.schema:
-        from writer_magics.answer import parsed as structured
+        from writer_magics.answer import parsed
 
-        schema = structured.resolve_schema(opts.schema, user_ns)
-        response_format = structured.response_format(schema, opts.schema)
+        schema = parsed.resolve_schema(opts.schema, user_ns)
+        response_format = parsed.response_format(schema, opts.schema)
     return ChatFeatures(
         functions=functions,
         tools=tuple(tools),
         tool_choice=opts.tool_choice,
         response_format=response_format,
         schema=schema,
+        images=found,
     )
 
 
@@ -66,9 +80,9 @@ def parse_answer(result: Result, features: ChatFeatures) -> Result:
     """With ``--schema``: the answer parsed into ``result.parsed`` (or a clear error)."""
     if features.schema is None:
         return result
-    from writer_magics.answer import parsed as structured
+    from writer_magics.answer import parsed
 
-    return dataclasses.replace(result, parsed=structured.parse(result.text, features.schema))
+    return dataclasses.replace(result, parsed=parsed.parse(result.text, features.schema))
 
 
 def logprobs_html(result: Result) -> str | None:
