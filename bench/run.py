@@ -95,6 +95,8 @@ def run_all(quick: bool, jai_python: str) -> dict[str, Any]:
     sweep["ratio"] = median(sweep["sweep"]) / median(sweep["single"])
     sweep["ratio_at_default"] = sweep["sweep_at_default"] / median(sweep["single"])
     results["sweep"] = sweep
+    step("batch: --over 1,000 items (throughput, memory, iopub, 429s)")
+    results["batch"] = run_child(["bench/batch.py", "200" if quick else "1000"])
     results["seconds"] = time.monotonic() - started
     step("done")
     return results
@@ -238,10 +240,52 @@ def table(r: dict[str, Any]) -> str:
             _mark(m["growth_ratio"] < 10),
         )
     )
+    if "batch" in r:
+        rows += batch_rows(r["batch"])
     head = ("Measure", "Baseline", "Ours", "Ratio", "Goal", "Result")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def batch_rows(b: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """Rows 7-10: ``--over`` at scale (bench/batch.py)."""
+    t, limited = b["batch"], b["rate_limited"]
+    n = t["items"]
+    return [
+        (
+            f"7. `--over` {n:,} items x {t['latency']} s, concurrency {t['concurrency']} / ideal",
+            f"{t['ideal_s']:.1f} s ideal ({t['single_request_s']:.2f} s measured a request)",
+            f"{t['elapsed_s']:.1f} s",
+            f"{t['ratio_to_ideal']:.2f}x",
+            "< 1.15x",
+            _mark(t["ratio_to_ideal"] < 1.15),
+        ),
+        (
+            "8. Kernel RSS growth for that batch / answer bytes (-o kept)",
+            f"{t['answer_bytes'] / 1e3:.0f} KB of answers",
+            f"{t['rss_growth_bytes'] / 1e6:.2f} MB",
+            f"{t['memory_ratio']:.1f}x",
+            "< 5x",
+            _mark(t["memory_ratio"] < 5),
+        ),
+        (
+            "9. iopub bytes of that batch / answer bytes",
+            f"{t['answer_bytes'] / 1e3:.0f} KB of answers",
+            f"{t['iopub_bytes'] / 1e3:.0f} KB in {t['iopub_messages']} messages",
+            f"{t['iopub_ratio']:.2f}x",
+            "< 2x",
+            _mark(t["iopub_ratio"] < 2),
+        ),
+        (
+            f"10. `--over` {limited['items']:,} items, a third answered 429 (Retry-After 1 s)",
+            f"{limited['rate_limited_resent']} requests refused and resent",
+            f"{limited['failed_rows']} failed rows, {limited['elapsed_s']:.0f} s",
+            "-",
+            "0 failed rows",
+            _mark(limited["failed_rows"] == 0),
+        ),
+    ]
 
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"

@@ -14,15 +14,15 @@ the ones above it (``server/`` and ``demo/`` stand beside and may use anything):
     line/        magic line -> Options (frozen); cell body -> prompt text
     request      Options + text + history messages + extras -> Request (pure JSON)
     transport/   Request -> typed events (client, retries, loop thread, cache, model list)
-    answer/      the one fold of events -> Result / Sweep; history; prompt log
+    answer/      the one fold of events -> Result / Sweep / Batch; checks; history; prompt log
     display/     events and the fold's state -> live view -> static Markdown finish
     tools/       function calling: answer -> calls -> results -> next Request
     send         plan (cache / replay / live) -> stream into one view -> settle
     commands/    %chat --show/--undo/... and %writer log/cache/models/status
     magics       WriterMagics: settings, the ~10-line %%complete / %%chat scripts
-    __init__     load / unload, and the public types: ``from writer_magics import Result, Sweep``
+    __init__     load / unload; public types: ``from writer_magics import Result, Sweep, Batch``
 
-``Result`` and ``Sweep`` are imported on first use (module ``__getattr__``), so
+``Result``, ``Sweep`` and ``Batch`` are imported on first use (module ``__getattr__``), so
 ``%load_ext`` does not pay for them.
 """
 
@@ -31,20 +31,32 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Result", "Sweep", "__version__", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "Batch",
+    "Result",
+    "Sweep",
+    "__version__",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
+    from writer_magics.answer.batch import Batch
     from writer_magics.answer.result import Result
     from writer_magics.answer.sweep import Sweep
 
-#: Public name -> the module that defines it (imported on first use).
-_LAZY = {"Result": "writer_magics.answer.result", "Sweep": "writer_magics.answer.sweep"}
+#: The public types, imported on first use so that ``%load_ext`` stays fast.
+_LAZY = {
+    "Batch": "writer_magics.answer.batch",
+    "Result": "writer_magics.answer.result",
+    "Sweep": "writer_magics.answer.sweep",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``writer_magics.Result`` / ``.Sweep``: import the defining module on first use."""
+    """``from writer_magics import Batch, Result, Sweep`` (loaded when first asked for)."""
     if name in _LAZY:
         import importlib
 

@@ -44,6 +44,7 @@ Everything else happens on the way to Writer and back, or while keeping the answ
     │                                match the schema (``raw`` keeps the answer)
     ├── ToolRoundsExceeded           the model kept asking for tools past the round limit
     │                                (``messages``, ``result``, ``results`` kept)
+    ├── CheckFailedError             --strict: an answer failed an --expect check
     ├── Interrupted                  Ctrl-C / the stop button while streaming
     │                                (``results`` holds the partial answers)
     ├── BudgetExceeded               the kernel's request/token budget is used up
@@ -236,6 +237,8 @@ class NotFoundError(APIStatusError):
 
 class RateLimitError(APIStatusError):
     hint = "Wait a moment and run the cell again, or raise WriterMagics.max_retries."
+    #: Seconds the server asked to wait (Retry-After), when it said.
+    retry_after: float | None = None
 
 
 class ServerError(APIStatusError):
@@ -307,6 +310,10 @@ class ToolRoundsExceeded(WriterError, Generic[R]):
         self.messages = messages
         self.result = result
         self.results = results or [result]
+
+
+class CheckFailedError(WriterError):
+    """``--strict``: an answer failed one of its ``--expect`` checks (the answer is kept)."""
 
 
 class Interrupted(WriterError, Generic[R]):

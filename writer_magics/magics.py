@@ -91,7 +91,10 @@ class WriterMagics(Magics):
         "auto",
         help="Live view: ipywidgets in a kernel, plain text in a terminal, or forced.",
     ).tag(config=True)
-    max_concurrency = Int(4, help="How many requests of a sweep run at once.").tag(config=True)
+    max_concurrency = Int(4, help="How many requests of a sweep or batch run at once.").tag(
+        config=True
+    )
+    max_batch = Int(1000, help="Largest --over batch sent without --allow-large.").tag(config=True)
     max_sweep = Int(
         options.DEFAULT_MAX_SWEEP, help="Most requests one sweep cell may send (larger: refused)."
     ).tag(config=True)
@@ -147,6 +150,7 @@ class WriterMagics(Magics):
         "total_timeout",
         "max_updates_per_second",
         "max_concurrency",
+        "max_batch",
         "max_tool_rounds",
         "max_retries",
         "max_image_bytes",
@@ -206,6 +210,8 @@ class WriterMagics(Magics):
         #: one execution of a cell from a re-run of it.
         self._running: list[tuple[object, Call]] = []
         self._executions = 0
+        #: ``--diff``: the last answer of each cell (by cell id, or by source without one).
+        self._previous: dict[object, str] = {}
         #: Model ids for Tab completion (one background GET /v1/models per kernel).
         self.models = models.ModelCatalog()
         self._matcher: Any = None
@@ -230,12 +236,19 @@ class WriterMagics(Magics):
         )
         opts = self._class_rules(opts)
         self._warn(opts.warnings)
+        if opts.over is not None:
+            from writer_magics.commands.batch import run_over
+
+            return run_over(self, opts, _body(cell, opts.prompt))
         text = self._render(cell, opts, "complete")
+        checks = self._checks(opts)
         stream = opts.stream and self.stream
         requests = {p: build.completion(opts, p, text, stream=stream) for p in opts.params}
         with self._keeping_partial(opts.out):
             outcomes = self._send(requests, opts)
-        self._keep(_kept(outcomes), opts.out)
+        outcomes, answer = self._review(outcomes, _single(outcomes, opts), opts, checks, line, cell)
+        self._keep(answer if answer is not None else _kept(outcomes), opts.out)
+        return self._strict(outcomes, answer, opts)
 
     @table.chat_arguments
     @no_var_expand
@@ -249,7 +262,12 @@ class WriterMagics(Magics):
             return run_chat_command(opts, self.sessions, secrets=self._secrets())
         opts = self._class_rules(opts)
         self._warn(opts.warnings)
+        if opts.over is not None:
+            from writer_magics.commands.batch import run_over
+
+            return run_over(self, opts, _body(cell, opts.prompt))
         text = self._render(cell, opts, "chat")
+        checks = self._checks(opts)
         from writer_magics.tools import prepare
 
         extras = prepare.prepare(opts, self.user_ns, max_image_bytes=self.max_image_bytes)
@@ -268,11 +286,13 @@ class WriterMagics(Magics):
             else:
                 outcomes = self._send(requests, opts, session=opts.session)
                 answer = _single(outcomes, opts)
-        if answer is None:  # a dry run or a sweep: nothing to parse or record
-            return self._keep(_kept(outcomes), opts.out)
-        answer = self._present(answer, extras, opts.out)
-        self._record(conversation, call, opts, text, answer, added, extras)
-        return self._keep(answer, opts.out)
+        if answer is not None:  # not a dry run or a sweep: parse, check, record
+            answer = self._present(answer, extras, opts.out)
+        outcomes, answer = self._review(outcomes, answer, opts, checks, line, cell)
+        if answer is not None:
+            self._record(conversation, call, opts, text, answer, added, extras)
+        self._keep(answer if answer is not None else _kept(outcomes), opts.out)
+        return self._strict(outcomes, answer, opts)
 
     @line_magic
     def writer(self, line: str) -> None:
@@ -347,6 +367,83 @@ class WriterMagics(Magics):
 
     # ------------------------------------------------------------------ steps
 
+    def _checks(self, opts: options.Options) -> tuple[Any, ...]:
+        """``--expect``: parsed and resolved before anything is sent."""
+        if not opts.expect:
+            return ()
+        from writer_magics.display.review import prepare_checks
+
+        return prepare_checks(opts.expect, self.user_ns)
+
+    def _review(
+        self,
+        outcomes: Outcomes[Params] | None,
+        answer: Result | None,
+        opts: options.Options,
+        checks: tuple[Any, ...],
+        line: str,
+        cell: str | None,
+    ) -> tuple[Outcomes[Params] | None, Result | None]:
+        """``--expect`` and ``--diff`` under the answer (see review.py); remembers the
+        answer of the cell for the next ``--diff``."""
+        if outcomes is None and answer is None:
+            return outcomes, answer
+        running = self._running[-1][1].cell if self._running else None
+        key: object = running if running else ("source", line, cell)
+        previous = self._previous.get(key)
+        if answer is not None and not opts.is_sweep:
+            results, titles = [answer], ["answer"]
+        elif outcomes is not None and opts.is_sweep:
+            from writer_magics.display import titles as view_titles
+
+            results = list(outcomes.results.values())
+            found = view_titles.panel_titles(list(outcomes.results), {})
+            titles = found if isinstance(found, list) else [str(i + 1) for i in range(found)]
+        else:
+            return outcomes, answer
+        if checks or opts.diff:
+            from writer_magics.display.review import review
+
+            results = review(
+                results,
+                titles,
+                checks=checks,
+                user_ns=self.user_ns,
+                diff=opts.diff,
+                previous=previous,
+            )
+        if answer is not None and not opts.is_sweep:
+            answer = results[0]
+            self._previous[key] = answer.text
+            if outcomes is not None:
+                outcomes = type(outcomes)(
+                    results={k: answer for k in outcomes.results}, errors=outcomes.errors
+                )
+        elif outcomes is not None:
+            outcomes = type(outcomes)(
+                results=dict(zip(outcomes.results, results, strict=True)),
+                errors=outcomes.errors,
+            )
+        return outcomes, answer
+
+    def _strict(
+        self, outcomes: Outcomes[Params] | None, answer: Result | None, opts: options.Options
+    ) -> None:
+        """``--strict``: fail the cell (after keeping the answer) when a check failed."""
+        if not opts.strict:
+            return
+        from writer_magics.display.review import strict_failure
+
+        results = (
+            [answer]
+            if answer is not None
+            else list((outcomes.results if outcomes else {}).values())
+        )
+        titles = [str(i + 1) for i in range(len(results))]
+        error = strict_failure(results, titles)
+        if error is not None:
+            raise error
+
     @property
     def user_ns(self) -> dict[str, Any]:
         assert self.shell is not None
@@ -360,6 +457,11 @@ class WriterMagics(Magics):
         except Exception:
             key = None
         return {"default_model": self.model, "max_sweep": self.max_sweep, "secrets": (key,)}
+
+    @staticmethod
+    def dry_run_markdown(url: str, body: dict[str, Any], key: str | None) -> str:
+        """See :func:`dry_run_markdown` (commands/ reach it through the instance)."""
+        return dry_run_markdown(url, body, key)
 
     def _render(self, cell: str | None, opts: options.Options, name: str) -> str:
         """The prompt text by the interpolation rule (prompt.render); it and any

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar
 
 from writer_magics.answer.markdown import escape_markdown, markdown_of
 from writer_magics.request import JSON, Endpoint
@@ -27,6 +27,9 @@ from writer_magics.transport.events import (
     merge_data,
     merge_info,
 )
+
+if TYPE_CHECKING:
+    from writer_magics.answer.checks import CheckResult
 
 # --------------------------------------------------------------------------- the one fold
 
@@ -219,6 +222,8 @@ class Result:
     status: Status = "done"
     #: ``--schema``: the answer as a model instance or plain data.
     parsed: Any = None
+    #: ``--expect``: one CheckResult per check (``passed``, ``reason``), in order.
+    checks: tuple[CheckResult, ...] = ()
 
     @property
     def text(self) -> str:

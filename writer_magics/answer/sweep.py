@@ -97,6 +97,8 @@ class Sweep(Sequence[tuple["Params", Result]]):
                 status=result.status,
                 error=self.errors.get(params),
             )
+            for check in result.checks:  # --expect: one column per check
+                record[check.spec] = check.passed
             records.append(record)
         return records
 

@@ -6,8 +6,9 @@ option's words with the converter of its row in the option table
 (:mod:`writer_magics.line.table`, converters in :mod:`writer_magics.line.values`) into
 the frozen :class:`CompleteOptions` / :class:`ChatOptions`, then apply the rules between
 options (``--include-domain`` needs ``--web-search``, one built-in tool type, one chat
-command, the sweep limit...). Every problem is one ``UsageError`` sentence *before*
-anything is sent; nothing here builds request JSON or imports a later stage.
+command, the sweep limit, ``--over`` without a sweep...). Every problem is one
+``UsageError`` sentence *before* anything is sent; nothing here builds request JSON or
+imports a later stage.
 
 Values: sweeps (``--model``, ``--temperature``, ``--top-p``, ``--max-tokens``) take comma
 lists and may be repeated, a value given twice is kept once; ``--system`` is never split
@@ -103,6 +104,14 @@ class Options:
     """Line form: the raw text after the options (render it with prompt.render)."""
     warnings: tuple[str, ...] = ()
     """Messages for the user (removed models); the caller prints them."""
+    over: str | None = None
+    """``--over ITEMS``: a variable name or a .csv / .jsonl path (see ``batch_input``)."""
+    expect: tuple[str, ...] = ()
+    """``--expect CHECK`` values, unparsed (see ``checks.parse_checks``)."""
+    strict: bool = False
+    """``--strict``: a failed check fails the cell."""
+    diff: bool = False
+    """``--diff``: show what changed since the previous answer (or the first panel)."""
 
     @property
     def params(self) -> list[Params]:
@@ -282,6 +291,56 @@ def _common(kind: str, found: Scan, default_model: str) -> dict[str, Any]:
     return kwargs
 
 
+def _batch_rules(opts: Options, found: Scan) -> None:
+    """``--over``, ``--expect``, ``--strict``, ``--diff``: the rules between them and the rest.
+
+    A batch runs one parameter set over many items: no sweep, no ``--diff`` (it compares
+    one cell's answers), no ``--raw`` (the prompt is filled per item).
+    """
+    _requires(opts.strict and not opts.expect, "--strict", "--expect CHECK")
+    if opts.over is None:
+        return
+    kind = "chat" if isinstance(opts, ChatOptions) else "complete"
+    sweeps = [o for o in options_of(kind) if o.param is not None]
+    if opts.is_sweep or any(len(_words(o, found) or ()) > 1 for o in sweeps):
+        raise UsageError(
+            "--over runs one parameter set over many items; give one value per option "
+            "(a sweep and a batch cannot be combined)"
+        )
+    if opts.diff:
+        raise UsageError("--diff works on a single cell or a sweep, not with --over")
+    if opts.raw:
+        raise UsageError("--raw sends one prompt as written; --over fills {item} per item")
+
+
+def _batch_chat_rules(opts: ChatOptions, found: Scan) -> None:
+    """A chat batch is stateless: one one-turn conversation per item."""
+    if opts.over is None:
+        return
+    for option in ("--session", "--new", "--history"):
+        if option in found.given:
+            raise UsageError(
+                f"{option} has no effect with --over: each item is its own one-turn "
+                "conversation (chat batches do not use session history)"
+            )
+    if opts.command is not None:
+        raise UsageError(f"--{opts.command.value} cannot be combined with --over")
+    for option, given in (
+        ("--tools", bool(opts.tools)),
+        ("--schema", opts.schema is not None),
+        ("-n above 1", (opts.n or 1) > 1),
+        ("--logprobs", opts.logprobs),
+        ("--image", bool(opts.images)),
+    ):
+        if given:
+            raise UsageError(
+                f"{option} cannot be combined with --over yet; use --expect schema:NAME to "
+                "check JSON answers"
+                if option == "--schema"
+                else f"{option} cannot be combined with --over"
+            )
+
+
 def _sweep_size(opts: Options, found: Scan, max_sweep: int) -> tuple[str, ...]:
     """Refuse a sweep over ``max_sweep`` requests; say when repeats were merged.
 
@@ -384,6 +443,7 @@ def parse_complete(
     refuse_keys(line, secrets, magic)
     found = scan("complete", line, user_ns, cell)
     opts = CompleteOptions(**_common("complete", found, default_model))
+    _batch_rules(opts, found)
     notes = _sweep_size(opts, found, max_sweep)
     return replace(opts, warnings=opts.warnings + notes) if notes else opts
 
@@ -419,6 +479,8 @@ def parse_chat(
 
         check_models(opts.models)
     _tool_rules(opts)
+    _batch_rules(opts, found)
+    _batch_chat_rules(opts, found)
     notes = _sweep_size(opts, found, max_sweep)
     if notes:
         opts = replace(opts, warnings=opts.warnings + notes)

@@ -95,6 +95,7 @@ _GROUPS = {
     "tools": "tools, built-in tools and structured output",
     "images": "images",
     "prompt": "the prompt text",
+    "batch": "batches, checks and diffs",
     "output": "output",
     "session": "conversation",
     "command": "chat commands (line form, e.g. %chat --show)",
@@ -356,8 +357,45 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         ("--allow-large",),
         "allow_large",
-        "Send a prompt larger than WriterMagics.max_prompt_bytes (4 MB by default).",
+        "Send a prompt larger than WriterMagics.max_prompt_bytes (4 MB by default), or an "
+        "--over batch larger than WriterMagics.max_batch (1000).",
         group="prompt",
+    ),
+    Option(
+        ("--over",),
+        "over",
+        "Run the cell once per item of a list, tuple, pandas DataFrame (a row each) or "
+        "Series, or of a .csv / .jsonl file: {item} is the item, {row.column} or "
+        "{row['column']} a field. Concurrent, one progress view; -o keeps a Batch.",
+        "ITEMS",
+        v.items_source,
+        example="questions",
+        group="batch",
+        names_object=True,
+    ),
+    Option(
+        ("--expect",),
+        "expect",
+        "Check each answer; repeatable: contains:TEXT, not-contains:TEXT, regex:PATTERN, "
+        "json, schema:NAME, max-words:N, max-chars:N, equals:{name}.",
+        "CHECK",
+        v.check_spec,
+        repeat=True,
+        unique=False,
+        example="contains:Paris",
+        group="batch",
+    ),
+    Option(
+        ("--strict",),
+        "strict",
+        "With --expect: a failed check fails the cell.",
+        group="batch",
+    ),
+    Option(
+        ("--diff",),
+        "diff",
+        "Show a word diff against this cell's previous answer (a sweep: against the first panel).",
+        group="batch",
     ),
     Option(
         ("--no-stream",),

@@ -125,6 +125,20 @@ def stripped(option: str, value: str) -> str:
     return value.strip()
 
 
+def items_source(option: str, value: str) -> str:
+    """``--over``: a variable name or a .csv / .jsonl path, without surrounding white space."""
+    if not value.strip():
+        raise UsageError(f"{option} expects a variable name or a .csv / .jsonl path")
+    return value.strip()
+
+
+def check_spec(option: str, value: str) -> str:
+    """``--expect``: a check as written (parsed later by ``answer.checks``); never blank."""
+    if not value.strip():
+        raise UsageError(f"{option} needs a check, e.g. {option} contains:Paris")
+    return value
+
+
 def stop(option: str, value: str) -> str:
     """A stop sequence with ``\\n``, ``\\t`` and ``\\\\`` understood; never empty."""
     out: list[str] = []

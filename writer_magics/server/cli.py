@@ -37,6 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="context window of every model in tokens (default: per model, e.g. 1M for X5)",
     )
+    parser.add_argument(
+        "--rate-limit-fraction",
+        type=float,
+        default=0.0,
+        help="answer this share of requests (0 to 1, every n-th) with 429 (default 0)",
+    )
+    parser.add_argument(
+        "--rate-limit-retry-after",
+        type=float,
+        default=1.0,
+        help="the Retry-After seconds of those 429s (default %(default)s)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print one line per request")
     return parser
 
@@ -46,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.latency < 0 or (args.tokens_per_second is not None and args.tokens_per_second <= 0):
         build_parser().error("--latency must be >= 0 and --tokens-per-second > 0")
+    if not 0 <= args.rate_limit_fraction <= 1 or args.rate_limit_retry_after < 0:
+        build_parser().error("--rate-limit-fraction must be 0 to 1, --rate-limit-retry-after >= 0")
     if args.context_limit is not None and args.context_limit < 1:
         build_parser().error("--context-limit must be at least 1")
     try:
@@ -57,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             tokens_per_second=args.tokens_per_second,
             verbose=args.verbose,
             context_limit=args.context_limit,
+            rate_limit_fraction=args.rate_limit_fraction,
+            rate_limit_retry_after=args.rate_limit_retry_after,
         )
     except OSError as error:
         print(f"error: cannot serve on {args.host}:{args.port}: {error}")

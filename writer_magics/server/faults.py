@@ -10,6 +10,10 @@ Fault names: any HTTP status 400-599 (``429`` gets ``Retry-After: 1``; variants
 ``stall[:SECONDS]``, ``malformed``, ``error-event``, ``no-done``. A suffix ``xN``
 (or the ``X-Mock-Fault-Times: N`` header) makes the fault fire only for the first N
 requests with the same fault and body; later retries succeed.
+
+Server-wide, :class:`RateLimiter` (``--rate-limit-fraction F``, ``start_server(
+rate_limit_fraction=F)``) answers a fixed share of all requests with 429 and
+``Retry-After`` (``--rate-limit-retry-after``, default 1 s), as a busy API would.
 """
 
 from __future__ import annotations
@@ -188,6 +192,41 @@ def body_hash(body: Any) -> str:
     """Stable hash of a request body (retries of one request share it)."""
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class RateLimiter:
+    """Server-wide knob: answer a fixed share of requests with 429 (``--rate-limit-fraction``).
+
+    Deterministic: request number ``n`` (counted from 1 over every chat / completions
+    request) is refused when ``floor(n * fraction)`` grows, so 1/3 refuses every third
+    request. A refused request gets ``Retry-After: retry_after`` seconds.
+    """
+
+    def __init__(self, fraction: float = 0.0, retry_after: float = 1.0) -> None:
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"the rate-limit fraction must be between 0 and 1, not {fraction}")
+        self.fraction = fraction
+        self.retry_after = retry_after
+        self._lock = threading.Lock()
+        self._count = 0
+        #: How many requests were refused.
+        self.refused = 0
+
+    def fires(self) -> bool:
+        """Whether this request is refused (and count it)."""
+        if self.fraction <= 0:
+            return False
+        with self._lock:
+            self._count += 1
+            fired = int(self._count * self.fraction + 1e-9) > int(
+                (self._count - 1) * self.fraction + 1e-9
+            )
+            self.refused += fired
+        return fired
+
+    def clear(self) -> None:
+        with self._lock:
+            self._count = self.refused = 0
 
 
 class FaultCounter:

@@ -63,6 +63,10 @@ class ServerConfig:
     verbose: bool = False
     #: Context window for every model, in the server's tokens (None: per model).
     context_limit: int | None = None
+    #: Share of chat / completions requests answered 429 (see ``faults.RateLimiter``).
+    rate_limit_fraction: float = 0.0
+    #: The Retry-After seconds of those 429s.
+    rate_limit_retry_after: float = 1.0
 
 
 class _Server(ThreadingHTTPServer):
@@ -75,6 +79,9 @@ class _Server(ThreadingHTTPServer):
         self.config = config
         self.log = RequestLog()
         self.counter = faults.FaultCounter()
+        self.rate_limiter = faults.RateLimiter(
+            config.rate_limit_fraction, config.rate_limit_retry_after
+        )
         self.stopping = threading.Event()
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -326,6 +333,15 @@ class _Handler(BaseHTTPRequestHandler):
             tps = self.srv.config.tokens_per_second
         if latency > 0:
             self._pause(latency)
+        if self.srv.rate_limiter.fires():
+            wait = self.srv.rate_limiter.retry_after
+            raise protocol.ApiError(
+                429,
+                "TooManyRequests",
+                "Simulated rate limit (--rate-limit-fraction)",
+                "error.mock.rate_limit",
+                {"retry-after": f"{wait:g}"},
+            )
         for fault in active:
             if fault.kind == "status":
                 raise protocol.ApiError(
@@ -474,6 +490,12 @@ class ServerHandle:
         """Forget logged requests and ``xN`` fault attempt counters."""
         self._server.log.clear()
         self._server.counter.clear()
+        self._server.rate_limiter.clear()
+
+    @property
+    def rate_limited(self) -> int:
+        """How many requests the ``rate_limit_fraction`` knob answered with 429."""
+        return self._server.rate_limiter.refused
 
     def wait_for_requests(self, n: int, timeout: float = 5) -> list[ReceivedRequest]:
         """Block until ``n`` requests have finished; raise ``TimeoutError`` otherwise."""
@@ -512,8 +534,18 @@ def _make_server(
     tokens_per_second: float | None,
     verbose: bool = False,
     context_limit: int | None = None,
+    rate_limit_fraction: float = 0.0,
+    rate_limit_retry_after: float = 1.0,
 ) -> _Server:
-    config = ServerConfig(api_key, latency, tokens_per_second, verbose, context_limit)
+    config = ServerConfig(
+        api_key,
+        latency,
+        tokens_per_second,
+        verbose,
+        context_limit,
+        rate_limit_fraction,
+        rate_limit_retry_after,
+    )
     return _Server((host, port), config)
 
 
@@ -524,14 +556,24 @@ def start_server(
     latency: float = 0.0,
     tokens_per_second: float | None = None,
     context_limit: int | None = None,
+    rate_limit_fraction: float = 0.0,
+    rate_limit_retry_after: float = 1.0,
 ) -> ServerHandle:
     """Start the server in a daemon thread (port 0 picks a free port).
 
     ``context_limit`` makes every model's context window that many tokens, so a test
-    can reach "the conversation is too long" in a few turns.
+    can reach "the conversation is too long" in a few turns. ``rate_limit_fraction``
+    answers that share of requests with 429 and ``Retry-After: rate_limit_retry_after``.
     """
     server = _make_server(
-        host, port, api_key, latency, tokens_per_second, context_limit=context_limit
+        host,
+        port,
+        api_key,
+        latency,
+        tokens_per_second,
+        context_limit=context_limit,
+        rate_limit_fraction=rate_limit_fraction,
+        rate_limit_retry_after=rate_limit_retry_after,
     )
     thread = threading.Thread(
         target=server.serve_forever,
@@ -551,9 +593,21 @@ def serve_forever(
     tokens_per_second: float | None = None,
     verbose: bool = False,
     context_limit: int | None = None,
+    rate_limit_fraction: float = 0.0,
+    rate_limit_retry_after: float = 1.0,
 ) -> None:
     """Serve in the foreground until Ctrl-C (for the CLI)."""
-    server = _make_server(host, port, api_key, latency, tokens_per_second, verbose, context_limit)
+    server = _make_server(
+        host,
+        port,
+        api_key,
+        latency,
+        tokens_per_second,
+        verbose,
+        context_limit,
+        rate_limit_fraction,
+        rate_limit_retry_after,
+    )
     handle = ServerHandle(server, None)
     print(f"Writer-compatible server on {handle.url}", flush=True)
     try:

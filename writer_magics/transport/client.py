@@ -360,6 +360,7 @@ class WriterClient:
         *,
         timeout: float | None = None,
         deadline: float | None = None,
+        retry_rate_limit: bool = True,
     ) -> AsyncIterator[Event]:
         """POST the body and yield its events, streaming or not, with retries.
 
@@ -367,7 +368,10 @@ class WriterClient:
         event; ``deadline`` (a ``time.monotonic()`` value) bounds everything, retries
         included. Retries happen only while nothing has been yielded; afterwards a
         failure is raised as it is so that the text already shown stays the truth.
-        Every error raised is a :class:`WriterError` with the key redacted.
+        Every error raised is a :class:`WriterError` with the key redacted. With
+        ``retry_rate_limit=False`` a 429 is raised at once as a :class:`RateLimitError`
+        whose ``retry_after`` holds the server's Retry-After seconds (a batch paces
+        itself instead of each request waiting in its slot).
         """
         self.check()
         settings = self.settings  # one request, one set of settings
@@ -383,6 +387,10 @@ class WriterClient:
                 return
             except _Retry as retry:
                 error = retry.error.redacted(secrets)
+                if not retry_rate_limit and isinstance(error, RateLimitError):
+                    if retry.response is not None:
+                        error.retry_after = _retry_after(retry.response.headers)
+                    raise error from None
                 if yielded or retries >= settings.max_retries:
                     raise error from None
                 wait = retry_wait(retry.response, retries, settings.max_retry_wait)
