@@ -191,3 +191,22 @@ def test_a_dry_run_is_free(shell: InteractiveShell, server: ServerHandle) -> Non
     run(shell, "%config WriterMagics.budget_requests = 1")
     run(shell, "%%chat --dry-run\nHi")
     assert magics_of(shell).ledger.requests == 0 and server.requests == []
+
+
+def test_an_over_batch_is_one_plan_and_cached_rows_are_free(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    shell.user_ns["items"] = ["alpha", "beta", "gamma"]
+    run(shell, "%config WriterMagics.budget_requests = 4")
+    assert not failed(run(shell, "%%chat --over items --cache\nDefine {item}"))
+    assert len(server.requests) == 3
+    # Two new rows would go over the one request left: refused whole, nothing sent.
+    shell.user_ns["items"] = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    captured = run(shell, "%%chat --over items --cache\nDefine {item}")
+    assert failed(captured)
+    assert "nothing was sent" in one_polite_line(everything(captured))
+    assert len(server.requests) == 3
+    # One new row fits: the three cached rows cost nothing.
+    shell.user_ns["items"] = ["alpha", "beta", "gamma", "delta"]
+    assert not failed(run(shell, "%%chat --over items --cache\nDefine {item}"))
+    assert len(server.requests) == 4

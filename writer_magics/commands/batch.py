@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from writer_magics import request as build
+from writer_magics.answer.budget import Gate
 from writer_magics.answer.checks import parse_checks, references
 from writer_magics.errors import PromptError, WriterError
 from writer_magics.line.items import check_columns, load_items, render_all
 from writer_magics.line.options import ChatOptions, CompleteOptions, Options
 from writer_magics.line.prompt import render
+from writer_magics.line.scan import refuse_secret
 from writer_magics.request import Request
 
 if TYPE_CHECKING:
@@ -59,6 +61,8 @@ def run_over(magics: Any, opts: Options, template: str) -> None:
         )
     limit = None if opts.allow_large else magics.max_prompt_bytes
     prompts = render_all(data, template, user_ns, magic=kind, max_bytes=limit)
+    for text in prompts:
+        refuse_secret(text, magics._secrets(), kind, "prompt")
     requests = _requests(opts, prompts, user_ns)
     if opts.dry_run:
         from writer_magics.display.finish import show_markdown
@@ -79,6 +83,11 @@ def run_over(magics: Any, opts: Options, template: str) -> None:
     if replaying and store is not None:
         store.ensure_readable()
     view = auto_kind(magics.shell) if magics.view == "auto" else magics.view
+    # The budget checks the whole plan first: only rows not answered from the cache or a
+    # replay file count, and a batch over the budget is refused as a whole.
+    gate = Gate(magics.ledger, magics.budget_limits())
+    live = [r for r in requests if store is None or store.get(r.endpoint, r.body) is None]
+    gate.admit(len(live))
     run = run_batch(
         requests,
         data,
@@ -95,6 +104,7 @@ def run_over(magics: Any, opts: Options, template: str) -> None:
         max_updates_per_second=min(2.0, magics.max_updates_per_second),
     )
     batch = run.batch
+    gate.spend(r for r in batch if r.status != "cached")
     if opts.out:
         user_ns[opts.out] = batch
     if len(batch):
