@@ -97,7 +97,7 @@ def test_config_beats_environment_beats_dotenv(
     project: tuple[InteractiveShell, Path], server: ServerHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 14 §14: an explicit ``%config`` wins; unset, the environment, then ``.env``."""
-    shell, root = project
+    shell, _root = project
     run(shell, "%chat one", "a")  # only the .env has a key
     monkeypatch.setenv("WRITER_API_KEY", "wk-from-env-0002")
     run(shell, "%chat two", "b")
