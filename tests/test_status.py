@@ -237,7 +237,7 @@ def test_config_wins_over_the_environment_and_status_says_so(
         assert found["API key"] == "set, from %config WriterMagics.api_key"
         assert found["Next cell"].startswith(f"sends to {configured.url}/v1/chat")
         captured = run(shell, "%chat Hello")
-        assert captured.result.error_in_exec is None  # type: ignore[attr-defined]
+        assert captured.result.error_in_exec is None
         assert [r.path for r in configured.requests] == ["/v1/chat"]
         assert configured.requests[0].headers["authorization"] == "Bearer sk-configured-key-42"
         assert server.requests == []
@@ -263,7 +263,7 @@ def test_config_replay_and_fetch_models_win_over_the_environment(
     _, plain = bundle(run(shell, "%writer status"))
     assert rows(plain)["Replay"].startswith(f"on (%config WriterMagics.replay), {recorded}:")
     captured = run(shell, "%chat --session b Hello")  # from recorded.jsonl, not missing.jsonl
-    assert captured.result.error_in_exec is None  # type: ignore[attr-defined]
+    assert captured.result.error_in_exec is None
     assert server.requests == []
     monkeypatch.delenv("WRITER_MAGICS_REPLAY")
     run(shell, "%config WriterMagics.replay = ''")
