@@ -74,11 +74,8 @@ def _builtin_plan(
         segments += expand(tpl.LLM_LINES[0], values)
     segments.append(Fixed(" "))
     segments += chat_plan(sampler, messages)
-    if kind == "web_search":
-        urls = [s["url"] for s in data["web_search_data"]["sources"]]
-        segments.append(
-            Fixed("\n\nSources:\n" + "\n".join(f"- [{i + 1}]({u})" for i, u in enumerate(urls)))
-        )
+    # The sources travel in ``web_search_data`` only (the view lists them once): a link
+    # list in the text would show them twice, and sampled prose may bend a URL.
     return segments, data, False
 
 
