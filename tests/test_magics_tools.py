@@ -3,10 +3,9 @@ shell and the bundled server (issue 7)."""
 
 from __future__ import annotations
 
-import re
-
 import html
 import json
+import re
 from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
