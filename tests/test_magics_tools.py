@@ -150,8 +150,7 @@ def test_web_search_lists_each_source_once_with_whole_links(
     ``[2](https:./python.org/latest/2)``."""
     captured = run(
         shell,
-        "%%chat --web-search --include-domain python.org -t 2 -o r\n"
-        "What is latest in Python?",
+        "%%chat --web-search --include-domain python.org -t 2 -o r\nWhat is latest in Python?",
     )
     assert captured.result.error_in_exec is None, everything(captured)
     result = shell.user_ns["r"]
