@@ -884,3 +884,21 @@ def test_web_search_answer_has_no_link_list_to_bend(client: httpx.Client, seed: 
     assert "](" not in text and "http" not in text and "Sources" not in text
     urls = [s["url"] for s in message["web_search_data"]["sources"]]
     assert urls == [f"https://python.org/latest/{i}" for i in (1, 2, 3)]
+
+
+def test_builtin_tool_answers_count_what_their_data_holds(client: httpx.Client) -> None:
+    """The same kind as §17: the graph answer said "3 files" whatever graph_data held."""
+    graph = {"type": "graph", "function": {"graph_ids": ["g1"], "subqueries": False}}
+    counts = set()
+    for question in ("Refunds?", "Refund policy details?"):
+        body = chat_body(question, tools=[graph], temperature=0)
+        message = client.post("/v1/chat", json=body).json()["choices"][0]["message"]
+        count = len(message["graph_data"]["sources"])
+        counts.add(count)
+        noun = "file" if count == 1 else "files"
+        assert f" in {count} {noun}." in message["content"], message["content"]
+    assert 1 in counts and len(counts) == 2
+    web = {"type": "web_search", "function": {"include_domains": [], "exclude_domains": []}}
+    body = chat_body("Latest on tides", tools=[web], temperature=0)
+    message = client.post("/v1/chat", json=body).json()["choices"][0]["message"]
+    assert f"found {len(message['web_search_data']['sources'])} sources." in message["content"]
