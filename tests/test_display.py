@@ -130,11 +130,44 @@ def test_text_view_prints_other_choices_and_interrupted_state_at_the_end() -> No
     view = TextView(panels=2, stream=out)
     view.add(TextDelta("one", 0), panel=0)
     view.add(TextDelta("two", 1), panel=1)
-    assert out.getvalue() == "one"
+    assert out.getvalue() == "--- Choice 1 ---\none"  # every panel titled (issue 14 §16)
     view.finish(Outcome([result("one", "two", status="interrupted")], state="interrupted"))
     text = out.getvalue()
     assert text.count("one") == 1 and text.count("two") == 1
     assert "--- Choice 2 ---" in text and "interrupted" in text.splitlines()[-1]
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal, as terminal IPython's stdout does."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_text_view_waits_visibly_on_a_terminal_and_titles_every_panel() -> None:
+    """Issue 14 §16: nothing showed before the first token, and a sweep's first panel
+    had no title."""
+    out = Terminal()
+    view = TextView(panels=["t=0", "t=1"], stream=out)
+    view.start()
+    assert out.getvalue() == "--- t=0 ---\nwaiting for the first token…"
+    view.add(TextDelta("one", 0), panel=0)
+    assert out.getvalue().endswith("waiting for the first token…\r\x1b[2Kone")
+    view.finish(Outcome([result("one"), result("two")]))
+    text = out.getvalue()
+    assert "--- t=0 ---\n" in text and "--- t=1 ---\ntwo" in text
+    # a pipe (or captured output) never gets the indicator
+    piped = io.StringIO()
+    view = TextView(stream=piped)
+    view.start()
+    view.finish(Outcome([result("Hello")]))
+    assert "waiting" not in piped.getvalue() and "\x1b" not in piped.getvalue()
+    # an answer that never streamed (--no-stream) still erases the indicator
+    out = Terminal()
+    view = TextView(stream=out)
+    view.start()
+    view.finish(Outcome([result("Hello")]))
+    assert out.getvalue().startswith("waiting for the first token…\r\x1b[2KHello\n")
 
 
 # --------------------------------------------------------------------------- markdown

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
@@ -139,6 +140,30 @@ def test_web_search_sources_are_rendered_and_kept(
     assert sources
     final = [o.data["text/markdown"] for o in captured.outputs if "text/markdown" in o.data][-1]
     assert "Sources" in final and sources[0]["url"] in final
+
+
+def test_web_search_lists_each_source_once_with_whole_links(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    """Issue 14 §17: the answer listed its sources twice (the server's "Sources:" list
+    in the text, then the view's list) and a sampled link came out as
+    ``[2](https:./python.org/latest/2)``."""
+    captured = run(
+        shell,
+        "%%chat --web-search --include-domain python.org -t 2 -o r\nWhat is latest in Python?",
+    )
+    assert captured.result.error_in_exec is None, everything(captured)
+    result = shell.user_ns["r"]
+    urls = [s["url"] for s in result.choices[0].data["web_search_data"]["sources"]]
+    assert urls == [f"https://python.org/latest/{i}" for i in (1, 2, 3)]
+    assert "http" not in result.text and "Sources" not in result.text
+    final = [o.data for o in captured.outputs if "text/markdown" in o.data][-1]
+    for shown in (final["text/markdown"], final["text/plain"]):
+        assert shown.count("Sources") == 1
+        for url in urls:
+            assert shown.count(f"({url})") == 1
+        links = re.findall(r"\]\(([^)]*)\)", shown)
+        assert links == urls
 
 
 def test_pydantic_schema_round_trip(shell: InteractiveShell, server: ServerHandle) -> None:

@@ -48,6 +48,34 @@ def test_notebook_is_stored_clean(path: Path) -> None:
     assert model_cells(nb), "a notebook that asks the model nothing"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_as_jupyterlab_saves_it(path: Path, tmp_path: Path) -> None:
+    """Issue 14 §15: opening a shipped notebook in JupyterLab marked it modified.
+
+    JupyterLab 4 (checked in Chromium: open, wait for the kernel, save, diff) changes
+    exactly one thing on open: ``metadata.language_info`` becomes what the kernel
+    reports. So the file holds ipykernel's ``language_info`` and is byte for byte what
+    jupyter_server's contents manager writes for the model it reads (GET then PUT):
+    nbformat 4.5 with cell ids, ``indent=1``, sorted keys, a trailing newline.
+    """
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+
+    original = path.read_bytes()
+    (tmp_path / path.name).write_bytes(original)
+    manager = FileContentsManager(root_dir=str(tmp_path))
+    model = manager.get(path.name, content=True, type="notebook")  # type: ignore[no-untyped-call]
+    manager.save({"type": "notebook", "content": model["content"]}, path.name)  # type: ignore[no-untyped-call]
+    assert (tmp_path / path.name).read_bytes() == original
+    nb = nbformat.reads(original.decode("utf-8"), as_version=nbformat.NO_CONVERT)
+    assert (nb.nbformat, nb.nbformat_minor) == (4, nbformat.current_nbformat_minor)
+    assert all(cell.get("id") for cell in nb.cells)
+    stored = nb.metadata.language_info
+    # the Python version is the kernel's own: a kernel of another version updates it
+    assert stored == {**IPythonKernel.language_info, "version": stored["version"]}
+    assert re.fullmatch(r"3\.\d+\.\d+", stored["version"])
+
+
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_against_the_bundled_server(

@@ -779,7 +779,8 @@ def test_web_search_tool(client: httpx.Client) -> None:
     sources = message["web_search_data"]["sources"]
     assert sources and all(set(s) == {"url", "raw_content"} for s in sources)
     assert not any("example.org" in s["url"] for s in sources)
-    assert sources[0]["url"] in message["content"]
+    # Issue 14 §17: the sources travel in web_search_data only (the view lists them)
+    assert "https://" not in message["content"] and "Sources" not in message["content"]
     only = {
         "type": "web_search",
         "function": {"include_domains": ["docs.python.org"], "exclude_domains": []},
@@ -866,3 +867,38 @@ def test_cli_serves_and_stops_on_ctrl_c() -> None:
         assert proc.returncode == 0 and "Traceback" not in err
     finally:
         proc.kill()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_web_search_answer_has_no_link_list_to_bend(client: httpx.Client, seed: int) -> None:
+    """Issue 14 §17: the answer listed its sources a second time, and sampled prose
+    bent a link into ``[2](https:./python.org/latest/2)``; now the text holds no links
+    and every source URL is whole, even at a high temperature."""
+    tool = {
+        "type": "web_search",
+        "function": {"include_domains": ["python.org"], "exclude_domains": []},
+    }
+    body = chat_body("What is latest in Python?", tools=[tool], temperature=2.0, random_seed=seed)
+    message = client.post("/v1/chat", json=body).json()["choices"][0]["message"]
+    text = message["content"]
+    assert "](" not in text and "http" not in text and "Sources" not in text
+    urls = [s["url"] for s in message["web_search_data"]["sources"]]
+    assert urls == [f"https://python.org/latest/{i}" for i in (1, 2, 3)]
+
+
+def test_builtin_tool_answers_count_what_their_data_holds(client: httpx.Client) -> None:
+    """The same kind as §17: the graph answer said "3 files" whatever graph_data held."""
+    graph = {"type": "graph", "function": {"graph_ids": ["g1"], "subqueries": False}}
+    counts = set()
+    for question in ("Refunds?", "Refund policy details?"):
+        body = chat_body(question, tools=[graph], temperature=0)
+        message = client.post("/v1/chat", json=body).json()["choices"][0]["message"]
+        count = len(message["graph_data"]["sources"])
+        counts.add(count)
+        noun = "file" if count == 1 else "files"
+        assert f" in {count} {noun}." in message["content"], message["content"]
+    assert 1 in counts and len(counts) == 2
+    web = {"type": "web_search", "function": {"include_domains": [], "exclude_domains": []}}
+    body = chat_body("Latest on tides", tools=[web], temperature=0)
+    message = client.post("/v1/chat", json=body).json()["choices"][0]["message"]
+    assert f"found {len(message['web_search_data']['sources'])} sources." in message["content"]

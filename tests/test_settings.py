@@ -93,22 +93,24 @@ def test_a_wrong_key_names_the_file_it_came_from(
         assert len(server.requests) == 1
 
 
-def test_environment_beats_dotenv_beats_config(
+def test_config_beats_environment_beats_dotenv(
     project: tuple[InteractiveShell, Path], server: ServerHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shell, root = project
-    (root.parent / "elsewhere").mkdir()
-    shell.run_line_magic("config", "WriterMagics.api_key = 'wk-from-config-0001'")
-    run(shell, "%chat one", "a")
+    """Issue 14 §14: an explicit ``%config`` wins; unset, the environment, then ``.env``."""
+    shell, _root = project
+    run(shell, "%chat one", "a")  # only the .env has a key
     monkeypatch.setenv("WRITER_API_KEY", "wk-from-env-0002")
     run(shell, "%chat two", "b")
-    monkeypatch.chdir(root.parent / "elsewhere")
-    monkeypatch.delenv("WRITER_API_KEY")
+    shell.run_line_magic("config", "WriterMagics.api_key = 'wk-from-config-0001'")
     run(shell, "%chat three", "c")
+    shell.run_line_magic("config", "WriterMagics.api_key = ''")
+    monkeypatch.delenv("WRITER_API_KEY")
+    run(shell, "%chat four", "d")
     assert [r.headers["authorization"] for r in server.requests] == [
         f"Bearer {DOTENV_KEY}",
         "Bearer wk-from-env-0002",
         "Bearer wk-from-config-0001",
+        f"Bearer {DOTENV_KEY}",
     ]
 
 

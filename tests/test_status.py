@@ -192,7 +192,7 @@ def test_status_names_the_key_source_never_the_key(
     (in_tmp / ".env").unlink()
     run(shell, "%config WriterMagics.api_key = 'sk-configured-7890'")
     markdown, plain = bundle(run(shell, "%writer status"))
-    assert rows(plain)["API key"] == "set, from WriterMagics.api_key"
+    assert rows(plain)["API key"] == "set, from %config WriterMagics.api_key"
     assert "sk-configured" not in markdown + plain
     run(shell, "%config WriterMagics.api_key = ''")
     _, plain = bundle(run(shell, "%writer status"))
@@ -210,7 +210,71 @@ def test_status_in_replay_mode(
     _, plain = bundle(run(shell, "%writer status"))
     found = rows(plain)
     assert found["Next cell"] == "answers from the replay file only (no key, no network)"
-    assert found["Replay"].startswith(f"on (WRITER_MAGICS_REPLAY), {replay}: 1 answers")
+    assert found["Replay"].startswith(
+        f"on (WRITER_MAGICS_REPLAY in the environment), {replay}: 1 answers"
+    )
     _, plain = bundle(run(shell, "%writer models"))
     assert "replay mode" in plain and "palmyra-x5" in plain
     assert json.loads(replay.read_text().splitlines()[-1])  # the file is untouched JSON
+
+
+# ------------------------------------------------- %config wins over the environment
+
+
+def test_config_wins_over_the_environment_and_status_says_so(
+    shell: InteractiveShell, server: ServerHandle, in_tmp: Path, closed_port: int
+) -> None:
+    """Issue 14 §14: ``%config WriterMagics.base_url`` was ignored when WRITER_BASE_URL
+    was set; now the explicit setting is used and ``%writer status`` names it."""
+    dead = f"http://127.0.0.1:{closed_port}"
+    with start_server(api_key="sk-configured-key-42") as configured:
+        # the environment (writer_env) points at `server` with API_KEY
+        run(shell, f"%config WriterMagics.base_url = '{configured.url}'")
+        run(shell, "%config WriterMagics.api_key = 'sk-configured-key-42'")
+        _, plain = bundle(run(shell, "%writer status"))
+        found = rows(plain)
+        assert found["Base URL"] == f"{configured.url} (from %config WriterMagics.base_url)"
+        assert found["API key"] == "set, from %config WriterMagics.api_key"
+        assert found["Next cell"].startswith(f"sends to {configured.url}/v1/chat")
+        captured = run(shell, "%chat Hello")
+        assert captured.result.error_in_exec is None
+        assert [r.path for r in configured.requests] == ["/v1/chat"]
+        assert configured.requests[0].headers["authorization"] == "Bearer sk-configured-key-42"
+        assert server.requests == []
+    # cleared again: the environment is in force
+    run(shell, "%config WriterMagics.base_url = ''")
+    run(shell, "%config WriterMagics.api_key = ''")
+    _, plain = bundle(run(shell, "%writer status"))
+    assert rows(plain)["Base URL"] == f"{server.url} (from WRITER_BASE_URL in the environment)"
+    run(shell, "%chat Hello")
+    assert [r.path for r in server.requests] == ["/v1/chat"]
+    assert dead not in plain
+
+
+def test_config_replay_and_fetch_models_win_over_the_environment(
+    shell: InteractiveShell, server: ServerHandle, in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = in_tmp / "recorded.jsonl"
+    run(shell, f"%config WriterMagics.cache_path = '{recorded}'")
+    run(shell, "%chat --cache --session a Hello")
+    monkeypatch.setenv("WRITER_MAGICS_REPLAY", str(in_tmp / "missing.jsonl"))
+    run(shell, f"%config WriterMagics.replay = '{recorded}'")
+    server.clear()
+    _, plain = bundle(run(shell, "%writer status"))
+    assert rows(plain)["Replay"].startswith(f"on (%config WriterMagics.replay), {recorded}:")
+    captured = run(shell, "%chat --session b Hello")  # from recorded.jsonl, not missing.jsonl
+    assert captured.result.error_in_exec is None
+    assert server.requests == []
+    monkeypatch.delenv("WRITER_MAGICS_REPLAY")
+    run(shell, "%config WriterMagics.replay = ''")
+    monkeypatch.setenv("WRITER_MAGICS_FETCH_MODELS", "0")
+    _, plain = bundle(run(shell, "%writer status"))
+    assert rows(plain)["Model list"] == (
+        "known list (fetching off, from WRITER_MAGICS_FETCH_MODELS in the environment)"
+    )
+    monkeypatch.setenv("WRITER_MAGICS_FETCH_MODELS", "1")
+    run(shell, "%config WriterMagics.fetch_models = False")
+    _, plain = bundle(run(shell, "%writer status"))
+    assert rows(plain)["Model list"] == (
+        "known list (fetching off, from %config WriterMagics.fetch_models)"
+    )

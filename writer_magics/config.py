@@ -1,11 +1,13 @@
 """Settings: where the key and base URL come from (the official SDK's order), what a key
 may be, and the model defaults (:data:`DEFAULT_MODEL`, :data:`REMOVED_MODELS`).
 
-``WRITER_API_KEY`` / ``WRITER_BASE_URL`` in the environment win; then the nearest
-``.env`` file, found the way python-dotenv's ``find_dotenv(usecwd=True)`` finds it (the
-working directory, then each parent up to the root; read with python-dotenv, never
-written into ``os.environ`` so it cannot override a variable the user set); then the
-``WriterMagics`` config. Read at each request, so a key set mid-session (or an
+A value set explicitly on ``WriterMagics`` (``%config WriterMagics.base_url = ...``,
+``ipython_config.py``, or assigning the trait) wins: the user said it last and in this
+kernel. Left unset (blank), ``WRITER_API_KEY`` / ``WRITER_BASE_URL`` in the environment
+come next; then the nearest ``.env`` file, found the way python-dotenv's
+``find_dotenv(usecwd=True)`` finds it (the working directory, then each parent up to
+the root; read with python-dotenv, never written into ``os.environ`` so it cannot
+override a variable the user set). Read at each request, so a key set mid-session (or an
 ``os.chdir`` into a subfolder) just works. Every value has surrounding whitespace
 stripped, and each lookup says where the value came from, for the error messages.
 """
@@ -115,7 +117,12 @@ def dotenv_file(path: Path | None = None) -> dict[str, str]:
 
 
 def find(name: str, configured: str | None, *, environ: Mapping[str, str] | None = None) -> Found:
-    """Environment, then the nearest ``.env``, then config; blank values count as unset."""
+    """``%config`` (``configured``), then the environment, then the nearest ``.env``;
+    blank values count as unset."""
+    config = CONFIG_SOURCE.format(name=_trait(name))
+    value = (configured or "").strip()
+    if value:
+        return Found(value, config)
     env = os.environ if environ is None else environ
     value = env.get(name, "").strip()
     if value:
@@ -124,12 +131,8 @@ def find(name: str, configured: str | None, *, environ: Mapping[str, str] | None
     value = dotenv_file(path).get(name, "").strip() if path is not None else ""
     if value and path is not None:
         return Found(value, str(path))
-    config = CONFIG_SOURCE.format(name=_trait(name))
-    value = (configured or "").strip()
-    if value:
-        return Found(value, config)
     where = f"{path} (no {name} in it)" if path is not None else "no .env in this folder or above"
-    return Found(None, f"the {name} environment variable, {where}, {config}")
+    return Found(None, f"{config}, the {name} environment variable, {where}")
 
 
 def resolve(

@@ -63,11 +63,13 @@ class WriterMagics(Magics):
         config=True
     )
     base_url = Unicode(
-        "", help="API base URL (WRITER_BASE_URL wins; default https://api.writer.com)."
+        "",
+        help="API base URL; when set it wins over WRITER_BASE_URL and .env "
+        "(default https://api.writer.com).",
     ).tag(config=True)
     api_key = Unicode(
         "",
-        help="API key, used only when WRITER_API_KEY and the nearest .env have none. "
+        help="API key; when set it wins over WRITER_API_KEY and the nearest .env. "
         "Surrounding whitespace is removed; never shown.",
     ).tag(config=True)
     connect_timeout = Float(10.0, help="Seconds to wait for a connection.").tag(config=True)
@@ -111,7 +113,9 @@ class WriterMagics(Magics):
         config=True
     )
     replay = Unicode(
-        "", help="Replay-only cache file (WRITER_MAGICS_REPLAY wins); no key, no network."
+        "",
+        help="Replay-only cache file (when set it wins over WRITER_MAGICS_REPLAY); no key, "
+        "no network.",
     ).tag(config=True)
     log = Bool(True, help="Append every request and answer to the local prompt log.").tag(
         config=True
@@ -137,7 +141,8 @@ class WriterMagics(Magics):
 
     fetch_models = Bool(
         help="Fetch the key's model list (GET /v1/models) once in the background for Tab "
-        "completion of -m; off: the known list (default off when WRITER_MAGICS_FETCH_MODELS=0)."
+        "completion of -m; off: the known list (when not set here, off when "
+        "WRITER_MAGICS_FETCH_MODELS=0)."
     ).tag(config=True)
 
     @default("fetch_models")
@@ -496,7 +501,7 @@ class WriterMagics(Magics):
             return
         from writer_magics.transport.cache import replay_path
 
-        if replay_path() or self.replay:
+        if self.replay or replay_path():
             return
         try:
             client = self.client()
@@ -767,7 +772,7 @@ class WriterMagics(Magics):
         from writer_magics.send import SendSettings
         from writer_magics.transport.cache import replay_path
 
-        replay = replay_path() or _path(self.replay)
+        replay = _path(self.replay) or replay_path()
         return SendSettings(
             view=cast("ViewKind", self.view),
             max_updates_per_second=self.max_updates_per_second,

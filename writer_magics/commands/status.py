@@ -3,7 +3,7 @@
 Both are shown as one display bundle: ``text/markdown`` for notebooks and a readable
 ``text/plain`` for terminal IPython (never an object repr). The API key itself is
 never shown: status says only where it comes from (the environment, which ``.env``
-file, or ``WriterMagics.api_key``).
+file, or ``%config WriterMagics.api_key``, which wins when set).
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from writer_magics.answer.preview import preview
 from writer_magics.config import DEFAULT_MODEL, removed_model_warning
 from writer_magics.errors import WriterError, one_line, redact
 from writer_magics.transport.models import (
+    FETCH_VARIABLE,
     KNOWN_MODELS,
     ModelCatalog,
     ModelInfo,
+    fetch_default,
     fetch_models,
     is_removed,
 )
@@ -181,19 +183,30 @@ def run_models(snapshot: Snapshot) -> None:
 # --------------------------------------------------------------------------- status
 
 
-def source_of(variable: str, configured: str, trait: str, cwd: Path | None = None) -> str:
-    """Where ``config.resolve`` takes the value from (the same order), never the value."""
-    if os.environ.get(variable):
+def source_of(variable: str, configured: str, trait: str) -> str:
+    """Where ``config.find`` takes the value from (the same order), never the value:
+    ``%config`` first, then the environment, then the nearest ``.env``; "" when unset."""
+    if configured.strip():
+        return f"%config WriterMagics.{trait}"
+    if os.environ.get(variable, "").strip():
         return f"{variable} in the environment"
-    dotenv = (cwd or Path.cwd()) / ".env"
+    dotenv = config.dotenv_path()
     try:
-        if config.dotenv_file(cwd).get(variable):
+        if dotenv is not None and config.dotenv_file(dotenv).get(variable, "").strip():
             return f"{variable} in {dotenv}"
     except (OSError, ValueError) as exc:
         return f"unreadable {dotenv} ({one_line(exc)})"
-    if configured:
-        return f"WriterMagics.{trait}"
     return ""
+
+
+def fetch_source(value: bool) -> str:
+    """Where ``WriterMagics.fetch_models`` comes from: ``%config`` when it differs from
+    what the environment gives, else ``WRITER_MAGICS_FETCH_MODELS`` or the default."""
+    if value != fetch_default():
+        return "%config WriterMagics.fetch_models"
+    if os.environ.get(FETCH_VARIABLE, "").strip():
+        return f"{FETCH_VARIABLE} in the environment"
+    return "the default"
 
 
 def _size(path: Path) -> str:
@@ -214,7 +227,7 @@ def _size(path: Path) -> str:
 def _changed_settings(snapshot: Snapshot) -> list[str]:
     shown = []
     for name in sorted(snapshot.settings):
-        if name in ("model", "base_url", "api_key"):
+        if name in ("model", "base_url", "api_key", "fetch_models"):
             continue
         value, default = snapshot.settings[name], snapshot.defaults[name]
         if value != default:
@@ -233,7 +246,13 @@ def _store_rows(snapshot: Snapshot, secrets: list[str | None]) -> list[Row]:
     except (WriterError, OSError) as exc:
         what = redact(one_line(exc), secrets)
     if snapshot.replaying:
-        origin = "WRITER_MAGICS_REPLAY" if replay_path() else "WriterMagics.replay"
+        origin = (
+            "%config WriterMagics.replay"
+            if snapshot.settings.get("replay")
+            else "WRITER_MAGICS_REPLAY in the environment"
+            if replay_path()
+            else "WriterMagics.replay"
+        )
         rows.append(Row("Replay", f"on ({origin}), {what}; nothing is sent, misses fail"))
     elif snapshot.cache_on:
         rows.append(Row("Cache", f"on for every cell, {what}"))
@@ -298,7 +317,7 @@ def status_rows(snapshot: Snapshot) -> tuple[list[Row], list[str]]:
     elif (failed := snapshot.catalog.failure()) is not None:
         models = f"known list (GET /v1/models failed: {one_line(failed)})"
     elif not now["fetch_models"]:
-        models = "known list (WriterMagics.fetch_models = False)"
+        models = f"known list (fetching off, from {fetch_source(False)})"
     else:
         models = "known list (the server's list has not arrived)"
     rows = [

@@ -50,11 +50,20 @@ class LiveView(Protocol):
     def finish(self, outcome: Outcome) -> None: ...
 
 
+#: Shown in a terminal until the first token arrives (then erased in place).
+TEXT_WAITING = "waiting for the first token…"
+#: Carriage return + erase line: removes the waiting indicator on a terminal.
+_ERASE_LINE = "\r\x1b[2K"
+
+
 class TextView:
     """Terminal IPython / plain Python: each delta is written to stdout once, as it comes.
 
     Only the first panel streams (interleaved choices would be unreadable); the
     others, tool calls and sources are printed at the finish, then the usage line.
+    With several panels every one has a ``--- title ---`` line, the first one too.
+    On a terminal (``isatty``) a waiting indicator stands until the first token and
+    is then erased in place; a pipe or captured output never gets it.
     """
 
     def __init__(
@@ -64,22 +73,49 @@ class TextView:
         self.titles = panel_titles(panels)
         self.stream = stream
         self.parts: list[str] = []
+        self.waiting = False
+        self.titled = False
 
     @property
     def out(self) -> TextIO:
         return self.stream if self.stream is not None else sys.stdout
 
+    def _is_terminal(self) -> bool:
+        isatty = getattr(self.out, "isatty", None)
+        try:
+            return bool(isatty()) if callable(isatty) else False
+        except (OSError, ValueError):  # a closed or odd stream
+            return False
+
+    def _title_first(self) -> None:
+        if not self.titled and len(self.titles) > 1:
+            self.out.write(f"--- {self.titles[0]} ---\n")
+            self.titled = True
+
+    def _stop_waiting(self) -> None:
+        if self.waiting:
+            self.out.write(_ERASE_LINE)
+            self.waiting = False
+
     def start(self) -> None:
-        """Nothing to show yet: the text itself is the progress."""
+        """The first panel's title (several panels), then the waiting indicator (terminal)."""
+        self._title_first()
+        if self._is_terminal():
+            self.out.write(TEXT_WAITING)
+            self.waiting = True
+        self.out.flush()
 
     def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None:
         text = getattr(event, "text", None)
         if panel == 0 and isinstance(text, str) and text:
+            self._stop_waiting()
+            self._title_first()
             self.parts.append(text)
             self.out.write(text)
             self.out.flush()
 
     def finish(self, outcome: Outcome) -> None:
+        self._stop_waiting()
         printed = "".join(self.parts)
         found = sections(outcome, self.titles)
         chunks: list[str] = []
@@ -88,6 +124,9 @@ class TextView:
                 chunks.append(section.text[len(printed) :])
             elif i == 0 and printed:
                 chunks.append("")  # the streamed text stands; do not print it twice
+            elif i == 0:  # nothing streamed (--no-stream, a cache hit): no blank line first
+                title = f"--- {section.title} ---\n" if len(found) > 1 and not self.titled else ""
+                chunks.append(f"{title}{section.text}")
             else:
                 title = f"--- {section.title} ---\n" if len(found) > 1 else ""
                 chunks.append(f"\n{title}{section.text}" if section.text else "")

@@ -65,21 +65,25 @@ def _builtin_plan(
     segments: list[Segment] = []
     if kind == "web_search":
         data = {"web_search_data": tools.web_search_data(function, kws)}
+        values["count"] = _counted(len(data["web_search_data"]["sources"]), "source")
         segments += expand(tpl.WEB_LINES[0], values)
     elif kind == "graph":
         data = {"graph_data": tools.graph_data(function, kws, a.text)}
+        values["count"] = _counted(len(data["graph_data"]["sources"]), "file")
         segments += expand(tpl.GRAPH_LINES[0], values)
     else:
         data = {"llm_data": tools.llm_data(function, a.text)}
         segments += expand(tpl.LLM_LINES[0], values)
     segments.append(Fixed(" "))
     segments += chat_plan(sampler, messages)
-    if kind == "web_search":
-        urls = [s["url"] for s in data["web_search_data"]["sources"]]
-        segments.append(
-            Fixed("\n\nSources:\n" + "\n".join(f"- [{i + 1}]({u})" for i, u in enumerate(urls)))
-        )
+    # The sources travel in ``web_search_data`` only (the view lists them once): a link
+    # list in the text would show them twice, and sampled prose may bend a URL.
     return segments, data, False
+
+
+def _counted(number: int, noun: str) -> str:
+    """``"1 file"``, ``"3 files"``: what the answer says it found, from the tool data."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _tool_result_plan(sampler: Sampler, name: str, result: str) -> list[Segment]:

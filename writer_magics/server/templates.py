@@ -157,10 +157,10 @@ COMPLETION_OPENINGS = (
     "{Here is|Here's} {one|a} {take|draft} on $topic.",
     "$Topic, {in a few words|briefly|in short}:",
 )
-WEB_LINES = ("I {searched|checked} the web for **$topic** and found $count {sources|pages}.",)
+#: ``$count`` is the number and noun of what the tool data holds ("3 sources", "1 file").
+WEB_LINES = ("I {searched|checked} the web for **$topic** and found $count.",)
 GRAPH_LINES = (
-    "{According to|Based on} the knowledge graph, **$topic** {appears|is covered} in $count "
-    "{files|documents}.",
+    "{According to|Based on} the knowledge graph, **$topic** {appears|is covered} in $count.",
 )
 LLM_LINES = ("I {asked|consulted} `$model` about **$topic**.",)
 
