@@ -226,7 +226,7 @@ def decode_sse_data(endpoint: Endpoint, data: str, event_name: str = "") -> list
     """
     if data.startswith("[DONE]"):
         return [StreamEnd()]
-    if not data.strip():
+    if not data or (data[0].isspace() and not data.strip()):
         return []
     try:
         chunk = json.loads(data)
