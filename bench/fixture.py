@@ -12,7 +12,9 @@ Markers in the last user message pick the answer (all optional):
 * ``[[chunks:N]]``: N chunks (one token each);
 * ``[[bytes:N]]``: as many tokens as make N bytes of answer text;
 * ``[[tps:N]]``: N chunks per second (default: as fast as the socket takes them);
-* ``[[latency:S]]``: S seconds before the response starts.
+* ``[[latency:S]]``: S seconds before the response starts;
+* ``[[shape:NAME]]``: the answer's shape (:data:`SHAPES`; default ``paragraphs``, the
+  corpus above).
 
 ``GET /bench/log`` returns, per chat request, the ``time.monotonic()`` at which the
 first and the last chunk were written (one clock for every process on Linux), the
@@ -36,6 +38,7 @@ from writer_magics.server import protocol, service
 from writer_magics.server.tokens import tokenize
 
 _MARKER = re.compile(r"\[\[\s*(chunks|bytes|tps|latency)\s*:\s*([0-9.]+)\s*\]\]")
+_SHAPE = re.compile(r"\[\[\s*shape\s*:\s*([a-z]+)\s*\]\]")
 _PROMPTS = (
     "Explain tides in several paragraphs",
     "List five tips for camping gear",
@@ -61,16 +64,69 @@ def corpus_tokens() -> list[str]:
 
 CORPUS = corpus_tokens()
 
+_SENTENCES = (
+    "The tide rises and falls twice a day because the moon pulls on the oceans. ",
+    "Where the coast is shallow and wide, the water can travel a long way inland. ",
+    "Sailors once timed their departures by it, and fishers still do. ",
+    "A spring tide comes when the sun and the moon line up, a neap tide when they do not. ",
+)
+_CODE = (
+    "def count_words(text: str) -> dict[str, int]:\n",
+    "    counts: dict[str, int] = {}\n",
+    "    for word in text.split():\n",
+    "        counts[word.lower()] = counts.get(word.lower(), 0) + 1\n",
+    "    return counts\n",
+    "\n",
+)
+_ROWS = (
+    "| Brittany | 13.5 m | semidiurnal | strong currents near the islands |\n",
+    "| Bay of Fundy | 16.3 m | semidiurnal | the highest tides in the world |\n",
+    "| Mediterranean | 0.3 m | mixed | barely noticeable on most beaches |\n",
+)
+_ITEMS = (
+    "- Check the tide table before you walk out on the flats.\n",
+    "- Carry a light, warm layer: wind over water is colder than it looks.\n",
+    "- Tell someone on shore where you are going and when you will be back.\n",
+)
+_TABLE_HEAD = "| Place | Range | Kind | Note |\n|---|---|---|---|\n"
 
-def answer_tokens(chunks: int | None, size: int | None) -> list[str]:
-    """The first ``chunks`` tokens (or ``size`` bytes) of the corpus, repeated as needed."""
+
+def _mix() -> str:
+    """One section of each shape, every block closed: prose, a list, code, a table."""
+    return (
+        "".join(_SENTENCES)
+        + "\n\n"
+        + "".join(_ITEMS * 2)
+        + "\n```python\n"
+        + "".join(_CODE * 2)
+        + "```\n\n"
+        + _TABLE_HEAD
+        + "".join(_ROWS * 2)
+        + "\n"
+    )
+
+
+#: Shape name -> (text sent once at the start, tokens repeated after it as needed).
+SHAPES: dict[str, tuple[str, list[str]]] = {
+    "paragraphs": ("", CORPUS),
+    "paragraph": ("", tokenize("".join(_SENTENCES))),
+    "code": ("```python\n", tokenize("".join(_CODE))),
+    "table": (_TABLE_HEAD, tokenize("".join(_ROWS))),
+    "list": ("", tokenize("".join(_ITEMS))),
+    "mix": ("", tokenize(_mix())),
+}
+
+
+def answer_tokens(chunks: int | None, size: int | None, shape: str = "paragraphs") -> list[str]:
+    """The first ``chunks`` tokens (or ``size`` bytes) of a shape, its unit repeated as needed."""
+    prefix, unit = SHAPES[shape]
     if chunks is None and size is None:
-        chunks = len(CORPUS)
-    out: list[str] = []
-    total = 0
+        chunks = len(unit)
+    out: list[str] = tokenize(prefix)
+    total = len(prefix.encode())
     i = 0
     while (chunks is not None and len(out) < chunks) or (size is not None and total < size):
-        token = CORPUS[i % len(CORPUS)]
+        token = unit[i % len(unit)]
         out.append(token)
         total += len(token.encode())
         i += 1
@@ -88,12 +144,24 @@ def markers(body: Any) -> dict[str, float]:
     return {name: float(value) for name, value in _MARKER.findall(text)}
 
 
+def shape_of(body: Any) -> str:
+    """The ``[[shape:NAME]]`` of the last user message, ``paragraphs`` when none or unknown."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    for message in reversed(messages or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            found = _SHAPE.search(str(message.get("content") or ""))
+            if found and found.group(1) in SHAPES:
+                return found.group(1)
+            break
+    return "paragraphs"
+
+
 @functools.lru_cache(maxsize=8)
 def stream_frames(
-    chunks: int | None, size: int | None, usage: bool
+    chunks: int | None, size: int | None, usage: bool, shape: str = "paragraphs"
 ) -> tuple[list[str], list[bytes]]:
     """The tokens of an answer and its SSE ``data:`` lines (cached: 50,000 take a second)."""
-    tokens = answer_tokens(chunks, size)
+    tokens = answer_tokens(chunks, size, shape)
     frames = [
         b"data: " + json.dumps(protocol.chat_chunk(MODEL, 0, protocol.chat_delta(t))).encode()
         for t in tokens[:-1]
@@ -162,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
         chunks = int(found["chunks"]) if "chunks" in found else None
         size = int(found["bytes"]) if "bytes" in found else None
         usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        tokens, frames = stream_frames(chunks, size, usage)
+        tokens, frames = stream_frames(chunks, size, usage, shape_of(body))
         if found.get("latency"):
             time.sleep(found["latency"])
         self.send_response(200)

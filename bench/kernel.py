@@ -26,12 +26,18 @@ VISIBLE = ("comm_open", "comm_msg", "display_data", "update_display_data", "stre
 
 @dataclass
 class Message:
-    """One iopub message of a cell: arrival time, type, content and its bytes on the wire."""
+    """One iopub message of a cell: arrival time, type, content and its bytes on the wire.
+
+    ``size`` is every frame (envelope included); ``content_size`` only the content frame
+    and the binary buffers, without the fixed envelope (header, parent header, metadata,
+    HMAC signature, delimiter).
+    """
 
     at: float
     kind: str
     content: dict[str, Any]
     size: int
+    content_size: int = 0
 
     def markdown(self) -> list[str]:
         """The ``text/markdown`` texts this message puts on screen (widget outputs too)."""
@@ -56,6 +62,11 @@ class Cell:
     @property
     def size(self) -> int:
         return sum(m.size for m in self.messages)
+
+    @property
+    def content_size(self) -> int:
+        """Bytes of every message's content and buffers, envelopes left out."""
+        return sum(m.content_size for m in self.messages)
 
     def bytes_by_kind(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -130,7 +141,11 @@ class Kernel:
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
             kind = msg["header"]["msg_type"]
-            cell.messages.append(Message(at, kind, msg["content"], sum(map(len, frames))))
+            # parts: signature, header, parent header, metadata, content, buffers...
+            content_size = sum(map(len, parts[4:]))
+            cell.messages.append(
+                Message(at, kind, msg["content"], sum(map(len, frames)), content_size)
+            )
             if kind == "status" and msg["content"]["execution_state"] == "idle":
                 break
         else:

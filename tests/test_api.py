@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -364,3 +365,77 @@ def test_hostile_shapes_are_one_clear_error_or_ignored() -> None:
     assert UsageReport(api.Usage(total_tokens=3)) in events
     whole = {"choices": [{"message": {"content": "a"}, "finish_reason": 5}]}
     assert ChoiceFinished(None) in api.decode_response("chat", whole)
+
+
+_PLAIN = {
+    "id": "c1",
+    "object": "chat.completion.chunk",
+    "model": "palmyra-x5",
+    "usage": None,
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": None,
+            "logprobs": None,
+            "delta": {
+                "content": "Hi",
+                "role": "assistant",
+                "tool_calls": None,
+                "graph_data": {"sources": None, "status": None, "subqueries": None},
+                "llm_data": None,
+                "refusal": None,
+            },
+        }
+    ],
+}
+
+
+def _variant(path: tuple[str | int, ...], value: object) -> dict[str, object]:
+    chunk: dict[str, object] = json.loads(json.dumps(_PLAIN))
+    target: Any = chunk
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return chunk
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        _PLAIN,
+        _variant(("choices", 0, "index"), 2),
+        _variant(("choices", 0, "index"), None),
+        _variant(("choices", 0, "index"), True),
+        _variant(("choices", 0, "index"), "1"),
+        _variant(("choices", 0, "finish_reason"), "stop"),
+        _variant(("choices", 0, "logprobs"), {"content": [{"token": "Hi", "logprob": -0.1}]}),
+        _variant(("choices", 0, "logprobs"), {}),
+        _variant(("choices", 0, "delta", "content"), ""),
+        _variant(("choices", 0, "delta", "content"), None),
+        _variant(("choices", 0, "delta", "content"), 5),
+        _variant(("choices", 0, "delta", "tool_calls"), []),
+        _variant(
+            ("choices", 0, "delta", "tool_calls"),
+            [{"index": 0, "id": "t", "function": {"name": "f", "arguments": "{}"}}],
+        ),
+        _variant(("choices", 0, "delta", "graph_data"), {"sources": [{"url": "u"}]}),
+        _variant(("choices", 0, "delta", "graph_data"), {"sources": []}),
+        _variant(("choices", 0, "delta", "graph_data"), {}),
+        _variant(("choices", 0, "delta", "llm_data"), {"prompt": "p"}),
+        _variant(("choices", 0, "delta", "refusal"), "no"),
+        _variant(("choices", 0, "delta", "refusal"), ""),
+        _variant(("usage",), {"prompt_tokens": 1, "completion_tokens": 2}),
+        _variant(("usage",), "odd"),
+        _variant(("choices",), []),
+        _variant(("choices",), [_PLAIN["choices"][0], _PLAIN["choices"][0]]),  # type: ignore[index]
+    ],
+)
+def test_plain_text_fast_path_reads_exactly_like_the_full_reading(chunk: dict[str, object]) -> None:
+    # The fast path for plain text pieces (most of a long stream) must never change what
+    # a chunk means: every variant decodes to the same events as the full reading.
+    assert api.decode_chat_chunk(chunk) == api._decode_chat_chunk_fully(chunk)
+
+
+def test_plain_text_fast_path_still_checks_the_choice_index() -> None:
+    with pytest.raises(MalformedEventError):
+        api.decode_chat_chunk(_variant(("choices", 0, "index"), 10**9))

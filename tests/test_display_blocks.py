@@ -69,3 +69,39 @@ def test_long_code_tail_is_cut_and_reopened() -> None:
     assert cut_long_tail(tail, 10_000) == ("", "", 0)
     assert cut_long_tail("x" * 1000, 100) == ("", "", 0)  # one long line: nowhere to cut
     assert cut_long_tail("```py\n" + "y" * 500, 100) == ("", "", 0)
+
+
+def test_fence_at_reads_only_fence_lines_but_answers_like_reading_every_line() -> None:
+    # _fence_at runs on the whole tail at every update, so it only looks at lines that
+    # could be fences; on any mix of prose, fences (open, closed, unfinished, indented,
+    # inline-code lookalikes) and line breaks it must agree with the line-by-line reading.
+    import random
+
+    from writer_magics.display import blocks
+
+    pieces = [
+        "prose line\n",
+        "```python\n",
+        "```\n",
+        "````\n",
+        "~~~\n",
+        "~~~~ info\n",
+        "   ```\n",
+        "    ```\n",
+        "``` a`b\n",
+        "```",
+        "~~~",
+        "\n",
+        "x = 1\r\n",
+        "```\r\n",
+        "text\u2028more\n",
+        "- item ```\n",
+    ]
+    rng = random.Random(19)
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        for end in {0, text.find("\n") + 1}:
+            assert blocks._fence_at(text, end) == blocks._fence_at_by_lines(text, end), (
+                text,
+                end,
+            )

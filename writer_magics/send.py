@@ -434,9 +434,13 @@ def execute(
     )
     status: Status = "failed"
     view.start()
+    last_key: Any = None  # the last item's key and state: no hashing of the key per event
+    state: _Progress | None = None
     try:
         for item in merged:
-            state = progress[item.key]
+            if state is None or item.key is not last_key:
+                last_key = item.key
+                state = progress[last_key]
             if item.done:
                 state.ended = clock()
                 state.error = item.error

@@ -9,6 +9,8 @@ functions, no IPython.
 
 from __future__ import annotations
 
+import re
+
 from writer_magics.answer.markdown import Fence, opens_fence
 
 
@@ -44,8 +46,38 @@ def scan(text: str) -> tuple[int, Fence | None]:
     return end, _fence_at(text, end)
 
 
+#: Line boundaries of ``str.splitlines`` other than ``\n``.
+_OTHER_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+#: A line that could open or close a fence (see ``answer.markdown``), ``\n``-separated.
+_FENCE_LINE = re.compile(r"^ {0,3}(?:`{3,}|~{3,}).*$", re.MULTILINE)
+
+
 def _fence_at(text: str, end: int) -> Fence | None:
-    """The fence open at the very end of ``text`` (for the live rendering of the tail)."""
+    """The fence open at the very end of ``text[end:]`` (for the live rendering of the tail).
+
+    Called on every update with the whole unfinished tail, so it looks only at the
+    lines that could open or close a fence (found by one regular expression); text with
+    line boundaries other than ``\n`` takes the line-by-line reading, which gives the
+    same answer.
+    """
+    tail = text[end:] if end else text
+    if _OTHER_BREAKS.search(tail) is not None:
+        return _fence_at_by_lines(tail)
+    fence: Fence | None = None
+    for match in _FENCE_LINE.finditer(tail):
+        if not tail.startswith("\n", match.end()):
+            continue  # an unfinished last line neither opens nor closes a fence
+        body = match.group()
+        if fence is not None:
+            if fence.closes(body):
+                fence = None
+        else:
+            fence = opens_fence(body)
+    return fence
+
+
+def _fence_at_by_lines(text: str, end: int = 0) -> Fence | None:
+    """:func:`_fence_at`, reading every line."""
     fence: Fence | None = None
     for line in text[end:].splitlines(keepends=True):
         body = line.rstrip("\r\n")

@@ -226,7 +226,7 @@ def decode_sse_data(endpoint: Endpoint, data: str, event_name: str = "") -> list
     """
     if data.startswith("[DONE]"):
         return [StreamEnd()]
-    if not data.strip():
+    if not data or (data[0].isspace() and not data.strip()):
         return []
     try:
         chunk = json.loads(data)
@@ -266,6 +266,14 @@ def decode_chat_chunk(chunk: Mapping[str, Any]) -> list[Event]:
     finish or the usage chunk) carries them all, and skipping the text pieces keeps a
     long stream's cost where it was (one more event per chunk cost a quarter more CPU).
     """
+    text = _plain_text(chunk)
+    if text is not None:
+        return [text]
+    return _decode_chat_chunk_fully(chunk)
+
+
+def _decode_chat_chunk_fully(chunk: Mapping[str, Any]) -> list[Event]:
+    """:func:`decode_chat_chunk` without the fast path for plain text pieces."""
     events: list[Event] = []
     choices = chunk.get("choices")
     if choices is not None and not isinstance(choices, list):
@@ -296,6 +304,45 @@ def decode_chat_chunk(chunk: Mapping[str, Any]) -> list[Event]:
         if info:
             events.insert(0, ResponseInfo(info))
     return events
+
+
+def _plain_text(chunk: Mapping[str, Any]) -> TextDelta | None:
+    """The one event of a plain text piece, or None when the chunk needs the full reading.
+
+    Nearly every chunk of a long stream is one choice with some text and nothing
+    else (Writer's all-null ``graph_data`` and friends included); this reads those in
+    a few lookups and gives exactly what :func:`decode_chat_chunk`'s general path
+    gives for them. Anything else (a finish, usage, tool calls, log-probabilities,
+    data, several choices, an odd type anywhere) returns None.
+    """
+    choices = chunk.get("choices")
+    if type(choices) is not list or len(choices) != 1 or chunk.get("usage") is not None:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict:
+        return None
+    get = choice.get
+    if get("finish_reason") is not None or get("logprobs") is not None:
+        return None
+    delta = get("delta")
+    if type(delta) is not dict:
+        return None
+    content = delta.get("content")
+    if type(content) is not str or not content or delta.get("tool_calls") is not None:
+        return None
+    for name in WRITER_DATA_FIELDS:
+        value = delta.get(name)
+        if value is None:
+            continue
+        if type(value) is dict and all(v is None for v in value.values()):
+            continue
+        return None
+    index = get("index")
+    if index is None:
+        index = 0
+    elif type(index) is not int or not 0 <= index < MAX_CHOICES:
+        return None
+    return TextDelta(content, index)
 
 
 def _message_events(message: Mapping[str, Any], index: int) -> Iterator[Event]:
