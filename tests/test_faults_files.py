@@ -69,8 +69,8 @@ LOOKUP = (
 )
 
 CELLS = [
-    "%%chat --tools lookup --cache --new -o a\nLook up the name Ada",
-    "%%chat --tools lookup --cache --new -o b\nLook up the name Ada",
+    "%%chat --tools lookup --cache --new -o a\nUse lookup for Ada please",
+    "%%chat --tools lookup --cache --new -o b\nUse lookup for Ada please",
     "%writer cache --info",
     "%writer cache --export {folder}/out.jsonl",
     "%writer log -n 3",

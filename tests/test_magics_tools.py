@@ -10,7 +10,7 @@ from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
 
-from tests.conftest import run
+from tests.conftest import API_KEY, run
 from tests.test_magics import everything, last_body
 from writer_magics.server import ServerHandle
 
@@ -51,6 +51,22 @@ def test_two_round_function_call_loop(shell: InteractiveShell, server: ServerHan
     run(shell, "%%chat\nThanks, and tomorrow?", cell_id="next")
     later = last_body(server)["messages"]
     assert [m["role"] for m in later] == ["user", "assistant", "tool", "assistant", "user"]
+
+
+def test_a_tool_result_holding_the_key_is_shown_redacted(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    run(
+        shell,
+        "def lookup(name: str) -> str:\n"
+        "    'Look a name up.'\n"
+        "    import os\n"
+        "    return 'found ' + os.environ['WRITER_API_KEY']",
+    )
+    captured = run(shell, "%%chat --tools lookup\nUse lookup for Ada please", cell_id="k")
+    assert captured.result.error_in_exec is None, everything(captured)
+    (report,) = [line for line in captured.stdout.splitlines() if line.startswith("ran lookup(")]
+    assert report.endswith("-> found [REDACTED]") and API_KEY not in report
 
 
 def test_a_function_that_raises_is_reported_to_model_and_user(

@@ -711,9 +711,17 @@ class WriterMagics(Magics):
             send,
             max_rounds=self.max_tool_rounds,
             confirm=_ask if opts.confirm else None,
-            on_call=_report_call,
+            on_call=self._report_call,
         )
         return loop.result, loop.messages
+
+    def _report_call(self, name: str, arguments: str, content: str, failed: bool) -> None:
+        """One line per tool call; its arguments and result pass the one redaction step."""
+        from writer_magics.answer.preview import preview
+
+        secrets = self._secrets()
+        shown = preview(redact(content, secrets), 200)
+        print(f"{'failed' if failed else 'ran'} {name}({redact(arguments, secrets)}) -> {shown}")
 
     def _record(
         self,
@@ -898,11 +906,6 @@ def _single(outcomes: Outcomes[Params] | None, opts: options.Options) -> Result 
 def _ask(name: str, arguments: str) -> bool:
     """``--confirm``: the user approves each call (input works in kernels and terminals)."""
     return input(f"Run {name}({arguments})? [y/N] ").strip().lower() in ("y", "yes")
-
-
-def _report_call(name: str, arguments: str, content: str, failed: bool) -> None:
-    shown = content if len(content) <= 200 else content[:197] + "..."
-    print(f"{'failed' if failed else 'ran'} {name}({arguments}) -> {shown}")
 
 
 def _path(value: str) -> Path | None:
