@@ -16,17 +16,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 
 from tests.conftest import API_KEY, run, writer_magics
+from tests.test_magics import everything
 from writer_magics.server import ServerHandle, start_server
-
-
-def everything(captured: CapturedIO) -> str:
-    parts = [captured.stdout, captured.stderr]
-    for output in captured.outputs:
-        data = dict(output.data)
-        if "text/markdown" in data and "text/plain" in data:
-            del data["text/markdown"]  # the same text, escaped for the renderer
-        parts.extend(str(v) for v in data.values())
-    return "\n".join(parts)
 
 
 def error_lines(captured: CapturedIO) -> str:
