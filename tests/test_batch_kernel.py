@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +14,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from tests.conftest import API_KEY
-from tests.test_kernel import Execution
+from tests.test_kernel import Execution, execute
 from writer_magics.server import ServerHandle, start_server
 
 pytestmark = pytest.mark.timeout(120)
@@ -44,37 +42,6 @@ def kernel(
     yield manager, client
     client.stop_channels()
     manager.shutdown_kernel(now=True)
-
-
-def execute(
-    client: BlockingKernelClient, code: str, *, on_message: Any = None, timeout: float = 60
-) -> Execution:
-    """Run code; collect its iopub messages until idle and its own shell reply."""
-    msg_id = client.execute(code)
-    result = Execution()
-    deadline = time.monotonic() + timeout
-    idle = False
-    while not idle and time.monotonic() < deadline:
-        try:
-            msg = client.get_iopub_msg(timeout=0.2)
-        except queue.Empty:
-            continue
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        now = time.monotonic()
-        result.messages.append((now, msg))
-        if on_message is not None:
-            on_message(msg, now)
-        if msg["header"]["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            idle = True
-    assert idle, f"the kernel did not go idle within {timeout} s"
-    while True:  # skip replies to other requests (kernel_info from wait_for_ready)
-        reply = client.get_shell_msg(timeout=10)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            break
-    result.reply = reply["content"]
-    result.reply_time = time.monotonic()
-    return result
 
 
 def markdown_of(run: Execution) -> list[str]:
