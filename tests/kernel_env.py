@@ -7,10 +7,14 @@ Writer's API even when the developer has ``WRITER_API_KEY`` set.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -54,3 +58,20 @@ def markdown_outputs(cell: nbformat.NotebookNode) -> list[str]:
         if o.get("output_type") in ("display_data", "execute_result")
         and o.get("data", {}).get("text/markdown")
     ]
+
+
+@contextlib.contextmanager
+def started_kernel(
+    env: dict[str, str], cwd: Path | None = None
+) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    """A real ipykernel with ``env`` (and ``cwd``), ready, shut down afterwards."""
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env, **({"cwd": str(cwd)} if cwd is not None else {}))
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        yield manager, client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

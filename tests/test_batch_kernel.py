@@ -14,6 +14,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from tests.conftest import API_KEY
+from tests.kernel_env import started_kernel
 from tests.test_kernel import Execution, execute
 from writer_magics.server import ServerHandle, start_server
 
@@ -31,17 +32,11 @@ def kernel(
     batch_server: ServerHandle, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
     env = dict(os.environ, WRITER_BASE_URL=batch_server.url, WRITER_API_KEY=API_KEY)
-    manager = KernelManager(kernel_name="python3")
-    manager.start_kernel(env=env)
-    client = manager.client()
-    client.start_channels()
-    client.wait_for_ready(timeout=60)
     cache = tmp_path_factory.mktemp("batch-cache") / "cache.jsonl"
-    execute(client, "%load_ext writer_magics")
-    execute(client, f"%config WriterMagics.cache_path = {str(cache)!r}")
-    yield manager, client
-    client.stop_channels()
-    manager.shutdown_kernel(now=True)
+    with started_kernel(env) as (manager, client):
+        execute(client, "%load_ext writer_magics")
+        execute(client, f"%config WriterMagics.cache_path = {str(cache)!r}")
+        yield manager, client
 
 
 def markdown_of(run: Execution) -> list[str]:

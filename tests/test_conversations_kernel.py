@@ -14,7 +14,7 @@ import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from tests.kernel_env import kernel_env
+from tests.kernel_env import kernel_env, started_kernel
 from writer_magics.server import ServerHandle, start_server
 
 pytestmark = pytest.mark.timeout(120)
@@ -28,15 +28,9 @@ def kernel_server() -> Iterator[ServerHandle]:
 
 @pytest.fixture(scope="module")
 def kernel(kernel_server: ServerHandle) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
-    manager = KernelManager(kernel_name="python3")
-    manager.start_kernel(env=kernel_env(kernel_server.url))
-    client = manager.client()
-    client.start_channels()
-    client.wait_for_ready(timeout=60)
-    execute(client, "%load_ext writer_magics\n%config WriterMagics.max_retries = 0")
-    yield manager, client
-    client.stop_channels()
-    manager.shutdown_kernel(now=True)
+    with started_kernel(kernel_env(kernel_server.url)) as (manager, client):
+        execute(client, "%load_ext writer_magics\n%config WriterMagics.max_retries = 0")
+        yield manager, client
 
 
 def execute(

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager
 
 from tests.conftest import API_KEY
+from tests.kernel_env import started_kernel
 from tests.standin import StandIn, stand_in, text_reply
 from tests.test_kernel import execute
 
@@ -42,15 +42,9 @@ def priced() -> Iterator[StandIn]:
 def kernel(priced: StandIn) -> Iterator[BlockingKernelClient]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WRITER_")}
     env.update(WRITER_BASE_URL=priced.url, WRITER_API_KEY=API_KEY)
-    manager = KernelManager(kernel_name="python3")
-    manager.start_kernel(env=env)
-    client = manager.client()
-    client.start_channels()
-    client.wait_for_ready(timeout=60)
-    execute(client, "%load_ext writer_magics")
-    yield client
-    client.stop_channels()
-    manager.shutdown_kernel(now=True)
+    with started_kernel(env) as (_manager, client):
+        execute(client, "%load_ext writer_magics")
+        yield client
 
 
 def _saved_outputs(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from tests.conftest import API_KEY
+from tests.kernel_env import started_kernel
 from writer_magics.server import ServerHandle, start_server
 
 pytestmark = pytest.mark.timeout(120)
@@ -60,15 +61,9 @@ def paced_server() -> Iterator[ServerHandle]:
 @pytest.fixture(scope="module")
 def kernel(paced_server: ServerHandle) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
     env = dict(os.environ, WRITER_BASE_URL=paced_server.url, WRITER_API_KEY=API_KEY)
-    manager = KernelManager(kernel_name="python3")
-    manager.start_kernel(env=env)
-    client = manager.client()
-    client.start_channels()
-    client.wait_for_ready(timeout=60)
-    execute(client, "%load_ext writer_magics")
-    yield manager, client
-    client.stop_channels()
-    manager.shutdown_kernel(now=True)
+    with started_kernel(env) as (manager, client):
+        execute(client, "%load_ext writer_magics")
+        yield manager, client
 
 
 def execute(

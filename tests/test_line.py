@@ -16,9 +16,9 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 from IPython.core.interactiveshell import InteractiveShell
 from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager
 
 from tests.conftest import API_KEY, run
+from tests.kernel_env import started_kernel
 from tests.test_kernel import execute
 from tests.test_magics import everything, last_body, user_texts
 from writer_magics.line.questions import magic_questions
@@ -123,17 +123,9 @@ def test_text_that_is_not_a_line_magic_is_left_alone(cell: str, expected: str | 
 def kernel() -> Iterator[tuple[ServerHandle, BlockingKernelClient]]:
     with start_server() as server:
         env = dict(os.environ, WRITER_BASE_URL=server.url, WRITER_API_KEY=API_KEY)
-        manager = KernelManager(kernel_name="python3")
-        manager.start_kernel(env=env)
-        client = manager.client()
-        client.start_channels()
-        try:
-            client.wait_for_ready(timeout=60)
+        with started_kernel(env) as (_manager, client):
             execute(client, "%load_ext writer_magics\n%config WriterMagics.view = 'text'")
             yield server, client
-        finally:
-            client.stop_channels()
-            manager.shutdown_kernel(now=True)
 
 
 @pytest.mark.timeout(120)
