@@ -124,3 +124,27 @@ def test_an_unreadable_dotenv_is_one_line_naming_it(
     assert f"Could not read {root / '.env'}" in text
     assert "Traceback" not in text
     assert server.requests == []
+
+
+def test_a_base_url_ending_in_v1_is_not_doubled(
+    shell: InteractiveShell, writer_env: ServerHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenAI-style clients spell the base URL with ``/v1``; users paste it as it is."""
+    monkeypatch.setenv("WRITER_BASE_URL", writer_env.url + "/v1/")
+    text, failed = run(shell, "%%chat\nSay hello.", "cell-v1")
+    assert not failed, text
+    assert [r.path for r in writer_env.requests] == ["/v1/chat"]
+
+
+def test_an_empty_model_setting_is_refused_and_the_old_one_kept(
+    shell: InteractiveShell, writer_env: ServerHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``%config`` reports a refused value through IPython's log (one line), as for any trait."""
+    run(shell, '%config WriterMagics.model = "  "', "cell-empty-model")
+    assert [r.getMessage() for r in caplog.records] == [
+        "WriterMagics.model cannot be empty; use a model name such as 'palmyra-x5'."
+    ]
+    assert shell.run_line_magic("config", "WriterMagics.model") == "palmyra-x5"
+    text, failed = run(shell, "%%chat\nSay hello.", "cell-after")
+    assert not failed, text
+    assert writer_env.requests[-1].body["model"] == "palmyra-x5"

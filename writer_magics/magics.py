@@ -190,6 +190,11 @@ class WriterMagics(Magics):
         from writer_magics.line.classroom import config_refusal
 
         value = proposal["value"]
+        if not str(value).strip():
+            raise TraitError(
+                "WriterMagics.model cannot be empty; use a model name such as "
+                f"{config.DEFAULT_MODEL!r}."
+            )
         with contextlib.suppress(ClassSettingsError):
             refusal = config_refusal("model", value, self._class_settings())
             if refusal is not None:

@@ -157,6 +157,19 @@ def check_settings(settings: ClientSettings) -> None:
         )
 
 
+def join_url(base_url: str, path: str) -> str:
+    """``base_url`` + ``path`` (``/v1/chat``), without doubling a ``/v1`` the base already has.
+
+    Writer's base URL is ``https://api.writer.com``; OpenAI-style clients spell it with
+    ``/v1`` at the end, and users paste that: ``https://api.writer.com/v1`` + ``/v1/chat``
+    must not become ``/v1/v1/chat`` (a 404 whose message hides the cause).
+    """
+    base = base_url.rstrip("/")
+    if base.endswith("/v1") and path.startswith("/v1/"):
+        base = base[: -len("/v1")]
+    return base + path
+
+
 def retry_wait(response: httpx.Response | None, retries_taken: int, cap: float) -> float:
     """The SDK's rule: honour ``retry-after-ms``/``retry-after`` within the cap, else backoff.
 
@@ -301,7 +314,7 @@ class WriterClient:
         return None if not total else time.monotonic() + total
 
     def url(self, endpoint: Endpoint) -> str:
-        return self.settings.base_url.rstrip("/") + PATHS[endpoint]
+        return join_url(self.settings.base_url, PATHS[endpoint])
 
     async def get_json(self, path: str, *, timeout: float | None = None) -> Any:
         """``GET`` one JSON document (``path`` like ``/v1/models``); no retries.
@@ -312,7 +325,7 @@ class WriterClient:
         MalformedEventError (not JSON); the key is redacted from all of them.
         """
         check_settings(self.settings)
-        url = self.settings.base_url.rstrip("/") + path
+        url = join_url(self.settings.base_url, path)
         headers = {"Authorization": f"Bearer {self.settings.api_key}", "Accept": "application/json"}
         limit = httpx.Timeout(
             timeout or self.settings.read_timeout,
@@ -458,7 +471,7 @@ class _Attempt:
         try:
             request = self.http.build_request(
                 "POST",
-                self.base.rstrip("/") + PATHS[self.endpoint],
+                join_url(self.base, PATHS[self.endpoint]),
                 json=self.body,
                 headers=headers,
                 timeout=http_timeout,
