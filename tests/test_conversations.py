@@ -401,3 +401,17 @@ def test_unloading_says_that_the_history_is_dropped(
         shell.run_line_magic("unload_ext", "writer_magics")  # nothing to lose: no warning
     assert quiet.stderr == ""
     shell.run_line_magic("load_ext", "writer_magics")  # the fixture unloads it again
+
+
+def test_reset_and_undo_of_a_misspelt_session_say_so_and_keep_the_others(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    run(shell, "%%chat --session ideas\nOne", cell_id="s1")
+    for command in ("--reset", "--undo"):
+        ran = run(shell, f"%chat {command} --session idea")
+        # One line, and nothing claims that a session was reset or a turn undone.
+        assert everything(ran).strip() == (
+            "UsageError: There is no chat session 'idea'; the sessions are 'ideas' "
+            "(choose with --session NAME)"
+        )
+    assert shown_turns(shell, "ideas") == ["One"]

@@ -30,7 +30,7 @@ def run_chat_command(
     name = opts.session
     command = opts.command
     if command is ChatCommand.SHOW:
-        if name not in sessions and (sessions or name != "default"):
+        if _unknown(name, sessions):
             raise no_such_session(name, sessions)
         if name not in sessions:  # a fresh kernel: the empty default, not stored
             show_markdown(Conversation().to_markdown(name))
@@ -39,6 +39,8 @@ def run_chat_command(
         show_markdown(shown.to_markdown(name), plain=shown.to_markdown(name, thumbnails=False))
     elif command is ChatCommand.SESSIONS:
         show_markdown(sessions.to_markdown())
+    elif command in (ChatCommand.RESET, ChatCommand.UNDO) and _unknown(name, sessions):
+        raise no_such_session(name, sessions)  # a typo must not read as done
     elif command is ChatCommand.RESET:
         dropped = len(sessions[name]) if name in sessions else 0
         if name in sessions:
@@ -74,3 +76,8 @@ def no_such_session(name: str, sessions: Sessions) -> UsageError:
 
 def _turns(count: int) -> str:
     return f"{count} turn{'' if count == 1 else 's'}"
+
+
+def _unknown(name: str, sessions: Sessions) -> bool:
+    """No session ``name`` (the empty ``default`` of a fresh kernel counts as existing)."""
+    return name not in sessions and (bool(sessions) or name != "default")
