@@ -66,6 +66,37 @@ def test_a_line_form_question_is_sent_verbatim(
     assert (body["prompt"] if "prompt" in body else user_texts(body)[-1]) == sent
 
 
+@pytest.mark.parametrize(
+    ("cell", "sent"),
+    [
+        ("chat What is RAG?", "What is RAG?"),
+        ("chat -t 0.2 What's new, really?", "What's new, really?"),
+        ("x = 1\ncomplete Why is the sky blue?", "Why is the sky blue?"),
+    ],
+)
+def test_an_automagic_question_is_sent_verbatim(
+    shell: InteractiveShell, server: ServerHandle, cell: str, sent: str
+) -> None:
+    """Without the ``%`` (IPython's automagic, on by default) a question is still a prompt."""
+    text = everything(run(shell, cell, cell_id="auto"))
+    assert "not found" not in text and "Traceback" not in text
+    body = last_body(server)
+    assert (body["prompt"] if "prompt" in body else user_texts(body)[-1]) == sent
+
+
+def test_a_shadowed_name_or_automagic_off_is_left_to_ipython(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    run(shell, "chat = 'my variable'", cell_id="v")
+    run(shell, "chat What is RAG?", cell_id="shadowed")
+    shell.run_line_magic("automagic", "off")
+    try:
+        run(shell, "complete What is RAG?", cell_id="off")
+    finally:
+        shell.run_line_magic("automagic", "on")
+    assert server.requests == []
+
+
 def test_questions_in_a_loop_each_send(shell: InteractiveShell, server: ServerHandle) -> None:
     run(shell, "for i in range(2):\n    %complete Number {i}?\n", cell_id="loop")
     assert [r.body["prompt"] for r in server.requests] == ["Number 0?", "Number 1?"]
