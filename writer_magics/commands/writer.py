@@ -30,7 +30,7 @@ from writer_magics.transport.cache import ResponseCache, unreadable
 
 USAGE = (
     "%writer log [-n N] [--search TEXT] | log --export PATH | "
-    "cache --info | --export PATH | --import PATH | --clear | models | status"
+    "cache --info | --export PATH | --import PATH | --clear | models | status | help"
 )
 
 
