@@ -267,3 +267,24 @@ def test_a_damaged_log_never_breaks_a_cell(
     assert len(lines) == 1 and lines[0].startswith("PromptLogError: Cannot read the prompt log")
     assert "Traceback" not in shown.stdout + shown.stderr
     assert API_KEY not in shown.stdout + shown.stderr + lines[0]
+
+
+def test_search_finds_a_turn_once_not_in_every_later_request_that_carries_it(
+    tmp_path: Path,
+) -> None:
+    log = PromptLog(tmp_path / "log.sqlite3")
+    first = [{"role": "user", "content": "Tell me about otters."}]
+    carried = [*first, {"role": "assistant", "content": "Otters swim."}]
+    later = [*carried, {"role": "user", "content": "And beavers?"}]
+    for messages, answer in ((first, "Otters swim."), (later, "Beavers build.")):
+        request = chat_request(model="palmyra-x5", messages=messages)
+        log.append(
+            Result(
+                endpoint="chat",
+                model="palmyra-x5",
+                choices=(Choice(0, answer, "stop"),),
+                request=request,
+            )
+        )
+    assert [e.answer for e in log.recent(search="otters")] == ["Otters swim."]
+    assert [e.answer for e in log.recent(search="beavers")] == ["Beavers build."]

@@ -157,7 +157,9 @@ class PromptLog:
     def recent(self, n: int = 20, search: str | None = None) -> list[LogEntry]:
         """The last ``n`` entries, newest first, optionally only those mentioning ``search``.
 
-        ``search`` matches prompt, messages, answer and model, case-insensitively (ASCII).
+        ``search`` matches the prompt, the newest message (the turns a chat request
+        carries from its history were found with their own entries already), the answer
+        and the model, case-insensitively (ASCII).
         """
         if n < 1:
             return []
@@ -166,7 +168,8 @@ class PromptLog:
             pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             pattern += "%"
             where = " WHERE " + " OR ".join(
-                f"{c} LIKE ? ESCAPE '\\'" for c in ("prompt", "messages", "answer", "model")
+                f"{c} LIKE ? ESCAPE '\\'"
+                for c in ("prompt", "json_extract(messages, '$[#-1]')", "answer", "model")
             )
             args = [pattern] * 4
         query = f"SELECT {_COLUMNS} FROM entries{where} ORDER BY id DESC LIMIT ?"
