@@ -238,9 +238,7 @@ def test_no_answer_at_all_leaves_one_status_line(shell: InteractiveShell) -> Non
         view.finish(Outcome([result("", status="failed")], "failed", "401 bad key"))
     outs = displays(cap)
     assert len(outs) == 2 and outs[1].update
-    assert outs[1].data == {
-        "text/plain": "palmyra-x5 · failed · first token 0.25 s, 2.00 s total"
-    }
+    assert outs[1].data == {"text/plain": "palmyra-x5 · failed · first token 0.25 s, 2.00 s total"}
 
 
 # --------------------------------------------------------------------------- widgets
