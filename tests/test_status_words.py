@@ -13,6 +13,7 @@ import _thread
 import io
 import threading
 
+import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from tests import hostile
@@ -58,11 +59,11 @@ class Clock:
 
 
 def test_a_retry_that_succeeds_shows_in_the_status_and_leaves_nothing(
-    shell: InteractiveShell, monkeypatch: object
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     limited = hostile.status(429, {"message": "slow down"}, {"Retry-After": "1"})
     with Hostile(hostile.sequence(limited, FINE)) as server:
-        monkeypatch.setenv("WRITER_BASE_URL", server.url)  # type: ignore[attr-defined]
+        monkeypatch.setenv("WRITER_BASE_URL", server.url)
         shell.run_line_magic("config", "WriterMagics.max_retries = 2")
         ran = run(shell, "%chat Hi", cell_id="retry")
         assert len(server.received) == 2
@@ -75,10 +76,12 @@ def test_a_retry_that_succeeds_shows_in_the_status_and_leaves_nothing(
     assert "retrying" not in footer(ran) and "429" not in footer(ran)
 
 
-def test_a_final_failure_is_said_once(shell: InteractiveShell, monkeypatch: object) -> None:
+def test_a_final_failure_is_said_once(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
     failing = hostile.status(500, {"message": "boom"}, {"Retry-After": "0.05"})
     with Hostile(failing) as server:
-        monkeypatch.setenv("WRITER_BASE_URL", server.url)  # type: ignore[attr-defined]
+        monkeypatch.setenv("WRITER_BASE_URL", server.url)
         shell.run_line_magic("config", "WriterMagics.max_retries = 2")
         ran = run(shell, "%chat Hi", cell_id="fail")
         assert len(server.received) == 3
@@ -121,11 +124,11 @@ def test_complete_footers_count_tokens(shell: InteractiveShell, server: ServerHa
 
 
 def test_a_length_finish_without_max_tokens_names_the_models_limit(
-    shell: InteractiveShell, monkeypatch: object
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cut = hostile.sse([chunk("It was the best of", "length"), "data: [DONE]\n\n"])
     with Hostile(cut) as server:
-        monkeypatch.setenv("WRITER_BASE_URL", server.url)  # type: ignore[attr-defined]
+        monkeypatch.setenv("WRITER_BASE_URL", server.url)
         ran = run(shell, "%chat Tell me everything", cell_id="len")
     assert "stopped at the model's token limit" in footer(ran)
 

@@ -83,7 +83,11 @@ class WriterMagics(Magics):
         help="Seconds a cell's requests may take from sending to the last event, retries "
         "included (each --tools round counts afresh); 0 means no limit.",
     ).tag(config=True)
-    max_retries = Int(2, help="Retries for 408/409/429/5xx and connection errors.").tag(config=True)
+    max_retries = Int(
+        2,
+        help="Retries for 408/409/429/5xx and connection errors (shown in the live status "
+        "while they wait; only a final failure stays).",
+    ).tag(config=True)
     stream = Bool(True, help="Stream answers as they arrive (--no-stream per cell).").tag(
         config=True
     )
@@ -93,9 +97,9 @@ class WriterMagics(Magics):
         "auto",
         help="Live view: ipywidgets in a kernel, plain text in a terminal, or forced.",
     ).tag(config=True)
-    max_concurrency = Int(4, help="How many requests of a sweep or batch run at once.").tag(
-        config=True
-    )
+    max_concurrency = Int(
+        4, help="How many requests of a sweep or batch run at once (the rest say 'queued')."
+    ).tag(config=True)
     max_batch = Int(1000, help="Largest --over batch sent without --allow-large.").tag(config=True)
     max_sweep = Int(
         options.DEFAULT_MAX_SWEEP, help="Most requests one sweep cell may send (larger: refused)."
