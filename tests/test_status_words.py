@@ -193,7 +193,7 @@ def test_a_sweep_over_max_concurrency_says_queued(
     shell.run_line_magic("config", "WriterMagics.max_concurrency = 1")
     ran = run(shell, "%chat -m palmyra-x5,palmyra-x4 Hi [[latency:0.6]]", cell_id="q")
     assert ran.result.error_in_exec is None
-    frames = [str(o.data.get("text/markdown", "")) for o in ran.outputs]
+    frames = texts(ran)  # every frame's every format (Markdown, HTML, plain)
     assert any("queued" in f for f in frames), frames
     assert "queued" not in footer(ran)
 

@@ -221,7 +221,7 @@ def status_line(outcome: Outcome, index: int, title: str = "") -> str:
     raised = outcome.state == "failed" and reason == outcome.reason
     if state == "failed" and reason and not raised:
         line = f"{line} · {reason}"
-    return line
+    return line or "no answer"
 
 
 def status_lines(outcome: Outcome, titles: Sequence[str]) -> list[str]:
