@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import _thread
 import io
+import os
 import threading
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from tests import hostile
-from tests.conftest import Ran, run
+from tests.conftest import API_KEY, Ran, run
 from tests.hostile import Hostile, chunk
+from tests.kernel_env import started_kernel
+from tests.test_kernel import execute
 from tests.test_magics import everything
 from writer_magics.answer.result import Accumulator, Result, Timing, build_result
 from writer_magics.display import Outcome, PanelState, TextView
@@ -270,3 +273,33 @@ def test_footer_labels_the_total_and_does_not_repeat_the_model() -> None:
     assert single.startswith("palmyra-x5 · 3 prompt") and "3.10 s total" in single
     swept = status_lines(Outcome([_result("palmyra-x5"), _result("palmyra-x5")]), ["t=0.2", "t=1"])
     assert swept[0].startswith("t=0.2: palmyra-x5 · ")  # a title without the model keeps it
+
+
+# --------------------------------------------------------------------------- a real kernel
+
+
+@pytest.mark.timeout(120)
+def test_in_a_kernel_a_tools_cell_and_a_retry_say_what_they_do(server: ServerHandle) -> None:
+    """The kernel's own view: the running line comes before its result, one usage line
+    for both rounds, and a retried request leaves nothing on stderr."""
+    env = dict(os.environ, WRITER_BASE_URL=server.url, WRITER_API_KEY=API_KEY)
+    with started_kernel(env) as (_, client):
+        execute(client, "%load_ext writer_magics")
+        execute(client, SLOW_WEATHER)
+        run_ = execute(client, "%%chat --tools get_weather\nUse get_weather for Oslo please")
+        assert run_.reply is not None and run_.reply["status"] == "ok", run_.messages
+        shown = [
+            (m["header"]["msg_type"], str(m["content"].get("data", {}).get("text/plain", "")))
+            for _, m in run_.messages
+            if m["header"]["msg_type"] in ("display_data", "update_display_data")
+        ]
+        running = shown.index(("display_data", 'running get_weather({"city": "Oslo"})…'))
+        result = shown.index(
+            ("update_display_data", 'get_weather({"city": "Oslo"}) → 18C and cloudy in Oslo')
+        )
+        assert running < result
+        assert len([text for _, text in shown if " prompt + " in text]) == 1
+        retried = execute(client, "%%chat\nHello [[fault:503:retry-after=0.2x1]]")
+        assert retried.reply is not None and retried.reply["status"] == "ok"
+        streams = [m["content"]["text"] for m in retried.of_type("stream")]
+        assert not any("Retrying" in text or "503" in text for text in streams), streams
