@@ -21,6 +21,7 @@ from writer_magics.display.blocks import renderable
 from writer_magics.display.sources import sources_markdown
 from writer_magics.display.throttle import Clock
 from writer_magics.transport.events import (
+    STATUS_EVENTS,
     Event,
     Queued,
     Retrying,
@@ -102,16 +103,10 @@ class PanelState:
             self.acc.add(event)
         else:
             self.acc = fold
-        self.retry = None
-        self.running = None
-        if isinstance(event, Queued):
-            self.started = None
-        elif isinstance(event, Started):
-            self.begin(event.at)
-        elif isinstance(event, Retrying):
-            self.retry = (event, self.clock())
-        elif isinstance(event, ToolRunning):
-            self.running = f"{event.name}({event.arguments})"
+        if self.retry is not None or self.running is not None:
+            self.retry = self.running = None  # any next event ends them
+        if isinstance(event, STATUS_EVENTS):  # one check on the hot path
+            self._note(event)
         choice = getattr(event, "choice", None)
         if isinstance(choice, int):
             self.choices.add(choice)
@@ -121,6 +116,16 @@ class PanelState:
             if self.first_text is None:
                 self.first_text = self.clock()
             self.text_events += 1
+
+    def _note(self, event: Event) -> None:
+        if isinstance(event, Queued):
+            self.started = None
+        elif isinstance(event, Started):
+            self.begin(event.at)
+        elif isinstance(event, Retrying):
+            self.retry = (event, self.clock())
+        elif isinstance(event, ToolRunning):
+            self.running = f"{event.name}({event.arguments})"
 
     @property
     def text(self) -> str:
