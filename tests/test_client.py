@@ -30,7 +30,7 @@ from writer_magics.errors import (
 from writer_magics.request import chat_request, completion_request
 from writer_magics.server import ServerHandle, start_server
 from writer_magics.transport.client import ClientSettings, WriterClient, is_loopback, retry_wait
-from writer_magics.transport.events import Event, TextDelta
+from writer_magics.transport.events import Event, Retrying, TextDelta
 from writer_magics.transport.loop import LoopThread
 
 KEY = "sk-client-test-SECRET-42"
@@ -283,12 +283,18 @@ def test_key_never_in_reprs_or_errors(loop: LoopThread, server: ServerHandle) ->
     assert KEY not in "\n".join(error._render_traceback_())
 
 
-def test_retry_hook_reports_each_retry(loop: LoopThread, server: ServerHandle) -> None:
-    seen: list[tuple[int, float]] = []
-    client = make_client(server)
-    client.on_retry = lambda attempt, wait, reason: seen.append((attempt, wait))
-    collect(loop, client, chat_body("Hi [[fault:500:retry-after=0.05x2]]"))
-    assert [attempt for attempt, _ in seen] == [1, 2]
+def test_each_retry_is_an_event_before_its_wait(loop: LoopThread, server: ServerHandle) -> None:
+    client = make_client(server)  # max_retries=2: three attempts in all
+    body = chat_body("Hi [[fault:500:retry-after=0.05x2]]")
+    seen = [item.value for item in loop.merge({0: lambda: client.events("chat", body)})]
+    retries = [e for e in seen if isinstance(e, Retrying)]
+    assert [(r.attempt, r.attempts, r.reason) for r in retries] == [
+        (2, 3, "500 server error"),
+        (3, 3, "500 server error"),
+    ]
+    assert all(r.wait == pytest.approx(0.05) for r in retries)
+    assert seen.index(retries[-1]) < next(i for i, e in enumerate(seen) if isinstance(e, TextDelta))
+    loop.run(client.aclose)
 
 
 def test_keep_alive_reuses_one_connection(loop: LoopThread, server: ServerHandle) -> None:

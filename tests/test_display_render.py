@@ -177,8 +177,12 @@ def test_each_failed_panel_of_a_sweep_shows_its_own_reason(
     footer = [o.data["text/plain"] for o in cap.outputs if "text/markdown" not in o.data][-1]
     lines = footer.splitlines()
     assert len(lines) == 2, footer
-    assert "temperature 0.2 is not allowed" in lines[0] and "0.9" not in lines[0]
+    # The first failure is the cell's error line: its panel's line only says "failed"
+    # (said once, issue 14 §10); the other panel's own reason is said nowhere else.
+    assert " · failed" in lines[0]
+    assert "is not allowed" not in lines[0]
     assert "temperature 0.9 is not allowed" in lines[1] and "0.2 is" not in lines[1]
+    assert cap.stdout.count("temperature 0.2 is not allowed") == 1, cap.stdout
 
 
 def test_whitespace_text_with_tool_calls_shows_the_calls() -> None:

@@ -16,8 +16,8 @@ from writer_magics.errors import (
 
 def test_one_line_of_any_failure() -> None:
     assert one_line(KeyboardInterrupt()) == "interrupted"  # what a sweep's table shows
-    assert one_line(Interrupted("Interrupted; the answer so far is kept above.")) == (
-        "Interrupted; the answer so far is kept above."
+    assert one_line(Interrupted("the answer so far is kept above.")) == (
+        "interrupted: the answer so far is kept above."
     )
     assert one_line(ValueError("first\nsecond")) == "ValueError: first"
     assert one_line(RuntimeError("a\x1b\x07b")) == "RuntimeError: a b"

@@ -65,8 +65,9 @@ def test_a_tool_result_holding_the_key_is_shown_redacted(
     )
     captured = run(shell, "%%chat --tools lookup\nUse lookup for Ada please", cell_id="k")
     assert captured.result.error_in_exec is None, everything(captured)
-    (report,) = [line for line in captured.stdout.splitlines() if line.startswith("ran lookup(")]
-    assert report.endswith("-> found [REDACTED]") and API_KEY not in report
+    lines = [str(o.data.get("text/plain", "")) for o in captured.outputs]
+    (report,) = [line for line in lines if line.startswith("lookup(")]
+    assert report.endswith("→ found [REDACTED]") and API_KEY not in report
 
 
 def test_a_function_that_raises_is_reported_to_model_and_user(

@@ -128,9 +128,13 @@ def one_line(error: BaseException) -> str:
     """Any failure as the one line a status bar, a table or a log shows.
 
     A :class:`WriterError` gives its message (already redacted, without the class name
-    or hint); a ``KeyboardInterrupt`` gives ``interrupted``; anything else gives
-    ``Name: first line`` with control characters flattened and bearer tokens redacted.
+    or hint), an :class:`Interrupted` prefixed ``interrupted:`` (its message says what
+    was kept, not that it was interrupted); a ``KeyboardInterrupt`` gives
+    ``interrupted``; anything else gives ``Name: first line`` with control characters
+    flattened and bearer tokens redacted.
     """
+    if isinstance(error, Interrupted):
+        return f"interrupted: {error.message}"
     if isinstance(error, WriterError):
         return error.message
     if isinstance(error, KeyboardInterrupt):
@@ -318,6 +322,9 @@ class CheckFailedError(WriterError):
 
 class Interrupted(WriterError, Generic[R]):
     """Ctrl-C or the kernel's stop button while the answer was streaming.
+
+    The message says what was kept (``the answer so far is kept above.``): the class
+    name already says it was interrupted (``Interrupted: the answer so far ...``).
 
     ``results`` holds the partial answers (``Result``s, already on screen) by request
     key, so callers can log them.

@@ -29,7 +29,6 @@ from writer_magics.errors import (
     ClassSettingsError,
     ConfigurationError,
     WriterError,
-    printable,
     redact,
 )
 from writer_magics.line import completion, options, prompt, table
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
     from writer_magics.answer.sweep import Sweep
     from writer_magics.commands.status import Snapshot
     from writer_magics.display import ViewKind
+    from writer_magics.display.rounds import RoundsView
     from writer_magics.line.classroom import ClassFile, ClassSettings
     from writer_magics.send import Sender, SendSettings
     from writer_magics.tools.prepare import ChatFeatures
@@ -83,7 +83,11 @@ class WriterMagics(Magics):
         help="Seconds a cell's requests may take from sending to the last event, retries "
         "included (each --tools round counts afresh); 0 means no limit.",
     ).tag(config=True)
-    max_retries = Int(2, help="Retries for 408/409/429/5xx and connection errors.").tag(config=True)
+    max_retries = Int(
+        2,
+        help="Retries for 408/409/429/5xx and connection errors (shown in the live status "
+        "while they wait; only a final failure stays).",
+    ).tag(config=True)
     stream = Bool(True, help="Stream answers as they arrive (--no-stream per cell).").tag(
         config=True
     )
@@ -93,9 +97,9 @@ class WriterMagics(Magics):
         "auto",
         help="Live view: ipywidgets in a kernel, plain text in a terminal, or forced.",
     ).tag(config=True)
-    max_concurrency = Int(4, help="How many requests of a sweep or batch run at once.").tag(
-        config=True
-    )
+    max_concurrency = Int(
+        4, help="How many requests of a sweep or batch run at once (the rest say 'queued')."
+    ).tag(config=True)
     max_batch = Int(1000, help="Largest --over batch sent without --allow-large.").tag(config=True)
     max_sweep = Int(
         options.DEFAULT_MAX_SWEEP, help="Most requests one sweep cell may send (larger: refused)."
@@ -632,7 +636,11 @@ class WriterMagics(Magics):
             print(f"Warning: {warning}", file=sys.stderr)
 
     def _send(
-        self, requests: dict[Params, Request], opts: options.Options, session: str | None = None
+        self,
+        requests: dict[Params, Request],
+        opts: options.Options,
+        session: str | None = None,
+        rounds: RoundsView | None = None,
     ) -> Outcomes[Params] | None:
         """Show the dry run, or answer every request into one live view.
 
@@ -667,6 +675,7 @@ class WriterMagics(Magics):
             header=header,
             titles=view_titles.panel_titles(list(requests), requests),
             shell=self.shell,
+            rounds=rounds,
         )
         if outcomes.errors and len(outcomes.errors) == len(requests):
             raise next(iter(outcomes.errors.values()))
@@ -700,33 +709,47 @@ class WriterMagics(Magics):
     def _tool_rounds(
         self, requests: dict[Params, Request], opts: ChatOptions, extras: ChatFeatures
     ) -> tuple[Result, list[dict[str, Any]]]:
-        """Answer the model's tool calls with the kernel's functions until it answers."""
+        """Answer the model's tool calls with the kernel's functions until it answers.
+
+        Every round streams into one view (one header, one usage line for the cell);
+        each call is one line, ``running name(args)…`` then ``name(args) → result``."""
+        from writer_magics.display.rounds import RoundsView, ToolLine
         from writer_magics.tools.rounds import run_tool_rounds
 
         ((params, first),) = requests.items()
+        view = RoundsView()
+        lines: list[ToolLine] = []
 
         def send(request: Request) -> Result:
-            outcomes = self._send({params: request}, opts, session=opts.session)
+            outcomes = self._send({params: request}, opts, session=opts.session, rounds=view)
             assert outcomes is not None
             return outcomes.results[params]
 
-        loop = run_tool_rounds(
-            first,
-            extras.functions,
-            send,
-            max_rounds=self.max_tool_rounds,
-            confirm=_ask if opts.confirm else None,
-            on_call=self._report_call,
-        )
+        def running(name: str, arguments: str) -> None:
+            view.running(name, arguments)
+            lines.append(ToolLine(name, arguments, self._secrets()))
+            lines[-1].start()
+
+        def ran(name: str, arguments: str, content: str, failed: bool) -> None:
+            line = lines.pop() if lines else ToolLine(name, arguments, self._secrets())
+            line.done(content, failed)
+
+        try:
+            loop = run_tool_rounds(
+                first,
+                extras.functions,
+                send,
+                max_rounds=self.max_tool_rounds,
+                confirm=_ask if opts.confirm else None,
+                on_call=ran,
+                on_run=running,
+            )
+        except KeyboardInterrupt:
+            view.close(interrupted=True)
+            raise
+        finally:
+            view.close()
         return loop.result, loop.messages
-
-    def _report_call(self, name: str, arguments: str, content: str, failed: bool) -> None:
-        """One line per tool call; its arguments and result pass the one redaction step."""
-        from writer_magics.answer.preview import preview
-
-        secrets = self._secrets()
-        shown = preview(redact(content, secrets), 200)
-        print(f"{'failed' if failed else 'ran'} {name}({redact(arguments, secrets)}) -> {shown}")
 
     def _record(
         self,
@@ -826,15 +849,10 @@ class WriterMagics(Magics):
             base_url_source=url.source if url.value else "the default",
         )
         if self._client is None:
-            self._client = WriterClient(current, on_retry=self._report_retry)
+            self._client = WriterClient(current)
         else:
             self._client.settings = current
         return self._client
-
-    def _report_retry(self, attempt: int, wait: float, reason: str) -> None:
-        """One line per retry on stderr, through the one redaction step."""
-        key = self._client.settings.api_key if self._client is not None else None
-        print(redact(f"Retrying in {wait:.1f} s ({printable(reason)})", [key]), file=sys.stderr)
 
     def close(self) -> None:
         """Undo everything __init__ did; called by unload_ipython_extension.

@@ -33,7 +33,15 @@ import queue
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterable, Callable, Collection, Hashable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Hashable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -51,11 +59,20 @@ from writer_magics.answer.result import (
 from writer_magics.display import LiveView, Outcome, ViewKind, open_view
 from writer_magics.display.finish import Stamp
 from writer_magics.display.progress import BatchView, Progress
+from writer_magics.display.rounds import RoundsView
 from writer_magics.errors import CacheError, Interrupted, RateLimitError, WriterError, one_line
 from writer_magics.line.items import BatchInput
 from writer_magics.line.options import Params
 from writer_magics.request import Request
-from writer_magics.transport.events import Event, ResponseInfo, TextDelta, ToolCallDelta
+from writer_magics.transport.events import (
+    STATUS_EVENTS,
+    Event,
+    Queued,
+    ResponseInfo,
+    Started,
+    TextDelta,
+    ToolCallDelta,
+)
 from writer_magics.transport.loop import CANCEL_GRACE_SECONDS, POLL_SECONDS, LoopThread
 from writer_magics.transport.pacing import MAX_RATE_LIMITS, Pacer
 
@@ -166,21 +183,29 @@ class Sender:
         header: str,
         titles: Sequence[str] | int,
         shell: Any = None,
+        rounds: RoundsView | None = None,
     ) -> Outcomes[Params]:
-        """Answer every request (from the cache where possible) into one live view."""
+        """Answer every request (from the cache where possible) into one live view.
+
+        ``rounds``: the view every round of a ``--tools`` cell shares (its first round
+        opens the real view; see :mod:`writer_magics.display.rounds`)."""
         plan = self._plan(requests, settings, titles)
         requests = plan.requests
         if plan.hits:
             cached = len(plan.hits)
             header += " · cached" if cached == len(requests) else f" · {cached} cached"
-        view = open_view(
-            settings.view,
-            header,
-            panels=plan.titles,
-            max_updates_per_second=settings.max_updates_per_second,
-            shell=shell,
-            stamp=_stamper(plan, settings),
-        )
+
+        def opened() -> LiveView:
+            return open_view(
+                settings.view,
+                header,
+                panels=plan.titles,
+                max_updates_per_second=settings.max_updates_per_second,
+                shell=shell,
+                stamp=_stamper(plan, settings),
+            )
+
+        view = opened() if rounds is None else rounds.round(opened)
         try:
             outcomes = execute(
                 requests,
@@ -425,6 +450,8 @@ def execute(
     }
     streams.update(openers or {})
     bounded = limit is not None and len(streams) > limit
+    if bounded:  # each stream first says when it got its slot (its panel's clock starts)
+        streams = {key: _announced(make, clock) for key, make in streams.items()}
 
     def start_clock(key: K) -> None:
         progress[key].started = clock()
@@ -434,6 +461,9 @@ def execute(
     )
     status: Status = "failed"
     view.start()
+    if bounded and limit is not None:  # the rest wait; the first `limit` start at once
+        for key in keys[limit:]:
+            view.add(Queued(), panel=panel_of(key, Queued()), fold=progress[key].acc)
     last_key: Any = None  # the last item's key and state: no hashing of the key per event
     state: _Progress | None = None
     try:
@@ -466,11 +496,30 @@ def execute(
         }
         view.finish(_outcome(results, progress, status, all_cached=set(cached) >= set(keys)))
     if status == "interrupted":
-        raise Interrupted("Interrupted; the answer so far is kept above.", results)
+        raise Interrupted("the answer so far is kept above.", results)
     return Outcomes(
         results=results,
         errors={k: s.error for k, s in progress.items() if s.error is not None},
     )
+
+
+def _announced(
+    make: Callable[[], AsyncIterable[Event]], clock: Callable[[], float]
+) -> Callable[[], AsyncIterator[Event]]:
+    """``make``'s stream, first saying :class:`Started` (called once it holds a slot)."""
+
+    async def stream() -> AsyncIterator[Event]:
+        yield Started(clock())
+        inner = make().__aiter__()
+        try:
+            async for event in inner:
+                yield event
+        finally:  # closed early: close the HTTP stream now, not when collected
+            aclose = getattr(inner, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    return stream
 
 
 def _choice_panel(_key: Any, event: Event) -> int:
@@ -556,6 +605,8 @@ async def _answer(
         async for event in client.events(
             request.endpoint, request.body, timeout=request.timeout, retry_rate_limit=False
         ):
+            if isinstance(event, STATUS_EVENTS):
+                continue  # a retry: nothing to keep (the batch view shows rows, not waits)
             seen = True
             if first is None and isinstance(event, TextDelta):
                 first = clock()

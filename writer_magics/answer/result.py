@@ -109,6 +109,8 @@ class Accumulator:
         self.info: JSON = {}
         #: A non-streamed response's body, exactly as the server sent it.
         self.body: JSON | None = None
+        #: Text pieces received (a stream's chunks: about one token each).
+        self.pieces = 0
 
     def choice(self, index: int) -> ChoiceState:
         state = self.choices.get(index)
@@ -119,6 +121,7 @@ class Accumulator:
     def add(self, event: Event) -> None:
         if isinstance(event, TextDelta):
             self.choice(event.choice).append_text(event.text)
+            self.pieces += 1
         elif isinstance(event, ResponseInfo):
             if event.whole:
                 self.body = event.fields
@@ -193,11 +196,12 @@ class Timing:
     total: float | None = None
 
     def summary(self, completion_tokens: int | None = None) -> str:
+        """``first token 0.21 s, 2.40 s total, 33 tokens/s`` (what is known of it)."""
         parts = []
         if self.first_token is not None:
             parts.append(f"first token {self.first_token:.2f} s")
         if self.total is not None:
-            parts.append(f"{self.total:.2f} s")
+            parts.append(f"{self.total:.2f} s total")
             streaming_time = self.total - (self.first_token or 0.0)
             if completion_tokens and streaming_time >= 0.05:
                 parts.append(f"{completion_tokens / streaming_time:.0f} tokens/s")
@@ -224,6 +228,9 @@ class Result:
     parsed: Any = None
     #: ``--expect``: one CheckResult per check (``passed``, ``reason``), in order.
     checks: tuple[CheckResult, ...] = ()
+    #: Text pieces received (a stream's chunks, about one token each): the token count
+    #: shown when the server reports no usage (``/v1/completions`` never does).
+    pieces: int = 0
 
     @property
     def text(self) -> str:
@@ -264,18 +271,53 @@ class Result:
             )
         return records
 
-    def usage_line(self) -> str:
-        """``palmyra-x5 · 12 prompt + 80 completion = 92 tokens · first token 0.21 s, 2.40 s``."""
-        parts = [self.model]
+    def usage_line(self, *, model: bool = True) -> str:
+        """``palmyra-x5 · 12 prompt + 80 completion = 92 tokens · first token 0.21 s,
+        2.40 s total, 33 tokens/s``, with ``stopped at the token limit (80)`` when the
+        answer was cut there; ``~42 tokens`` (text pieces received) when the server
+        reported no usage. ``model=False`` leaves the model out (a panel titled by it)."""
+        parts = [self.model] if model else []
         if self.status != "done":
             parts.append(self.status)
+        completion = self.usage.completion_tokens if self.usage else None
         if self.usage is not None and self.usage.summary():
             parts.append(self.usage.summary())
-        completion = self.usage.completion_tokens if self.usage else None
+        elif (estimate := self.estimated_tokens()) is not None:
+            parts.append(f"~{estimate} token{'' if estimate == 1 else 's'}")
+            completion = estimate
+        note = self.stop_note()
+        if note:
+            parts.append(note)
         timing = self.timing.summary(completion)
         if timing:
             parts.append(timing)
         return " · ".join(parts)
+
+    def estimated_tokens(self) -> int | None:
+        """The answer's tokens when the server did not say: the streamed pieces (about
+        one token each), else (one whole body) about four characters a token."""
+        if self.pieces > 1:
+            return self.pieces
+        text = "".join(c.text for c in self.choices)
+        return max(1, round(len(text) / 4)) if text else None
+
+    def stop_note(self) -> str | None:
+        """``stopped at the token limit (N)`` when the answer was cut by ``max_tokens``
+        (finish reason ``length``; for completions, which send no finish reason, when
+        the reported or streamed tokens reached it). ``N`` is the request's
+        ``max_tokens``; without one, the model's own limit (its size is not known here)."""
+        limit = self.request.get("max_tokens")
+        limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+        cut = any(c.finish_reason == "length" for c in self.choices)
+        if not cut and self.endpoint == "completions" and limit is not None:
+            produced = self.usage.completion_tokens if self.usage else None
+            produced = produced if produced is not None else self.pieces
+            cut = self.status in ("done", "cached") and produced >= limit
+        if not cut:
+            return None
+        if limit is None:
+            return "stopped at the model's token limit"
+        return f"stopped at the token limit ({limit})"
 
     def __str__(self) -> str:
         return self.text
@@ -353,6 +395,7 @@ def build_result(
         raw=raw if raw is not None else raw_response(acc, endpoint, model, choices),
         timing=timing or Timing(),
         status=status,
+        pieces=acc.pieces,
     )
 
 

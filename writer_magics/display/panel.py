@@ -15,11 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from writer_magics.answer.markdown import code_span
+from writer_magics.answer.preview import preview
 from writer_magics.answer.result import Accumulator, Choice, ChoiceState, Result, Status
 from writer_magics.display.blocks import renderable
 from writer_magics.display.sources import sources_markdown
 from writer_magics.display.throttle import Clock
-from writer_magics.transport.events import Event, TextDelta
+from writer_magics.transport.events import (
+    STATUS_EVENTS,
+    Event,
+    Queued,
+    Retrying,
+    Started,
+    TextDelta,
+    ToolRunning,
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,14 @@ def live_placeholder(header: str) -> str:
 
 
 class PanelState:
-    """Everything one panel has received, for the live display and the static finish."""
+    """Everything one panel has received, for the live display and the static finish.
+
+    ``started`` is when this panel's request was sent (``clock()`` seconds), ``None``
+    while it is queued behind ``max_concurrency``: the view is told so by a
+    :class:`~writer_magics.transport.events.Queued` event and :meth:`begin` runs on the
+    :class:`~writer_magics.transport.events.Started` event, so ``waiting…`` counts
+    from the panel's own start, not the cell's.
+    """
 
     def __init__(self, title: str, clock: Callable[[], float]) -> None:
         self.title = title
@@ -62,19 +78,35 @@ class PanelState:
         #: The request's fold this panel reads (set by the first event).
         self.acc = Accumulator()
         self.choices: set[int] = set()  # the choices of ``acc`` shown in this panel
-        self.started = clock()
+        self.started: float | None = clock()
         self.first_text: float | None = None
         self.text_events = 0
         self.primary: int | None = None  # the choice whose text streams live
+        #: The retry being waited for and when it was announced, until the next event.
+        self.retry: tuple[Retrying, float] | None = None
+        #: ``name(arguments)`` of the tool function running now (``--tools``).
+        self.running: str | None = None
+
+    def begin(self, at: float) -> None:
+        """The request got its slot at ``at`` (``clock()`` seconds): no longer queued."""
+        self.started = at
 
     def add(self, event: Event, fold: Accumulator | None = None) -> None:
         """Note an event for this panel. ``fold`` is its request's Accumulator, which
         already holds the event (:func:`writer_magics.send.execute`); without one (a
-        view fed by hand, as in the tests and the demo) the panel keeps its own."""
+        view fed by hand, as in the tests and the demo) the panel keeps its own.
+
+        Status events only change :meth:`status`: :class:`Queued`, :class:`Started`
+        (:meth:`begin`), :class:`Retrying` (shown until the next event) and
+        :class:`ToolRunning` (shown until the next event)."""
         if fold is None:
             self.acc.add(event)
         else:
             self.acc = fold
+        if self.retry is not None or self.running is not None:
+            self.retry = self.running = None  # any next event ends them
+        if isinstance(event, STATUS_EVENTS):  # one check on the hot path
+            self._note(event)
         choice = getattr(event, "choice", None)
         if isinstance(choice, int):
             self.choices.add(choice)
@@ -84,6 +116,16 @@ class PanelState:
             if self.first_text is None:
                 self.first_text = self.clock()
             self.text_events += 1
+
+    def _note(self, event: Event) -> None:
+        if isinstance(event, Queued):
+            self.started = None
+        elif isinstance(event, Started):
+            self.begin(event.at)
+        elif isinstance(event, Retrying):
+            self.retry = (event, self.clock())
+        elif isinstance(event, ToolRunning):
+            self.running = f"{event.name}({event.arguments})"
 
     @property
     def text(self) -> str:
@@ -98,11 +140,27 @@ class PanelState:
         return "\n\n".join(filter(None, (_extras(c) for c in shown)))
 
     def status(self) -> str:
-        """``waiting…`` or ``streaming · ~42 tokens · 1.3 s``."""
-        elapsed = self.clock() - self.started
+        """The live status line, one of: ``queued`` (behind ``max_concurrency``),
+        ``waiting… 1.2 s`` (counted from this panel's start), ``retrying in 2.0 s (429
+        rate limited) · attempt 2 of 3`` (then ``waiting… 2.4 s · attempt 2 of 3``),
+        ``running get_weather({"city": "Paris"})…``, ``streaming · ~42 tokens · 1.3 s``."""
+        if self.started is None:
+            return "queued"
+        now = self.clock()
+        elapsed = max(0.0, now - self.started)
+        if self.running is not None:
+            return f"running {preview(self.running, 80)}…"
+        if self.retry is not None:
+            retry, since = self.retry
+            attempt = f"attempt {retry.attempt} of {retry.attempts}"
+            left = retry.wait - (now - since)
+            if left > 0:
+                return f"retrying in {left:.1f} s ({retry.reason}) · {attempt}"
+            return f"waiting… {elapsed:.1f} s · {attempt}"
         if self.first_text is None and not self.extras():
             return f"waiting… {elapsed:.1f} s"
-        return f"streaming · ~{self.text_events} tokens · {elapsed:.1f} s"
+        tokens = f"~{self.text_events} token{'' if self.text_events == 1 else 's'}"
+        return f"streaming · {tokens} · {elapsed:.1f} s"
 
 
 def panel_titles(panels: Sequence[str] | int) -> list[str]:
@@ -150,26 +208,49 @@ def extras_markdown(calls: Sequence[tuple[str, str]], data: dict[str, Any]) -> s
     return "\n\n".join(lines)
 
 
+def status_line(outcome: Outcome, index: int, title: str = "") -> str:
+    """Result ``index``'s footer: usage, the state word, and why it failed.
+
+    ``palmyra-x5 · 12 prompt + 80 completion = 92 tokens · first token 0.21 s, 2.40 s
+    total``; the model is left out when ``title`` (the panel's) already names it. A
+    failure's reason is shown only where nothing else says it: the cell's own failure
+    (``outcome.reason`` when the whole cell failed) is printed once, as the cell's
+    error line, so its footer keeps just the word ``failed``.
+    """
+    result = outcome.results[index]
+    state: Status = result.status if result.status != "done" else outcome.state
+    line = result.usage_line(model=not _names(title, result.model))
+    if state != "done" and state not in line.split(" · "):
+        line = f"{line} · {state}" if line else state
+    reason = outcome.reason_of(index)
+    raised = outcome.state == "failed" and reason == outcome.reason
+    if state == "failed" and reason and not raised:
+        line = f"{line} · {reason}"
+    return line or "no answer"
+
+
 def status_lines(outcome: Outcome, titles: Sequence[str]) -> list[str]:
-    """The lines that survive the cell: usage, state and reason, one per result."""
+    """The lines that survive the cell, one per result (:func:`status_line`), each
+    ``title: ...`` when there are several."""
     lines = []
     several = len(outcome.results) > 1
-    for i, result in enumerate(outcome.results):
-        state: Status = result.status if result.status != "done" else outcome.state
-        line = result.usage_line()
-        if state != "done" and state not in line.split(" · "):
-            line = f"{line} · {state}"
-        reason = outcome.reason_of(i)
-        if state == "failed" and reason:
-            line = f"{line} · {reason}"
+    for i in range(len(outcome.results)):
+        title = titles[i] if several and i < len(titles) and titles[i] else ""
+        line = status_line(outcome, i, title)
         if several:
-            title = titles[i] if i < len(titles) and titles[i] else f"#{i + 1}"
-            line = f"{title}: {line}"
-        lines.append(line)
+            lines.append(f"{title or f'#{i + 1}'}: {line}")
+        else:
+            lines.append(line)
     if not lines:
         line = outcome.state if outcome.state != "done" else "no answer"
-        lines.append(f"{line} · {outcome.reason}" if outcome.reason else line)
+        shown = outcome.reason if outcome.state != "failed" else None  # raised: said once
+        lines.append(f"{line} · {shown}" if shown else line)
     return lines
+
+
+def _names(title: str, model: str) -> bool:
+    """True when a panel title (``palmyra-x5``, ``palmyra-x5 · t=0.2``) names ``model``."""
+    return bool(title and model) and model in title.replace(",", " ").replace("·", " ").split()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from writer_magics.display.finish import Stamp, display, static_finish, update_d
 from writer_magics.display.panel import (
     Outcome,
     PanelSet,
+    PanelState,
     json_size,
     live_placeholder,
     panel_titles,
@@ -28,7 +29,7 @@ from writer_magics.display.panel import (
     status_lines,
 )
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
-from writer_magics.transport.events import Event
+from writer_magics.transport.events import STATUS_EVENTS, Event
 
 ViewKind = Literal["auto", "widget", "markdown", "text"]
 
@@ -63,7 +64,9 @@ class TextView:
     others, tool calls and sources are printed at the finish, then the usage line.
     With several panels every one has a ``--- title ---`` line, the first one too.
     On a terminal (``isatty``) a waiting indicator stands until the first token and
-    is then erased in place; a pipe or captured output never gets it.
+    is then erased in place; a retry rewrites it with the panel's status (``retrying
+    in 2.0 s (429 rate limited) · attempt 2 of 3``), so a retry that succeeds leaves
+    no line behind. A pipe or captured output never gets it.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class TextView:
         self.parts: list[str] = []
         self.waiting = False
         self.titled = False
+        self.state = PanelState(self.titles[0], time.monotonic)  # the streamed panel
 
     @property
     def out(self) -> TextIO:
@@ -106,6 +110,11 @@ class TextView:
         self.out.flush()
 
     def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None:
+        if panel == 0:
+            self.state.add(event, fold)
+            if self.waiting and isinstance(event, STATUS_EVENTS):
+                self.out.write(_ERASE_LINE + self.state.status())
+                self.out.flush()
         text = getattr(event, "text", None)
         if panel == 0 and isinstance(text, str) and text:
             self._stop_waiting()

@@ -51,6 +51,7 @@ DECLINED = "The user declined this call."
 Send = Callable[[Request], Result]
 Confirm = Callable[[str, str], bool]
 OnCall = Callable[[str, str, str, bool], None]
+OnRun = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,15 @@ def run_tool_rounds(
     max_rounds: int = DEFAULT_MAX_ROUNDS,
     confirm: Confirm | None = None,
     on_call: OnCall | None = None,
+    on_run: OnRun | None = None,
 ) -> ToolLoopOutcome:
     """Drive the rounds until the model answers in text (see the module rules).
 
-    ``confirm(name, arguments)`` is asked before each call; ``on_call(name, arguments,
-    content, failed)`` is told each call's outcome (``failed``: the function raised,
-    does not exist or got unusable arguments; a declined call is not a failure).
+    ``confirm(name, arguments)`` is asked before each call; ``on_run(name, arguments)``
+    is told just before a function runs (not for a declined or unknown one);
+    ``on_call(name, arguments, content, failed)`` is told each call's outcome
+    (``failed``: the function raised, does not exist or got unusable arguments; a
+    declined call is not a failure).
     """
     if max_rounds < 1:
         raise ValueError("max_rounds must be at least 1")
@@ -126,7 +130,7 @@ def run_tool_rounds(
             )
         added.append(assistant_message(result))
         for call in result.tool_calls:
-            added.append(_answer(call, tools, confirm, on_call))
+            added.append(_answer(call, tools, confirm, on_call, on_run))
         request = next_request(first, added)
     raise AssertionError("unreachable")  # pragma: no cover (the loop returns or raises)
 
@@ -141,6 +145,7 @@ def _answer(
     tools: Mapping[str, Callable[..., Any]],
     confirm: Confirm | None,
     on_call: OnCall | None,
+    on_run: OnRun | None = None,
 ) -> JSON:
     """Run (or decline) one call and build its ``tool`` message."""
     name = _name(call)
@@ -152,6 +157,8 @@ def _answer(
     elif confirm is not None and not confirm(name, arguments):
         content, failed = DECLINED, False
     else:
+        if on_run is not None:
+            on_run(name, arguments)
         content, failed = run_call(func, arguments)
     if on_call is not None:
         on_call(name, arguments, content, failed)

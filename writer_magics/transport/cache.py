@@ -56,6 +56,7 @@ from writer_magics.errors import REDACTED, CacheError, ReplayMissError, redact
 from writer_magics.files import data_dir, write_atomically
 from writer_magics.request import JSON, Endpoint
 from writer_magics.transport.events import (
+    STATUS_EVENTS,
     ChoiceFinished,
     DataDelta,
     Event,
@@ -130,8 +131,8 @@ def event_to_json(event: Event) -> JSON:
         data = {"event": "end"}
     elif isinstance(event, ResponseInfo):
         data = {"event": "response", "fields": event.fields, "whole": event.whole or None}
-    else:  # pragma: no cover - the Event union is closed
-        raise TypeError(f"not an event: {event!r}")
+    else:  # pragma: no cover - a status event (a retry...) is never stored
+        raise TypeError(f"not an event to store: {event!r}")
     return {k: v for k, v in data.items() if v is not None}
 
 
@@ -839,7 +840,8 @@ def replay_opener(answer: CachedAnswer, *, pace: float = 0.0) -> Callable[[], As
 def recording(
     opener: Callable[[], AsyncIterable[Event]], sink: list[Event]
 ) -> Callable[[], AsyncIterator[Event]]:
-    """Wrap an opener so every event it yields is also appended to ``sink``.
+    """Wrap an opener so every event it yields is also appended to ``sink`` (except the
+    progress reports of :data:`~.events.STATUS_EVENTS`, such as a retry).
 
     The caller reads ``sink`` after ``execute()`` returned (the stream has ended by
     then) and passes it to :meth:`ResponseCache.put`.
@@ -848,7 +850,8 @@ def recording(
     async def stream() -> AsyncIterator[Event]:
         sink.clear()  # an opener called again records afresh
         async for event in opener():
-            sink.append(event)
+            if not isinstance(event, STATUS_EVENTS):  # progress reports are not the answer
+                sink.append(event)
             yield event
 
     return stream

@@ -53,6 +53,7 @@ from writer_magics.transport.events import (
     PATHS,
     ChoiceFinished,
     Event,
+    Retrying,
     StreamEnd,
     decode_response,
     decode_sse_data,
@@ -270,17 +271,27 @@ def redirect_error(response: httpx.Response) -> RedirectError:
     )
 
 
-RetryHook = Callable[[int, float, str], None]
+def retry_reason(error: WriterError) -> str:
+    """A retried failure in a few words for the live status: ``429 rate limited``,
+    ``503 server error``, ``connection failed``, ``timed out`` (the full message is kept
+    for the one line shown if the last attempt fails too)."""
+    if isinstance(error, RateLimitError):
+        return f"{error.status} rate limited"
+    if isinstance(error, APIStatusError):
+        return f"{error.status} server error"
+    if isinstance(error, RequestTimeoutError):
+        return "timed out"
+    if isinstance(error, APIConnectionError):
+        return "connection failed"
+    return _clip(error.message, 60)
 
 
 class WriterClient:
     """One per kernel: keep-alive connections are reused across cells."""
 
-    def __init__(self, settings: ClientSettings, *, on_retry: RetryHook | None = None) -> None:
+    def __init__(self, settings: ClientSettings) -> None:
         #: Replaceable between requests (a new key or timeout); the pool is kept.
         self.settings = settings
-        #: Called as ``on_retry(attempt, wait_seconds, reason)``; the reason is redacted.
-        self.on_retry = on_retry
         self._http = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
             headers={"User-Agent": f"writer-magics/{__version__}"},
@@ -381,6 +392,9 @@ class WriterClient:
         event; ``deadline`` (a ``time.monotonic()`` value) bounds everything, retries
         included. Retries happen only while nothing has been yielded; afterwards a
         failure is raised as it is so that the text already shown stays the truth.
+        Before each retry's wait a :class:`~.events.Retrying` event is yielded (the live
+        status shows it; nothing folds or caches it), so a retry that then succeeds
+        leaves no trace on screen, and only the last attempt's failure is raised.
         Every error raised is a :class:`WriterError` with the key redacted. With
         ``retry_rate_limit=False`` a 429 is raised at once as a :class:`RateLimitError`
         whose ``retry_after`` holds the server's Retry-After seconds (a batch paces
@@ -409,9 +423,9 @@ class WriterClient:
                 wait = retry_wait(retry.response, retries, settings.max_retry_wait)
                 if deadline is not None and time.monotonic() + wait >= deadline:
                     raise error from None
-                if self.on_retry is not None:
-                    self.on_retry(retries + 1, wait, redact(error.message, secrets))
                 retries += 1
+                reason = redact(retry_reason(error), secrets)
+                yield Retrying(wait, retries + 1, settings.max_retries + 1, reason)
                 await asyncio.sleep(wait)
             except WriterError as exc:
                 raise exc.redacted(secrets) from None

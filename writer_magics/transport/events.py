@@ -140,6 +140,49 @@ class ResponseInfo:
     whole: bool = False
 
 
+# --------------------------------------------------------------------------- status events
+# Not from the wire: what the transport and the runner say about a request's progress.
+# The fold ignores them and the cache never stores them; the live status shows them.
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """The request waits for a free slot (a sweep over ``max_concurrency``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The request got its slot and is being sent; ``at`` is a ``time.monotonic()`` value."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    """The client waits ``wait`` seconds, then makes attempt ``attempt`` of ``attempts``.
+
+    ``reason`` is short and redacted (``429 rate limited``); yielded by
+    :meth:`~writer_magics.transport.client.WriterClient.events` before it sleeps.
+    """
+
+    wait: float
+    attempt: int
+    attempts: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRunning:
+    """A Python function the model asked for runs now (``%%chat --tools``)."""
+
+    name: str
+    arguments: str
+
+
+#: The events that only report progress: nothing to fold, cache or replay.
+STATUS_EVENTS = (Queued, Started, Retrying, ToolRunning)
+
+
 Event: TypeAlias = (
     TextDelta
     | ToolCallDelta
@@ -149,6 +192,10 @@ Event: TypeAlias = (
     | UsageReport
     | StreamEnd
     | ResponseInfo
+    | Queued
+    | Started
+    | Retrying
+    | ToolRunning
 )
 
 
