@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from tests.standin import StandIn, stand_in
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Lab, lab  # noqa: F401
-from tests.test_browser import _wait_for_idle_kernel
+from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Lab, _wait_for_idle_kernel, lab  # noqa: F401
 from tests.test_grid import HOSTILE, by_temperature
 from tests.test_grid_kernel import sweep_notebook
 
@@ -29,12 +28,15 @@ MEASURE = """() => {
   const panels = [...document.querySelectorAll('.writer-magics-grid .writer-magics-panel')];
   const pre = document.querySelector('.writer-magics-grid pre');
   return {
-    boxes: panels.map(p => { const r = p.getBoundingClientRect();
-                             return [Math.round(r.left), Math.round(r.top), Math.round(r.width)]; }),
+    boxes: panels.map(p => {
+      const r = p.getBoundingClientRect();
+      return [Math.round(r.left), Math.round(r.top), Math.round(r.width)];
+    }),
     pre: pre && {scroll: pre.scrollWidth, client: pre.clientWidth,
                  lines: pre.querySelector('code').getClientRects().length,
                  whiteSpace: getComputedStyle(pre.querySelector('code')).whiteSpace},
-    math: document.querySelectorAll('.writer-magics-grid mjx-container, .writer-magics-grid .MathJax').length,
+    math: document.querySelectorAll(
+      '.writer-magics-grid mjx-container, .writer-magics-grid .MathJax').length,
     display: getComputedStyle(panels[0].parentElement).display,
     footer: getComputedStyle(panels[0].querySelector('.writer-magics-status')).opacity,
     small: getComputedStyle(panels[0].querySelector('.writer-magics-status')).fontSize,
@@ -70,7 +72,12 @@ def test_a_saved_sweep_reopens_side_by_side_and_safe(lab: Lab, hostile: StandIn)
         browser = _browser(pw)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+            def dismiss(dialog: Any) -> None:
+                dialogs.append(dialog.message)
+                dialog.dismiss()
+
+            page.on("dialog", dismiss)
             page.set_default_timeout(60_000)
             page.goto(f"{lab.url}/lab/tree/sweep.ipynb?reset&token={lab.token}")
             page.locator(PANELS).nth(3).wait_for()

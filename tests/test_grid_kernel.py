@@ -95,7 +95,7 @@ def sweep_notebook(url: str, path: Path) -> nbformat.NotebookNode:
     )
     NotebookClient(nb, timeout=60, kernel_name="python3").execute(env=_env(url))
     nbformat.write(nb, path)
-    return nb
+    return nb  # type: ignore[no-any-return]
 
 
 def test_the_saved_sweep_exports_to_html_side_by_side(hostile: StandIn, tmp_path: Path) -> None:
@@ -106,7 +106,8 @@ def test_the_saved_sweep_exports_to_html_side_by_side(hostile: StandIn, tmp_path
     assert len(outputs) == 1  # the grid alone, updated in place to its finish
     assert set(outputs[0]["data"]) == {"text/html", "text/markdown", "text/plain"}
     assert WIDGET not in outputs[0]["data"]
-    page, _ = HTMLExporter().from_filename(str(tmp_path / "sweep.ipynb"))
+    exporter = HTMLExporter()  # type: ignore[no-untyped-call]
+    page, _ = exporter.from_filename(str(tmp_path / "sweep.ipynb"))
     (tmp_path / "sweep.html").write_text(page)
     # exactly one grid, in an HTML output (nbconvert prefers text/html to the Markdown)
     assert page.count(f'class="{GRID_CLASSES}"') == 1

@@ -97,7 +97,7 @@ BUDGET_SLACK = 32_768
 def _markdown_it() -> MarkdownIt:
     """CommonMark + GFM tables and strikethrough, raw HTML off, our inline styles."""
     md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
-    rules = md.renderer.rules
+    rules: dict[str, Any] = getattr(md.renderer, "rules")  # noqa: B009 (RendererHTML's)
     fence, code_block = rules["fence"], rules["code_block"]
 
     def text(tokens: Sequence[Token], idx: int, *_: Any) -> str:
@@ -309,7 +309,11 @@ class GridView:
             found.append(Section(titles[len(found)], "", ""))
         lines = status_lines(outcome, [s.title for s in found])
         per_panel = len(lines) == len(found)
-        footers = [_untitled(line, s.title) for line, s in zip(lines, found)] if per_panel else []
+        footers = (
+            [_untitled(line, s.title) for line, s in zip(lines, found, strict=True)]
+            if per_panel
+            else []
+        )
         below = [] if per_panel else lines
         cells = [
             Cell(

@@ -230,8 +230,9 @@ def open_view(
 ) -> LiveView:
     """The live view for this frontend (``auto``) or the one asked for.
 
-    Several panels (a sweep, ``n`` > 1) get the side-by-side :class:`GridView` in a
-    notebook or rich shell and the text view in a terminal. ``stamp`` builds the static finish's output metadata (the text view has none)."""
+    Several panels (a sweep, ``n`` > 1) get the side-by-side ``GridView`` in a notebook
+    or rich shell, and the text view in a terminal. ``stamp`` builds the static
+    finish's output metadata (the text view has none)."""
     if shell is None:
         shell = get_ipython()
     chosen = auto_kind(shell) if kind == "auto" else kind
