@@ -344,3 +344,18 @@ def test_an_unannounced_panel_joins_the_grid_and_a_silent_one_keeps_its_place(
     final = Grid(cap.outputs[-1].data["text/html"])
     assert [p["title"] for p in final.panels] == ["one", "two", "Choice 3"]
     assert "failed" in final.panels[1]["status"]
+
+
+def test_a_tool_call_shows_in_its_panel_before_any_text(shell: InteractiveShell) -> None:
+    from writer_magics.transport.events import ToolCallDelta
+
+    clock = FakeClock()
+    with capture_output() as cap:
+        view = GridView(panels=["a", "b"], clock=clock)
+        view.start()
+        view.add(ToolCallDelta(0, id="c1", type="function", name="get_weather"), panel=1)
+        view.add(ToolCallDelta(0, arguments='{"city": "Paris"}'), panel=1)  # throttled
+        clock.now += 0.2
+        view.add(ToolCallDelta(0, arguments=""), panel=1)
+    shown = Grid(cap.outputs[-1].data["text/html"]).panels[1]["answer"]
+    assert 'calling get_weather({"city": "Paris"})' in shown

@@ -9,6 +9,7 @@ HTML keeps the panels side by side (issue 14 §2).
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Iterator
@@ -79,6 +80,18 @@ def test_a_sweep_in_a_kernel_is_one_display_updated_in_place_without_widgets(
     for text in HOSTILE.values():
         assert text in final["data"]["text/plain"]
     assert API_KEY not in str([m["content"] for _, m in run.messages])
+
+    # the demo's terminal echo of these messages: every panel titled, each answer once
+    from writer_magics.demo.stream import TerminalEcho
+
+    echoed = io.StringIO()
+    echo = TerminalEcho(echoed, color=False)
+    for _, msg in run.messages:
+        echo.message(msg)
+    shown = echoed.getvalue()
+    for temperature, text in HOSTILE.items():
+        assert f"--- t={temperature:g} ---" in shown and shown.count(text) == 1
+    assert "streaming answer" not in shown and "<section" not in shown
 
 
 def sweep_notebook(url: str, path: Path) -> nbformat.NotebookNode:

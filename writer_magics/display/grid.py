@@ -217,6 +217,8 @@ class GridView:
         self.live_bytes = 0  # bytes of every live frame, the first display included
         self.status_at: float | None = None
         self._cache: dict[int, tuple[str, str, str]] = {}  # panel -> (text, extras, html)
+        self.changed = False  # events arrived since the last frame
+        self._chrome = 0  # bytes of a frame without answers (titles, styles, statuses)
         self._last_cost = 0
         self._last_produced = 0
 
@@ -253,9 +255,11 @@ class GridView:
         self.started = True
         self.status_at = self.clock()
         self.live_bytes += json_size(bundle)
+        self._chrome = self._last_cost = json_size(bundle)
 
     def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None:
         self.panels.get(panel).add(event, fold)
+        self.changed = True
         self._update()
 
     def tick(self) -> None:
@@ -265,19 +269,21 @@ class GridView:
             return
         self._update(statuses=True)
 
+    def _estimate(self, produced: int) -> int:
+        """A frame's bytes now, from the last one: the answers' part grows in proportion."""
+        if not self._last_produced:
+            return self._chrome + produced
+        content = self._last_cost - self._chrome
+        return self._chrome + content * produced // self._last_produced
+
     def _update(self, statuses: bool = False) -> None:
-        if not self.started or not self.throttle.due():
+        if not self.started or not (statuses or self.changed) or not self.throttle.due():
             return
         produced = self.produced()
-        if not statuses and produced == self._last_produced:
-            return  # nothing new to show (a tool call's status waits for the tick)
-        if produced:
-            # Rendering costs time too: skip it when even a frame that grew only by
-            # the new text (a lower bound for its HTML) would not fit.
-            estimate = self._last_cost + produced - self._last_produced
-            if not self.budget.allows(estimate, produced):
-                self.throttle.mark()
-                return
+        # Rendering costs time too: no render when the estimate says the budget is spent.
+        if produced and not self.budget.allows(self._estimate(produced), produced):
+            self.throttle.mark()
+            return
         bundle = self._live_bundle()
         cost = json_size(bundle)
         if produced and not self.budget.allows(cost, produced):
@@ -286,6 +292,7 @@ class GridView:
         update_display(bundle, raw=True, display_id=self.display_id)
         self.throttle.mark()
         self.status_at = self.clock()
+        self.changed = False
         self.frames += 1
         self.live_bytes += cost
         if produced:  # before any text, statuses alone: small frames, twice a second
