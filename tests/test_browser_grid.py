@@ -38,6 +38,7 @@ MEASURE = """() => {
     math: document.querySelectorAll(
       '.writer-magics-grid mjx-container, .writer-magics-grid .MathJax').length,
     display: getComputedStyle(panels[0].parentElement).display,
+    columns: panels[0].parentElement.style.gridTemplateColumns,
     footer: getComputedStyle(panels[0].querySelector('.writer-magics-status')).opacity,
     small: getComputedStyle(panels[0].querySelector('.writer-magics-status')).fontSize,
     text: getComputedStyle(panels[0].querySelector('.writer-magics-answer')).fontSize,

@@ -57,8 +57,9 @@ from writer_magics.display.panel import (
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
 from writer_magics.transport.events import Event
 
-#: The grid: as many columns of at least 18em as fit (4 share a row at 1400 px), one
-#: column when narrower. The first declaration is for sanitisers that refuse ``min()``.
+#: The grid: as many columns of at least 15em as fit (4 share a row at 1400 px, even with
+#: JupyterLab's file browser open), one column when narrower. The first declaration is
+#: for sanitisers that refuse ``min()``.
 GRID_STYLE = (
     "display:grid;"
     "grid-template-columns:repeat(auto-fit,minmax(15em,1fr));"
