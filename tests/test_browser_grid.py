@@ -14,12 +14,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import nbformat
 import pytest
 
 from tests.standin import StandIn, stand_in
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Lab, _wait_for_idle_kernel, lab  # noqa: F401
 from tests.test_grid import HOSTILE, by_temperature
 from tests.test_grid_kernel import sweep_notebook
+from writer_magics.display.grid import GRID_CLASSES
 
 PANELS = ".writer-magics-grid .writer-magics-panel"
 
@@ -66,7 +68,14 @@ def _browser(pw: Any) -> Any:
 def test_a_saved_sweep_reopens_side_by_side_and_safe(lab: Lab, hostile: StandIn) -> None:  # noqa: F811
     from playwright.sync_api import sync_playwright
 
-    sweep_notebook(hostile.url, lab.root / "sweep.ipynb")  # not signed here: untrusted
+    nb = sweep_notebook(hostile.url, lab.root / "sweep.ipynb")  # not signed here: untrusted
+    # Proof that the grid's classes matter: raw $…$ in HTML is typeset without them.
+    ignore = GRID_CLASSES.replace("writer-magics-grid", "")  # the grid's math classes
+    for name, classes in (("control", ""), ("ignored", ignore)):
+        html = f'<div class="{classes} {name}">Area $x^2$ here</div>'
+        output = nbformat.v4.new_output("display_data", data={"text/html": html})
+        nb.cells.append(nbformat.v4.new_code_cell(name, outputs=[output]))
+    nbformat.write(nb, lab.root / "sweep.ipynb")
     ARTIFACTS.mkdir(exist_ok=True)
     dialogs: list[str] = []
     with sync_playwright() as pw:
@@ -82,8 +91,10 @@ def test_a_saved_sweep_reopens_side_by_side_and_safe(lab: Lab, hostile: StandIn)
             page.set_default_timeout(60_000)
             page.goto(f"{lab.url}/lab/tree/sweep.ipynb?reset&token={lab.token}")
             page.locator(PANELS).nth(3).wait_for()
+            page.locator(".control mjx-container").first.wait_for()  # math is on here
             time.sleep(1.5)  # MathJax runs on each output after it is attached
             wide = page.evaluate(MEASURE)
+            ignored = page.locator(".ignored mjx-container").count()
             page.screenshot(path=str(ARTIFACTS / "browser-grid-saved-1400.png"), full_page=True)
             page.set_viewport_size({"width": 700, "height": 900})
             time.sleep(0.5)
@@ -94,6 +105,8 @@ def test_a_saved_sweep_reopens_side_by_side_and_safe(lab: Lab, hostile: StandIn)
             browser.close()
     print(wide, narrow, sep="\n")
     assert wide["display"] == "grid"
+    assert "min(100%" in wide["columns"]  # the sanitiser kept the adaptive columns
+    assert ignored == 0  # mathjax_ignore holds even for raw $…$ (JupyterLab's MathJax 3)
     assert len(wide["boxes"]) == 4 and _rows(wide["boxes"]) == 1  # one row at 1400 px
     assert _rows(narrow["boxes"]) > 1  # wraps when narrow
     assert wide["pre"]["whiteSpace"] == "pre" and wide["pre"]["scroll"] > wide["pre"]["client"]
@@ -108,7 +121,6 @@ def test_a_saved_sweep_reopens_side_by_side_and_safe(lab: Lab, hostile: StandIn)
 @pytest.mark.timeout(180)
 def test_a_live_sweep_ends_in_the_layout_it_streamed_in(lab: Lab) -> None:  # noqa: F811
     """Trusted output, run in the browser: the finish does not move the panels."""
-    import nbformat
     from playwright.sync_api import sync_playwright
 
     from tests.kernel_env import PYTHON3

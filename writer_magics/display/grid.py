@@ -14,7 +14,8 @@ What the HTML must survive, and how:
 
 - **The model's raw HTML** (``<script>``, ``<details>``, ``x<y>``): markdown-it-py runs
   with ``html`` off, so every tag the model wrote is text, escaped; links go through
-  its URL check (``javascript:`` and friends are not linked).
+  its URL check (``javascript:`` and friends are not linked). Bare URLs are linked
+  (linkify-it-py), as JupyterLab's Markdown renderer links them.
 - **Math**: JupyterLab typesets HTML outputs with MathJax 3, nbconvert's export with
   MathJax 2. The grid carries both ignore classes (``mathjax_ignore`` for 3,
   ``tex2jax_ignore`` for 2), and every ``$`` in text is in its own ``<span>`` too
@@ -96,8 +97,9 @@ BUDGET_SLACK = 32_768
 
 
 def _markdown_it() -> MarkdownIt:
-    """CommonMark + GFM tables and strikethrough, raw HTML off, our inline styles."""
-    md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+    """CommonMark + GFM tables, strikethrough and bare links, raw HTML off, inline styles."""
+    options = {"html": False, "linkify": True}
+    md = MarkdownIt("commonmark", options).enable(["table", "strikethrough", "linkify"])
     rules: dict[str, Any] = getattr(md.renderer, "rules")  # noqa: B009 (RendererHTML's)
     fence, code_block = rules["fence"], rules["code_block"]
 
