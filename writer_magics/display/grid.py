@@ -92,7 +92,8 @@ STATUS_INTERVAL = 0.5
 #: Live frames re-send every panel's answer: their bytes stay below this many times
 #: the answers' bytes (plus ``BUDGET_SLACK``), so updates thin out as answers grow.
 BUDGET_RATIO = 6.0
-#: Bytes of live frames allowed before any answer text (the first frames).
+#: Bytes of live frames allowed on top of the ratio: short answers stream at the full
+#: rate. (Frames before any answer text, statuses alone, are small and not counted.)
 BUDGET_SLACK = 32_768
 
 
