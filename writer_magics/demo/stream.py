@@ -20,6 +20,8 @@ from typing import Any, TextIO
 
 JSON = dict[str, Any]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+#: The class of the side-by-side grid (display/grid.py): one HTML display per cell.
+GRID = "writer-magics-grid"
 _BARE_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})$")
 _OPEN_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^`]*$")
 
@@ -130,6 +132,7 @@ class TerminalEcho:
         self.current: LiveAnswer | None = None
         self.at_line_start = True
         self.after_live = False  # the next plain display is the answer's usage line
+        self.grids: set[str] = set()  # display_ids of side-by-side grids still live
 
     # -------------------------------------------------------------- writing
 
@@ -194,8 +197,17 @@ class TerminalEcho:
         elif kind in ("display_data", "execute_result"):
             if WIDGET_VIEW in data:
                 self._live_display(display_id)
+            elif display_id and GRID in str(data.get("text/html", "")):
+                self.grids.add(display_id)
+                self.newline()
+                self.line("(several answers side by side: shown when they are complete)", "2")
             else:
                 self._static(data)
+        elif kind == "update_display_data" and display_id in self.grids:
+            if "text/markdown" in data:  # the finish (live frames are HTML only)
+                self.grids.discard(display_id)
+                self.newline()
+                self.write(str(data.get("text/plain", "")) + "\n")
         elif kind == "update_display_data" and display_id in self.live:
             self._finish(self.live.pop(display_id), data)
 
