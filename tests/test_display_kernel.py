@@ -9,10 +9,10 @@ shown piece; the finish keeps the head's header; the waiting time ticks.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
@@ -129,13 +129,11 @@ def test_seals_never_shrink_a_piece_and_the_finish_keeps_the_header(
         display_id = (content.get("transient") or {}).get("display_id")
         if "text/markdown" in content["data"] and display_id:
             frames.setdefault(display_id, []).append(content["data"]["text/markdown"])
-        elif "text/html" in content["data"] and display_id and not frames:
-            heads.append(content["data"]["text/plain"])
-        elif display_id and "text/html" in content["data"]:
+        elif display_id and "text/html" in content["data"]:  # the head (the footer has no id)
             heads.append(content["data"]["text/plain"])
     assert len(frames) >= 2, "a several-paragraph answer is sealed in several pieces"
     for display_id, shown in frames.items():
-        for before, after in zip(shown, shown[1:], strict=False):
+        for before, after in itertools.pairwise(shown):
             assert _visible(after).startswith(_visible(before)), (display_id, before, after)
     header = heads[-1]
     assert header and all(h.startswith(header) for h in heads), heads  # §5: same header
@@ -151,12 +149,3 @@ def test_the_waiting_time_ticks_before_the_first_token(slow_kernel: BlockingKern
         if "waiting…" in m["content"]["data"].get("text/plain", "")
     }
     assert len(waits) >= 3, waits  # issue 14 §6: 0.0 s, 0.5 s, 1.0 s, ...
-
-
-def _markdown_frames(messages: list[dict[str, Any]]) -> list[str]:
-    return [
-        m["content"]["data"]["text/markdown"]
-        for m in messages
-        if m["header"]["msg_type"] in ("display_data", "update_display_data")
-        and "text/markdown" in m["content"]["data"]
-    ]

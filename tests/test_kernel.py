@@ -138,7 +138,10 @@ def test_interrupt_returns_quickly_and_keeps_the_partial_answer(
     interrupted_at: list[float] = []
 
     def interrupt_after_text(msg: dict[str, Any], now: float) -> None:
-        if interrupted_at or msg["header"]["msg_type"] not in ("display_data", "update_display_data"):
+        if interrupted_at or msg["header"]["msg_type"] not in (
+            "display_data",
+            "update_display_data",
+        ):
             return
         if msg["content"].get("data", {}).get("text/markdown"):
             manager.interrupt_kernel()

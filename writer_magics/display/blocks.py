@@ -288,8 +288,9 @@ def _hold_inline(text: str) -> str:
         opened, closed = link
         cut, replacement = opened, text[opened + 1 : closed]
     if code is not None and code[0] < cut:
-        if text[code[0] + code[1] : cut].strip():
-            return _close_emphasis(text[:cut], openers, code[0]) + "`" * code[1]
+        body = text[:cut].rstrip("`")  # a closing run being typed
+        if len(body) > code[0] + code[1] and body[code[0] + code[1] :].strip():
+            return _close_emphasis(body, openers, code[0]) + "`" * code[1]
         cut, replacement = code[0], ""
     shown = text[:cut] + replacement
     for opened in reversed(brackets):
@@ -318,7 +319,7 @@ def _close_emphasis(text: str, openers: list[tuple[int, str, int]], limit: int) 
 
 
 def cut_piece(text: str, at_least: int, limit: int) -> tuple[str, str, int]:
-    """Cut an unfinished block longer than ``limit`` where a piece can end, at or after ``at_least``.
+    """Cut a block longer than ``limit`` where a piece can end, at or after ``at_least``.
 
     The latest line break (inside a code fence the piece gets a closing fence and the
     rest is reopened; inside a table the rest repeats the header and delimiter rows) or,
