@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -158,7 +159,7 @@ def _empty_items(markdown: str) -> int:
     tokens = MarkdownIt("commonmark").parse(markdown)
     return sum(
         1
-        for a, b in zip(tokens, tokens[1:], strict=False)
+        for a, b in itertools.pairwise(tokens)
         if a.type == "list_item_open" and b.type == "list_item_close"
     )
 

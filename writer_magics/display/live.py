@@ -50,21 +50,29 @@ from writer_magics.display.panel import (
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
 from writer_magics.transport.events import Event
 
-#: Seconds of stream a piece holds before a long block is cut (the piece size adapts to
-#: the stream's rate: a piece is re-sent about this many seconds x updates a second).
-PIECE_SECONDS = 0.4
-#: A long block is never cut into pieces smaller than this (bytes), whatever the rate.
-MIN_PIECE = 768
-#: ... nor left longer than this.
+#: At chat speeds (below ``FAST_RATE`` bytes a second) a block is cut only past this
+#: many bytes: ordinary paragraphs, lists and code never show a seam while they stream.
+SLOW_PIECE = 1024
+FAST_RATE = 1000.0
+#: Faster than that, a long block is cut after about this many seconds of stream (but
+#: not below ``MIN_PIECE`` bytes nor above ``MAX_PIECE``): each frame then appends a
+#: piece instead of re-sending a growing tail, which keeps the bytes near 2x the answer.
+PIECE_SECONDS = 0.15
+MIN_PIECE = 256
 MAX_PIECE = 32_768
 #: However tight the byte budget, new text never waits longer than this (seconds).
 MAX_QUIET = 0.15
-#: The head's status changes on every tick; it is re-sent at most this often (seconds).
+#: The head's status changes on every tick; it is re-sent at most this often (seconds)
+#: while waiting (the time ticks), and while text streams (the text shows progress).
 STATUS_INTERVAL = 0.5
+STREAMING_STATUS_INTERVAL = 2.0
 #: Bytes sent at most, as a multiple of the answer's bytes (+ ``BUDGET_SLACK``).
 BUDGET_RATIO = 2.6
 BUDGET_SLACK = 2048
-#: Pieces cut apart are joined back at the finish while the total stays under this x the answer.
+#: At the finish, pieces cut apart inside one block are joined back when the block is
+#: at most ``JOIN_MAX`` bytes, or while the cell's bytes stay under ``JOIN_RATIO`` x the
+#: answer; a longer block keeps its seams (see the module docstring).
+JOIN_MAX = 8192
 JOIN_RATIO = 2.9
 #: The ``text/plain`` of a tail piece's intermediate frames (its final frame has the text).
 TAIL_PLAIN = "…"
@@ -72,6 +80,10 @@ TAIL_PLAIN = "…"
 _QUIET = "font-size:var(--jp-ui-font-size0,.83em);color:var(--jp-ui-font-color2,#777)"
 _HEAD_STYLE = f"{_QUIET};white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
 _FOOT_STYLE = f"{_QUIET};margin-top:.3em"
+
+#: CSS classes of the head and the footer (for tests, and for users who style them).
+HEAD_CLASS = "writer-magics-head"
+FOOTER_CLASS = "writer-magics-footer"
 
 JSONDict = dict[str, Any]
 
@@ -88,14 +100,18 @@ def _segments(line: str) -> str:
 
 def head_bundle(line: str) -> JSONDict:
     """The head: one small quiet line that never wraps (same height live and finished)."""
-    shown = _segments(line) if line else "&nbsp;"
-    return {"text/html": f'<div style="{_HEAD_STYLE}">{shown}</div>', "text/plain": line}
+    shown = html.escape(line) if line else "&nbsp;"
+    return {
+        "text/html": f'<div class="{HEAD_CLASS}" style="{_HEAD_STYLE}">{shown}</div>',
+        "text/plain": line,
+    }
 
 
 def footer_bundle(lines: Sequence[str]) -> JSONDict:
     """The footer: the usage/status lines, small and quiet, wrapping only at separators."""
     body = "".join(f"<div>{_segments(line)}</div>" for line in lines)
-    return {"text/html": f'<div style="{_FOOT_STYLE}">{body}</div>', "text/plain": "\n".join(lines)}
+    html_ = f'<div class="{FOOTER_CLASS}" style="{_FOOT_STYLE}">{body}</div>'
+    return {"text/html": html_, "text/plain": "\n".join(lines)}
 
 
 @dataclass
@@ -145,6 +161,9 @@ class AnswerView:
         self.shown = 0  # how much of carry + text[pos:] the tail piece's last frame covered
         self.shown_extras = ""
         self.waiting_since: float | None = None  # new text not yet shown, since when
+        self.frame_at = 0.0  # when the last frame was decided
+        self.frame_len = 0  # the text's length then
+        self.hold_until = 0.0  # the byte budget refused a frame: no new try before this
         self.started = False
         self.finished = False
         self.frames = 0  # answer frames sent (displays and updates of pieces)
@@ -163,7 +182,8 @@ class AnswerView:
         if live and not force and self.status_at is not None:
             kind = line[len(self.header) :].split(maxsplit=2)[:2]
             shown = self.head_line[len(self.header) :].split(maxsplit=2)[:2]
-            if kind == shown and now - self.status_at < STATUS_INTERVAL:
+            every = STREAMING_STATUS_INTERVAL if kind[1:] == ["streaming"] else STATUS_INTERVAL
+            if kind == shown and now - self.status_at < every:
                 return
         if line == self.head_line and self.started:
             return
@@ -181,9 +201,10 @@ class AnswerView:
         self.started = True
 
     def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None:
-        self.panels.get(panel).add(event, fold)
-        if panel == 0 and self.throttle.due():
-            self._frame(self.clock())
+        state = self.panels.get(panel)
+        state.add(event, fold)
+        if panel == 0 and (self.throttle.due() or state.text_events == 1):
+            self._frame(self.clock(), first=state.text_events == 1)
 
     def tick(self) -> None:
         """No event for a while: let the status tick and show text the budget held back."""
@@ -198,41 +219,54 @@ class AnswerView:
     def _limit(self, now: float) -> int:
         """How long a piece may grow before a long block is cut: ``PIECE_SECONDS`` of stream."""
         first = self.state.first_text
-        if first is None or now <= first:
-            return MIN_PIECE
+        if first is None or now - first < 0.5:  # too early to know the rate
+            return SLOW_PIECE
         rate = len(self.state.text) / (now - first)
+        if rate < FAST_RATE:
+            return SLOW_PIECE
         return int(min(MAX_PIECE, max(MIN_PIECE, rate * PIECE_SECONDS)))
 
-    def _frame(self, now: float, idle: bool = False) -> None:
-        """Seal what is finished, show the tail if the rate and the budget allow, tick the head."""
+    def _frame(self, now: float, idle: bool = False, first: bool = False) -> None:
+        """Seal what is finished, show the tail if the rate and the budget allow, tick the head.
+
+        New text waits at most about ``MAX_QUIET`` + one throttle interval: a frame that
+        sealed something may leave the text after the seal for the next frame when all
+        of it arrived since the previous frame; a frame the byte budget refuses is
+        retried once the oldest unshown text has waited ``MAX_QUIET``.
+        """
         if self.started:
             self._head(True, now)
-        if not idle and not self.throttle.due():
+        if not first and (now < self.hold_until or (not idle and not self.throttle.due())):
             return
         text = self.state.text
         pending = self.carry + text[self.pos :]
         extras = self.state.extras()
         if len(pending) > self.shown and self.waiting_since is None:
-            self.waiting_since = now
+            self.waiting_since = self.frame_at  # the new text arrived after the last frame
+        sealed = False
         if not extras:
-            self._seal(pending, now)
+            sealed = self._seal(pending, now)
             pending = self.carry + text[self.pos :]
         shows = hold_back(pending) if pending else ""
         md = escape_markdown(Section("", shows, extras).markdown())
         tail = self._tail()
         current = tail.markdown if tail is not None else ""
-        if md == current:
-            self.shown = len(pending)
-            self.waiting_since = None
-            return
-        if not md.strip() and tail is None:
+        fresh = self.pos >= self.frame_len  # all of the rest arrived since the last frame
+        self.frame_at, self.frame_len = now, len(text)
+        if md == current or (sealed and fresh) or (not md.strip() and tail is None):
+            if md == current:
+                self.shown, self.waiting_since = len(pending), None
+            elif sealed:
+                self.waiting_since = now
+            if sealed:
+                self.throttle.mark()
             return
         bundle = {"text/markdown": md, "text/plain": TAIL_PLAIN}
         cost = json_size(bundle)
-        quiet = self.waiting_since is not None and now - self.waiting_since >= MAX_QUIET
-        if tail is not None and not quiet and not self.budget.allows(cost, self._produced()):
-            if not idle:
-                self.throttle.mark()  # decided for this tick: do not rebuild on every event
+        waited = now - (self.waiting_since if self.waiting_since is not None else now)
+        refused = not self.budget.allows(cost, self._produced())
+        if not sealed and tail is not None and waited < MAX_QUIET and refused:
+            self.hold_until = now + MAX_QUIET - waited  # no rebuild on every event
             return
         self._show(bundle, md, new=tail is None)
         self.shown = len(pending)
@@ -257,7 +291,7 @@ class AnswerView:
         self.budget.spend(piece.size)
         self.frames += 1
 
-    def _seal(self, pending: str, now: float) -> None:
+    def _seal(self, pending: str, now: float) -> bool:
         """Seal the finished blocks (and a long block's head) at or after what the tail showed."""
         end, _ = scan(pending)
         if end < self.shown or end <= len(self.carry):
@@ -265,12 +299,13 @@ class AnswerView:
         limit = self._limit(now)
         head, carry, consumed = cut_piece(pending[end:], max(0, self.shown - end), limit)
         if not end and not consumed:
-            return
+            return False
         sealed = pending[:end] + head
         self._final(sealed, cut=consumed > 0)
         self.pos += end + consumed - len(self.carry)
         self.carry = carry if consumed else ""
         self.shown = len(self.carry)
+        return True
 
     def _final(self, sealed: str, *, cut: bool) -> None:
         """The tail piece's last frame: its whole text (it grows), with ``text/plain``."""
@@ -293,10 +328,12 @@ class AnswerView:
             self._rewrite(final)  # the finish shows another text (pretty JSON): one piece
         else:
             rest = Section("", self.carry + text[self.pos :], final.extras).markdown()
+            tail = self._tail()
             if rest != self.carry:
                 md = escape_markdown(rest)
-                new = self._tail() is None
-                self._show({"text/markdown": md, "text/plain": rest}, md, new=new)
+                self._show({"text/markdown": md, "text/plain": rest}, md, new=tail is None)
+            elif tail is not None:  # it showed what the finish does not keep (a tool call)
+                update_display({"text/plain": ""}, raw=True, display_id=tail.display_id)
             self._join(text, final.extras)
         self._head(False, self.clock(), force=True)
         lines = status_lines(outcome, self.panels.titles)
@@ -335,7 +372,7 @@ class AnswerView:
                     joined = renderable(joined)
                 bundle = {"text/markdown": escape_markdown(joined), "text/plain": joined}
                 cost = json_size(bundle) + 40 * (j - i)
-                if self.budget.sent + cost <= JOIN_RATIO * answer:
+                if cost <= 2 * JOIN_MAX or self.budget.sent + cost <= JOIN_RATIO * answer:
                     update_display(bundle, raw=True, display_id=run[0].display_id)
                     for piece in run[1:]:
                         update_display({"text/plain": ""}, raw=True, display_id=piece.display_id)
