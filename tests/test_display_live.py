@@ -178,9 +178,9 @@ def test_tool_calls_and_sources_join_the_last_piece_at_the_finish(
 ) -> None:
     view = AnswerView("h", clock=clock)
     view.start()
-    view.add(ToolCallDelta(0, 0, "c1", "get_weather", '{"city": "Oslo"}'))
+    view.add(ToolCallDelta(0, "c1", "function", "get_weather", '{"city": "Oslo"}'))
     assert "get_weather" in outputs(frames)[-1]["text/markdown"]
-    view.add(DataDelta(0, {"refusal": "no"}))
+    view.add(DataDelta("refusal", "no"))
     call = {"id": "c1", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
     final = Result("chat", "m", (Choice(0, "", tool_calls=(call,)),), request={})
     view.finish(Outcome([final]))
@@ -188,7 +188,7 @@ def test_tool_calls_and_sources_join_the_last_piece_at_the_finish(
     assert "get_weather" in piece["text/markdown"] and piece["text/plain"] != "…"
     view = AnswerView("h", clock=clock)
     view.start()
-    view.add(ToolCallDelta(0, 0, "c1", "get_weather", "{}"))
+    view.add(ToolCallDelta(0, "c1", "function", "get_weather", "{}"))
     view.finish(Outcome([result("")]))  # the finish keeps no call: the piece empties
     assert outputs(frames)[-2] == {"text/plain": ""}
 
