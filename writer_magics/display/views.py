@@ -60,6 +60,8 @@ class LiveView(Protocol):
     def finish(self, outcome: Outcome) -> None: ...
 
 
+#: How often an idle stacked Markdown view re-sends itself so that its status ticks.
+TICK_SECONDS = 0.5
 #: Shown in a terminal until the first token arrives (then erased in place).
 TEXT_WAITING = "waiting for the first token…"
 #: Carriage return + erase line: removes the waiting indicator on a terminal.
@@ -203,8 +205,9 @@ class MarkdownView:
         self._update()
 
     def tick(self) -> None:
-        """Let the status lines tick (throttled like any update)."""
-        if self.started:
+        """Let the status lines tick, at most every ``TICK_SECONDS`` (the whole text is re-sent)."""
+        last = self.throttle.last
+        if self.started and (last is None or self.throttle.clock() - last >= TICK_SECONDS):
             self._update()
 
     def _update(self, force: bool = False) -> None:
