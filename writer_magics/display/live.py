@@ -59,7 +59,7 @@ FAST_RATE = 1000.0
 #: piece instead of re-sending a growing tail, which keeps the bytes near 2x the answer.
 PIECE_SECONDS = 0.15
 MIN_PIECE = 256
-MAX_PIECE = 32_768
+MAX_PIECE = 8192
 #: However tight the byte budget, new text never waits longer than this (seconds).
 MAX_QUIET = 0.15
 #: The head's status changes on every tick; it is re-sent at most this often (seconds)
