@@ -229,3 +229,19 @@ def test_a_long_code_block_cut_at_chat_speed_is_joined_back_at_the_finish(
     shown = [o["text/markdown"] for o in outputs(frames)[1:-1] if o.get("text/markdown")]
     assert sum(md.count("```python") for md in shown) == 1, shown  # one block again
     assert "".join(shown).count("x199 = compute(199)") == 1
+
+
+def test_a_long_table_cut_at_fast_speed_repeats_its_header_but_never_alone(
+    frames: list[Frame], clock: FakeClock
+) -> None:
+    header = "| n | name | height |\n|---|---|---|\n"
+    text = _shape("table", 20_000)
+    view = AnswerView("h", clock=clock)
+    feed(view, clock, text, 4000)
+    view.finish(Outcome([result(text)]))
+    pieces = [o for o in outputs(frames)[1:-1] if o.get("text/plain")]
+    assert len(pieces) >= 3
+    for piece in pieces:  # each piece renders as a table on its own: header, delimiter, rows
+        assert piece["text/plain"].startswith(header) and piece["text/plain"] != header
+    rows = "".join(p["text/plain"][len(header) :] for p in pieces)
+    assert header + rows == text

@@ -297,7 +297,8 @@ class AnswerView:
         if end < self.shown or end <= len(self.carry):
             end = 0
         limit = self._limit(now)
-        head, carry, consumed = cut_piece(pending[end:], max(0, self.shown - end), limit)
+        at_least = max(self.shown, len(self.carry) + 1) - end  # past the carried header
+        head, carry, consumed = cut_piece(pending[end:], max(0, at_least), limit)
         if not end and not consumed:
             return False
         sealed = pending[:end] + head
