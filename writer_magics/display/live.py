@@ -23,7 +23,9 @@ outputs: the head saying it was streaming and the pieces so far. At the finish, 
 that cut one block apart are joined back when the byte budget allows it (the joined
 text moves up into the first piece of the run and the others empty, one step); a
 longer block keeps its seams (a paragraph break, or a code block/table split in two
-with the header repeated). The finished cell is the last live frame, plus the footer.
+with the header repeated). When the finish shows another text than the one streamed
+(a whole JSON answer is pretty-printed), the first piece takes it and the others empty.
+Otherwise the finished cell is the last live frame, plus the footer.
 """
 
 from __future__ import annotations
@@ -159,7 +161,6 @@ class AnswerView:
         self.pos = 0  # text[:pos] is in sealed pieces
         self.carry = ""  # what prefixes text[pos:] in the tail piece
         self.shown = 0  # how much of carry + text[pos:] the tail piece's last frame covered
-        self.shown_extras = ""
         self.waiting_since: float | None = None  # new text not yet shown, since when
         self.frame_at = 0.0  # when the last frame was decided
         self.frame_len = 0  # the text's length then
@@ -270,7 +271,6 @@ class AnswerView:
             return
         self._show(bundle, md, new=tail is None)
         self.shown = len(pending)
-        self.shown_extras = extras
         self.waiting_since = None
         self.throttle.mark()
 
