@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import io
-import itertools
 import random
 from collections.abc import Iterator
 from typing import Any
 
-import ipywidgets
-import ipywidgets.comm
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 
 from writer_magics.answer.result import Choice, Result, Status, Timing
-from writer_magics.display import MarkdownView, Outcome, TextView, auto_kind, open_view
-from writer_magics.display.panel import json_size
-from writer_magics.display.widget import WidgetView
-from writer_magics.transport.events import DataDelta, TextDelta, ToolCallDelta, Usage
+from writer_magics.display import Outcome, TextView, auto_kind, open_view
+from writer_magics.display.grid import GridView
+from writer_magics.display.live import AnswerView
+from writer_magics.transport.events import TextDelta, Usage
 
 
 class FakeClock:
@@ -101,8 +98,13 @@ def test_auto_picks_widgets_in_a_kernel_text_in_a_terminal_markdown_otherwise(
     assert auto_kind(TerminalInteractiveShell()) == "text"
     assert auto_kind(shell) == "markdown"
     assert auto_kind(None) == "text"
-    assert isinstance(open_view("auto", "h", shell=shell), MarkdownView)
-    assert isinstance(open_view("widget", "h", shell=shell), WidgetView)
+    # One answer: the display-output view, whether asked as widget or markdown (issue 14).
+    assert isinstance(open_view("auto", "h", shell=shell), AnswerView)
+    assert isinstance(open_view("widget", "h", shell=shell), AnswerView)
+    assert isinstance(open_view("markdown", "h", shell=shell), AnswerView)
+    # Several panels: the side-by-side grid, whether asked as widget or markdown.
+    for kind in ("auto", "widget", "markdown"):
+        assert isinstance(open_view(kind, "h", panels=2, shell=shell), GridView)
     with pytest.raises(ValueError):
         open_view("fancy", "h", shell=shell)  # type: ignore[arg-type]
 
@@ -173,295 +175,12 @@ def test_text_view_waits_visibly_on_a_terminal_and_titles_every_panel() -> None:
 # --------------------------------------------------------------------------- markdown
 
 
-def test_markdown_view_one_display_several_updates_static_finish(shell: InteractiveShell) -> None:
-    clock = FakeClock()
-    text = answer(3000)
-    with capture_output() as cap:
-        view = MarkdownView("palmyra-x5 · session ideas", clock=clock)
-        view.start()
-        for i in range(0, len(text), 20):
-            view.add(TextDelta(text[i : i + 20]))
-            clock.now += 0.01
-        view.finish(Outcome([result(text, usage=Usage(10, 700, 710))]))
-    outs = displays(cap)
-    display_ids = {o.transient.get("display_id") for o in outs[:-1]}
-    assert len(display_ids) == 1 and None not in display_ids
-    assert not outs[0].update and "session ideas" in outs[0].data["text/markdown"]
-    updates = [o for o in outs[1:-2] if o.update]
-    assert len(updates) >= 5
-    assert len(outs) == len(updates) + 3
-    final, usage = outs[-2], outs[-1]
-    assert final.update and final.data == {"text/markdown": text, "text/plain": text}
-    assert not usage.update and "710 tokens" in usage.data["text/plain"]
-    sent = sum(json_size(o.data) for o in outs[:-2])
-    assert sent <= 2 * len(text) + 2048 + 1000  # the byte budget (ratio 2, 2 KB slack)
-
-
-def test_markdown_view_first_text_shows_at_once(shell: InteractiveShell) -> None:
-    clock = FakeClock()
-    with capture_output() as cap:
-        view = MarkdownView(clock=clock, max_updates_per_second=1)
-        view.start()
-        view.add(TextDelta("first"))
-        view.add(TextDelta(" second"))  # same instant: throttled
-    outs = displays(cap)
-    assert len(outs) == 2 and "first" in outs[1].data["text/markdown"]
-    assert "second" not in outs[1].data["text/markdown"]
-
-
-def test_failed_keeps_partial_text_and_says_failed_once(shell: InteractiveShell) -> None:
-    with capture_output() as cap:
-        view = MarkdownView(clock=FakeClock())
-        view.start()
-        view.add(TextDelta("partial ans"))
-        view.finish(Outcome([result("partial ans", status="failed")], "failed", "429 rate limited"))
-    final, usage = displays(cap)[-2:]
-    assert final.data["text/markdown"] == "partial ans"
-    # The cell's error line gives the reason; the footer only says "failed" (issue 14 §10).
-    assert "failed" in usage.data["text/plain"]
-    assert "429 rate limited" not in usage.data["text/plain"]
-
-
 def test_cached_without_events_shows_the_answer(shell: InteractiveShell) -> None:
     with capture_output() as cap:
         view = open_view("markdown", "h", shell=shell)
         view.start()
         view.finish(Outcome([result("from cache", status="cached")], "cached"))
-    final, usage = displays(cap)[-2:]
+    outs = displays(cap)
+    (final,) = [o for o in outs if "text/markdown" in o.data]
+    usage = outs[-1]
     assert final.data["text/plain"] == "from cache" and "cached" in usage.data["text/plain"]
-
-
-def test_no_answer_at_all_leaves_one_status_line(shell: InteractiveShell) -> None:
-    with capture_output() as cap:
-        view = MarkdownView(clock=FakeClock())
-        view.start()
-        view.finish(Outcome([result("", status="failed")], "failed", "401 bad key"))
-    outs = displays(cap)
-    assert len(outs) == 2 and outs[1].update
-    assert outs[1].data == {"text/plain": "palmyra-x5 · failed · first token 0.25 s, 2.00 s total"}
-
-
-# --------------------------------------------------------------------------- widgets
-
-
-class WireLog:
-    """Every widget state sent (comm open + updates) and every display, with sizes."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.widget_bytes = 0
-        self.updates: list[tuple[int, dict[str, Any]]] = []
-        send, create = ipywidgets.Widget._send, ipywidgets.comm.create_comm
-
-        def logged_send(widget: Any, msg: dict[str, Any], buffers: Any = None) -> Any:
-            self.widget_bytes += json_size(msg["state"])
-            self.updates.append((id(widget), msg["state"]))
-            return send(widget, msg, buffers)
-
-        def logged_create(**kwargs: Any) -> Any:
-            self.widget_bytes += json_size(kwargs.get("data", {}).get("state", {}))
-            return create(**kwargs)
-
-        monkeypatch.setattr(ipywidgets.Widget, "_send", logged_send)
-        monkeypatch.setattr(ipywidgets.comm, "create_comm", logged_create)
-
-
-def stream_into(view: WidgetView, text: str, clock: FakeClock, step: int = 20) -> None:
-    for i in range(0, len(text), step):
-        view.add(TextDelta(text[i : i + step]))
-        clock.now += 0.005
-
-
-@pytest.mark.parametrize("size", [20_000, 200_000])
-def test_widget_view_bytes_stay_linear_with_several_updates_a_second(
-    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch, size: int
-) -> None:
-    """20-byte deltas every 5 ms; sealed blocks go out once, as new Output widgets."""
-    wire = WireLog(monkeypatch)
-    clock = FakeClock()
-    text = answer(size)
-    with capture_output() as cap:
-        view = WidgetView("palmyra-x5", clock=clock)
-        view.start()
-        created = wire.widget_bytes + sum(json_size(o.data) for o in cap.outputs)
-        stream_into(view, text, clock)
-        live = wire.widget_bytes + sum(json_size(o.data) for o in cap.outputs)
-        view.finish(Outcome([result(text)]))
-    total = wire.widget_bytes + sum(json_size(o.data) for o in cap.outputs)
-    ratio, final = live / len(text), (total - live) / len(text)
-    print(
-        f"{size} B: live {ratio:.2f}x, finish {final:.2f}x, {view.tail_updates / clock.now:.1f}/s"
-    )
-    assert created < 4000  # the widgets themselves, once
-    # The tail's byte budget (1.6x) plus what sealing in widget state costs: each
-    # finished block is a new Output widget (state ~400 B) in a group box, never a
-    # display_data that a frontend without widgets would show as a loose output.
-    assert live - created <= 2.5 * len(text) + 4096  # the budget (2.4x) + slack
-    assert final <= 2.1  # the static bundle: text/markdown + text/plain of the whole answer
-    assert view.tail_updates / clock.now >= 5
-    assert len(cap.outputs) == 3  # the widget view, the static answer, the usage line
-    sealed = "".join(
-        o["data"]["text/markdown"]
-        for w in view.created
-        if isinstance(w, ipywidgets.Output)
-        for o in w.outputs
-    )
-    assert text[:1000] in sealed  # finished blocks went out in widget state
-
-
-def test_widget_view_streams_into_tail_and_seals_then_replaces_itself(
-    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No kernel: sealed blocks grow the sealed Output; the finish is a static bundle."""
-    wire = WireLog(monkeypatch)
-    clock = FakeClock()
-    text = answer(6000, seed=3)
-    with capture_output() as cap:
-        view = WidgetView("palmyra-x5 · t=0.2", clock=clock, shell=shell)
-        view.start()
-        panel = view.live[0]
-        tails: list[tuple[dict[str, Any], ...]] = []
-        for i in range(0, len(text), 20):
-            view.add(TextDelta(text[i : i + 20]))
-            clock.now += 0.02
-            if not tails or tails[-1] != panel.tail.outputs:
-                tails.append(panel.tail.outputs)
-        sealed = [o for g in panel.sealed.children for out in g.children for o in out.outputs]
-        view.finish(Outcome([result(text, usage=Usage(5, 1500, 1505))]))
-    assert len(tails) > 5
-    assert all(o["data"]["text/markdown"] for tail in tails for o in tail)
-    assert len(sealed) >= 2
-    shown = "".join(o["data"]["text/markdown"] for o in sealed)
-    assert text.startswith(shown.replace("\n```\n```python\n", "\n"))  # cuts reopen fences
-    outs = displays(cap)
-    assert "application/vnd.jupyter.widget-view+json" in outs[0].data
-    display_id = outs[0].transient["display_id"]
-    final, usage = outs[1], outs[2]
-    assert final.update and final.transient["display_id"] == display_id
-    assert final.data == {"text/markdown": text, "text/plain": text}
-    assert "1505 tokens" in usage.data["text/plain"]
-    assert all(w.comm is None for w in view.created)  # every widget closed
-    assert wire.updates
-
-
-def test_widget_first_text_shows_immediately_and_status_is_rate_limited(
-    shell: InteractiveShell,
-) -> None:
-    clock = FakeClock()
-    with capture_output():
-        view = WidgetView(clock=clock, max_updates_per_second=2, shell=shell)
-        view.start()
-        panel = view.live[0]
-        assert "waiting" in panel.status.value
-        view.add(TextDelta("Hi"))
-        assert panel.tail.outputs[0]["data"]["text/markdown"] == "Hi"
-        view.add(TextDelta(" there"))
-        assert panel.tail.outputs[0]["data"]["text/markdown"] == "Hi"  # within 0.5 s
-        clock.now += 0.6
-        view.add(TextDelta("!"))
-        assert panel.tail.outputs[0]["data"]["text/markdown"] == "Hi there!"
-        assert "streaming · ~3 tokens · 0.6 s" in panel.status.value
-        view.finish(Outcome([result("Hi there!")]))
-
-
-def test_widget_panels_side_by_side_each_with_its_own_text(shell: InteractiveShell) -> None:
-    clock = FakeClock()
-    with capture_output() as cap:
-        view = WidgetView("sweep", panels=["t=0.2", "t=0.8"], clock=clock, shell=shell)
-        view.start()
-        view.add(TextDelta("cold answer"), panel=0)
-        view.add(TextDelta("warm answer"), panel=1)
-        view.add(TextDelta("third"), panel=2)  # a panel no one announced
-        texts = [p.tail.outputs[0]["data"]["text/markdown"] for p in view.live]
-        assert isinstance(view.grid, ipywidgets.GridBox) and len(view.grid.children) == 3
-        results = [result("cold answer"), result("warm answer", status="failed"), result("third")]
-        view.finish(Outcome(results, "done", "500 boom"))
-    assert texts == ["cold answer", "warm answer", "third"]
-    final, usage = displays(cap)[-2:]
-    md = final.data["text/markdown"]
-    assert "**t=0.2**\n\ncold answer" in md and "**t=0.8**\n\nwarm answer" in md
-    lines = usage.data["text/plain"].splitlines()
-    assert lines[0].startswith("t=0.2: palmyra-x5")
-    assert "failed" in lines[1] and "500 boom" in lines[1] and "boom" not in lines[0]
-
-
-def test_widget_shows_tool_calls_and_sources_and_keeps_them(shell: InteractiveShell) -> None:
-    clock = FakeClock()
-    with capture_output() as cap:
-        view = WidgetView(clock=clock, shell=shell)
-        view.start()
-        view.add(ToolCallDelta(0, id="c1", type="function", name="get_weather"))
-        view.add(ToolCallDelta(0, arguments='{"city": '))
-        clock.now += 1
-        view.add(ToolCallDelta(0, arguments='"Paris"}'))
-        shown = view.live[0].tail.outputs[-1]["data"]["text/markdown"]
-        sources = {"sources": [{"url": "https://a.example"}, {"url": "https://b.example"}]}
-        view.add(DataDelta("web_search_data", sources))
-        call = {"id": "c1", "type": "function"}
-        call["function"] = {"name": "get_weather", "arguments": '{"city": "Paris"}'}  # type: ignore[assignment]
-        final = Result(
-            "chat",
-            "palmyra-x5",
-            (Choice(0, "Sunny.", "stop", (call,), data={"web_search_data": sources}),),
-            {},
-        )
-        view.finish(Outcome([final]))
-    assert shown == 'calling `get_weather({"city": "Paris"})`'
-    md = displays(cap)[-2].data["text/markdown"]
-    assert md.startswith("Sunny.") and 'calling `get_weather({"city": "Paris"})`' in md
-    assert "1. [a.example](https://a.example)\n2. [b.example](https://b.example)" in md
-
-
-def test_interrupted_widget_keeps_partial_text(shell: InteractiveShell) -> None:
-    with capture_output() as cap:
-        view = WidgetView(clock=FakeClock(), shell=shell)
-        view.start()
-        view.add(TextDelta("half an ans"))
-        view.finish(Outcome([result("half an ans", status="interrupted")], "interrupted"))
-    final, usage = displays(cap)[-2:]
-    assert final.data["text/markdown"] == "half an ans"
-    assert "interrupted" in usage.data["text/plain"]
-
-
-def test_slow_long_list_never_goes_quiet(shell: InteractiveShell) -> None:
-    """A list has no blank lines, so it stays one unfinished block; at 30 tokens/s the
-    byte budget alone would hold updates back for seconds. New text must still show."""
-    clock = FakeClock()
-    text = "Here are the steps:\n" + "\n".join(
-        f"- step {i}: check the tide tables and the wind" for i in range(40)
-    )
-    shown_at: list[float] = []
-    with capture_output():
-        view = WidgetView("palmyra-x5", clock=clock)
-        view.start()
-        view.live[0].tail.observe(lambda _change: shown_at.append(clock.now), names="outputs")
-        for i in range(0, len(text), 5):  # about 150 bytes a second
-            view.add(TextDelta(text[i : i + 5]))
-            clock.now += 0.033
-        view.finish(Outcome([result(text)]))
-    gaps = [later - earlier for earlier, later in itertools.pairwise(shown_at)]
-    assert len(shown_at) >= 2 * clock.now * 0.9
-    assert max(gaps) <= 0.6
-
-
-def test_markdown_view_renders_at_most_once_per_tick(
-    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """When the byte budget says no, the view must not re-render on every event
-    (that made long answers quadratic)."""
-    clock = FakeClock()
-    renders = 0
-    original = MarkdownView._bundle
-
-    def counting(self: MarkdownView) -> dict[str, Any]:
-        nonlocal renders
-        renders += 1
-        return original(self)
-
-    monkeypatch.setattr(MarkdownView, "_bundle", counting)
-    with capture_output():
-        view = MarkdownView("palmyra-x5", clock=clock)
-        view.start()
-        for _ in range(5000):
-            view.add(TextDelta("word "))
-            clock.now += 0.001
-    assert renders <= 5 * 10 + 5  # 5 simulated seconds at 10 ticks a second

@@ -9,7 +9,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from writer_magics.answer.result import Accumulator
-from writer_magics.display import MarkdownView
+from writer_magics.display.grid import GridView
 from writer_magics.request import Request, chat_request
 from writer_magics.send import execute
 from writer_magics.server import ServerHandle
@@ -43,7 +43,7 @@ def test_each_event_is_folded_once_and_every_panel_reads_the_requests_fold(
     body = chat_request(
         model="palmyra-x5", messages=[{"role": "user", "content": "Two short answers"}], n=2
     )
-    view = MarkdownView("fold", panels=2)
+    view = GridView("fold", panels=2)
     try:
         with capture_output() as cap:
             outcomes = execute({0: Request("chat", body)}, loop=loop, client=client, view=view)

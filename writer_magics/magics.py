@@ -95,7 +95,12 @@ class WriterMagics(Magics):
     view = Enum(
         ["auto", "widget", "markdown", "text"],
         "auto",
-        help="Live view: ipywidgets in a kernel, plain text in a terminal, or forced.",
+        help=(
+            "Live view: auto (display outputs in a notebook, plain text in a terminal), "
+            "or forced. widget and markdown (both kept for old settings) mean the same: "
+            "one answer as Markdown outputs, several panels side by side in one HTML "
+            "output; no widgets, so a notebook saved mid-stream still reads well."
+        ),
     ).tag(config=True)
     max_concurrency = Int(
         4, help="How many requests of a sweep or batch run at once (the rest say 'queued')."

@@ -1,13 +1,14 @@
-"""The one way to show Markdown (always with ``text/plain``) and the static finish.
+"""The one way to show Markdown and HTML (always with a readable ``text/plain``).
 
 ``show_markdown`` / ``show_html`` publish a bundle whose ``text/plain`` is readable in
-a terminal; :func:`static_finish` replaces a live view with output that needs no
-widget state (what saved notebooks, nbconvert and GitHub show).
+a terminal; the live views (``live.py``, ``grid.py``) publish through the same
+``display`` / ``update_display`` and finish as plain outputs that need no widget state
+(what saved notebooks, nbconvert and GitHub show).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core import display_functions
@@ -15,10 +16,6 @@ from IPython.core import display_functions
 from writer_magics.answer.markdown import markdown_bundle
 from writer_magics.display.panel import (
     Outcome,
-    final_markdown,
-    json_size,
-    sections,
-    status_lines,
 )
 
 # IPython's display functions are untyped; these are the same functions, typed.
@@ -42,31 +39,3 @@ def show_markdown(markdown: str, plain: str | None = None, **kwargs: Any) -> Non
 def show_html(html: str, plain: str, **kwargs: Any) -> None:
     """Display HTML with a readable ``text/plain`` (what a terminal prints)."""
     display({"text/html": html, "text/plain": plain}, raw=True, **kwargs)
-
-
-def static_finish(
-    display_id: str,
-    started: bool,
-    outcome: Outcome,
-    titles: Sequence[str],
-    stamp: Stamp | None = None,
-) -> int:
-    """Replace the live display with static output; returns the bytes it published.
-
-    The answer becomes one ``text/markdown`` (escaped for the renderer) + ``text/plain``
-    (as received) bundle, what saved notebooks, nbconvert and GitHub show with no
-    widget state, followed by the usage line as a separate ``text/plain`` output so it
-    never pollutes the answer. ``stamp`` gives the answer's output metadata
-    (answer/provenance.py, saved with the notebook).
-    """
-    answer = final_markdown(sections(outcome, titles))
-    usage = "\n".join(status_lines(outcome, titles))
-    first = markdown_bundle(answer) if answer else {"text/plain": usage}
-    show = update_display if started else display
-    metadata = stamp(outcome) if stamp is not None else None
-    show(first, raw=True, display_id=display_id, metadata=metadata)
-    sent = json_size(first)
-    if answer:
-        display({"text/plain": usage}, raw=True)
-        sent += json_size(usage)
-    return sent

@@ -1,4 +1,9 @@
-"""The live views without widgets, the shared static finish, and the factory.
+"""The live views' protocol, the terminal and stacked-Markdown views, and the factory.
+
+One answer in a kernel or a rich shell is shown by :class:`~writer_magics.display.live.AnswerView`
+(plain display outputs, no widgets); several panels (``n`` > 1, sweeps) side by side by
+:class:`~writer_magics.display.grid.GridView` (one HTML display); a terminal gets
+:class:`TextView`. No view opens a comm, so a notebook saved at any moment reads well.
 
 Every view is fed on the cell thread (``view.add(event)`` from the read loop) and
 finished in the caller's ``finally``; all display calls happen on that thread.
@@ -8,27 +13,21 @@ from __future__ import annotations
 
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol, TextIO
 
 from IPython.core import getipython
 
-from writer_magics.answer.markdown import escape_markdown
 from writer_magics.answer.result import Accumulator
-from writer_magics.display.blocks import renderable
-from writer_magics.display.finish import Stamp, display, static_finish, update_display
+from writer_magics.display.finish import Stamp
 from writer_magics.display.panel import (
     Outcome,
-    PanelSet,
     PanelState,
-    json_size,
-    live_placeholder,
     panel_titles,
     sections,
     status_lines,
 )
-from writer_magics.display.throttle import ByteBudget, Clock, Throttle
+from writer_magics.display.throttle import Clock
 from writer_magics.transport.events import STATUS_EVENTS, Event
 
 ViewKind = Literal["auto", "widget", "markdown", "text"]
@@ -37,7 +36,11 @@ get_ipython: Callable[[], Any] = getipython.get_ipython
 
 
 class LiveView(Protocol):
-    """What the read loop needs: start, feed events to a panel, finish (in ``finally``).
+    """What the read loop needs: start, feed events to a panel, tick, finish (in ``finally``).
+
+    ``tick`` is called by :func:`writer_magics.send.execute` about every 0.1 s while no
+    event arrives, so that the status (``waiting… 1.2 s``) ticks during first-token
+    latency and text held back by the byte budget is shown; a view may ignore it.
 
     ``add`` gets each event with ``fold``, the request's Accumulator that already holds
     it: the view reads that state and folds nothing itself (without ``fold`` a panel
@@ -47,6 +50,8 @@ class LiveView(Protocol):
     def start(self) -> None: ...
 
     def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None: ...
+
+    def tick(self) -> None: ...
 
     def finish(self, outcome: Outcome) -> None: ...
 
@@ -123,6 +128,9 @@ class TextView:
             self.out.write(text)
             self.out.flush()
 
+    def tick(self) -> None:
+        """Nothing ticks on a terminal (the waiting indicator is one fixed line)."""
+
     def finish(self, outcome: Outcome) -> None:
         self._stop_waiting()
         printed = "".join(self.parts)
@@ -148,76 +156,12 @@ class TextView:
         self.out.flush()
 
 
-class MarkdownView:
-    """Rich display without widgets: one Markdown display, throttled updates, static finish.
-
-    Each update re-sends the text so far, so updates are also held to a byte budget
-    (``budget_ratio`` x the answer) that stays linear in the answer's size.
-    """
-
-    def __init__(
-        self,
-        header: str = "",
-        *,
-        panels: Sequence[str] | int = 1,
-        max_updates_per_second: float = 10.0,
-        clock: Clock = time.monotonic,
-        budget_ratio: float = 2.0,
-        stamp: Stamp | None = None,
-    ) -> None:
-        self.header = header
-        self.stamp = stamp
-        self.panels = PanelSet(panels, clock)
-        self.throttle = Throttle(max_per_second=max_updates_per_second, clock=clock)
-        self.budget = ByteBudget(ratio=budget_ratio, slack=2048)
-        self.display_id = f"writer-{uuid.uuid4().hex}"
-        self.started = False
-        self.updates = 0
-
-    def _markdown(self) -> str:
-        parts = [f"<small>{escape_markdown(self.header)}</small>"] if self.header else []
-        several = len(self.panels.states) > 1
-        for state in self.panels.states:
-            if several:
-                parts.append(f"**{escape_markdown(state.title)}**")
-            parts.extend(escape_markdown(p) for p in (renderable(state.text), state.extras()) if p)
-            parts.append(f"<small>{escape_markdown(state.status())}</small>")
-        return "\n\n".join(parts)
-
-    def _bundle(self) -> dict[str, Any]:
-        md = self._markdown()
-        return {"text/markdown": md, "text/plain": live_placeholder(self.header)}
-
-    def start(self) -> None:
-        display(self._bundle(), raw=True, display_id=self.display_id)
-        self.started = True
-
-    def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None:
-        self.panels.get(panel).add(event, fold)
-        self._update()
-
-    def _update(self, force: bool = False) -> None:
-        if not (force or self.throttle.due()):
-            return
-        bundle = self._bundle()
-        cost = json_size(bundle)
-        produced = sum(json_size(s.text) for s in self.panels.states)
-        if not force and self.throttle.last is not None and not self.budget.allows(cost, produced):
-            self.throttle.mark()  # decided for this tick: do not rebuild on every event
-            return
-        update_display(bundle, raw=True, display_id=self.display_id)
-        self.throttle.mark()
-        self.budget.spend(cost)
-        self.updates += 1
-
-    def finish(self, outcome: Outcome) -> None:
-        self.budget.spend(
-            static_finish(self.display_id, self.started, outcome, self.panels.titles, self.stamp)
-        )
-
-
 def auto_kind(shell: Any) -> Literal["widget", "markdown", "text"]:
-    """Widgets in a kernel, text in terminal IPython or plain Python, Markdown otherwise."""
+    """``widget`` in a kernel, text in terminal IPython or plain Python, Markdown otherwise.
+
+    ``widget`` and ``markdown`` both show one answer as plain display outputs
+    (:class:`~writer_magics.display.live.AnswerView`); they differ only for several panels.
+    """
     if shell is None:
         return "text"
     if getattr(shell, "kernel", None) is not None:
@@ -245,7 +189,8 @@ def open_view(
     if shell is None:
         shell = get_ipython()
     chosen = auto_kind(shell) if kind == "auto" else kind
-    if chosen in ("widget", "markdown") and len(panel_titles(panels)) > 1:
+    several = len(panel_titles(panels)) > 1
+    if chosen in ("widget", "markdown") and several:
         from writer_magics.display.grid import GridView  # markdown-it only when needed
 
         return GridView(
@@ -256,19 +201,10 @@ def open_view(
             shell=shell,
             stamp=stamp,
         )
-    if chosen == "widget":
-        from writer_magics.display.widget import WidgetView
+    if chosen in ("widget", "markdown"):
+        from writer_magics.display.live import AnswerView
 
-        return WidgetView(
-            header,
-            panels=panels,
-            max_updates_per_second=max_updates_per_second,
-            clock=clock,
-            shell=shell,
-            stamp=stamp,
-        )
-    if chosen == "markdown":
-        return MarkdownView(
+        return AnswerView(
             header,
             panels=panels,
             max_updates_per_second=max_updates_per_second,
