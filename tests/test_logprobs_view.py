@@ -95,11 +95,11 @@ def test_summary_line() -> None:
 
 
 def test_shading_runs_red_to_green() -> None:
-    assert probability_color(0.0) == "hsl(0, 80%, 82%)"
-    assert probability_color(0.5) == "hsl(60, 80%, 82%)"
-    assert probability_color(1.0) == probability_color(7.0) == "hsl(120, 80%, 82%)"
+    assert probability_color(0.0) == "hsla(0, 80%, 50%, 0.35)"
+    assert probability_color(0.5) == "hsla(60, 80%, 50%, 0.35)"
+    assert probability_color(1.0) == probability_color(7.0) == "hsla(120, 80%, 50%, 0.35)"
     markup = logprobs_html(RECORDS)
-    assert "background-color: hsl(112, 80%, 82%)" in markup  # 93.1%
+    assert "background-color: hsla(112, 80%, 50%, 0.35)" in markup  # 93.1%
 
 
 @pytest.mark.parametrize(

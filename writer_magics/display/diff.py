@@ -97,6 +97,12 @@ def diff_text(old: str, new: str) -> str:
     return f"diff ({stats}):\n" + "".join(out).strip()
 
 
+#: Translucent red and green behind the theme's own text colour: readable on light and
+#: dark themes alike (``<del>`` keeps its line-through, ``<ins>`` its underline).
+_DELETED = "background-color: rgba(248, 81, 73, 0.3)"
+_INSERTED = "background-color: rgba(46, 160, 67, 0.3)"
+
+
 def diff_markdown(old: str, new: str, title: str = "diff") -> str:
     """The same diff as HTML-in-Markdown: ``<del>`` and ``<ins>``, escaped text."""
     pieces, stats = word_diff(old, new)
@@ -107,9 +113,9 @@ def diff_markdown(old: str, new: str, title: str = "diff") -> str:
         body, space = _split_space(text)
         shown = html.escape(" ".join(body.split()), quote=False).replace("$", "&#36;")
         if kind == "-":
-            out.append(f'<del style="color:#b31d28">{shown}</del>{" " if space else ""}')
+            out.append(f'<del style="{_DELETED}">{shown}</del>{" " if space else ""}')
         elif kind == "+":
-            out.append(f'<ins style="color:#22863a">{shown}</ins>{" " if space else ""}')
+            out.append(f'<ins style="{_INSERTED}">{shown}</ins>{" " if space else ""}')
         elif kind == "…":
             out.append("… ")
         else:

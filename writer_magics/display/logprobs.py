@@ -17,14 +17,19 @@ from typing import Any
 
 __all__ = ["logprobs_html", "logprobs_plain", "percent", "probability_color", "tooltip"]
 
+# Colours come from JupyterLab's theme variables (light, dark, high contrast), with the
+# light theme's values as fallbacks where they are not defined (nbconvert, GitHub).
 _BOX = (
     "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; "
     "font-size: 0.9em; line-height: 1.9; white-space: pre-wrap; word-break: break-word; "
-    "color: #111; background: #fff; padding: 6px 8px; border: 1px solid #ddd; "
-    "border-radius: 4px"
+    "color: var(--jp-content-font-color1, #111); background: var(--jp-layout-color1, #fff); "
+    "padding: 6px 8px; border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px"
 )
 _TOKEN = "background-color: {color}; border-radius: 2px; padding: 1px 0"
-_NOTE = "font-family: sans-serif; font-size: 0.8em; color: #555; margin-top: 4px"
+_NOTE = (
+    "font-family: sans-serif; font-size: 0.8em; color: var(--jp-content-font-color2, #555); "
+    "margin-top: 4px"
+)
 
 
 def _probability(record: Mapping[str, Any]) -> float:
@@ -52,9 +57,10 @@ def percent(p: float) -> str:
 
 
 def probability_color(p: float) -> str:
-    """Red (unlikely) through yellow to green (likely), light enough for black text."""
+    """Red (unlikely) through yellow to green (likely), translucent: the theme's
+    background shows through, so the theme's text colour reads on it, light or dark."""
     hue = 120 * min(max(p, 0.0), 1.0)
-    return f"hsl({hue:.0f}, 80%, 82%)"
+    return f"hsla({hue:.0f}, 80%, 50%, 0.35)"
 
 
 def _shown(token: str) -> str:

@@ -576,7 +576,7 @@ def thumbnail_html(image: ChatImage) -> str:
     return (
         f'<img src="{html.escape(src)}" alt="{label}" title="{label}" '
         f'style="max-height:{THUMBNAIL_PIXELS}px;max-width:{THUMBNAIL_PIXELS * 2}px;'
-        'margin:0 6px 4px 0;border:1px solid #ccc">'
+        'margin:0 6px 4px 0;border:1px solid var(--jp-border-color2,#ccc)">'
     )
 
 
