@@ -56,5 +56,5 @@ def test_each_event_is_folded_once_and_every_panel_reads_the_requests_fold(
     choices = outcomes.results[0].choices
     assert [first.text, second.text] == [choices[0].text, choices[1].text]
     assert choices[0].text and choices[0].text != choices[1].text
-    final = cap.outputs[-2].data["text/plain"]
+    final = cap.outputs[-1].data["text/markdown"]  # the grid's stacked Markdown fallback
     assert "**Choice 1**" in final and "**Choice 2**" in final
