@@ -212,6 +212,19 @@ class AnswerView:
         if not self.finished:
             self._frame(self.clock(), idle=True)
 
+    def break_piece(self) -> None:
+        """Something else is displayed below the answer now (a tool call's line): the text
+        so far gets its final frame (it only grows), and later text opens a new piece
+        below that display instead of growing the one above it."""
+        pending = self.carry + self.state.text[self.pos :]
+        if self.finished or not pending.strip():
+            return
+        self._final(pending, cut=False)
+        self.pos = len(self.state.text)
+        self.carry = ""
+        self.shown = 0
+        self.waiting_since = None
+
     # --- streaming --------------------------------------------------------------------
 
     def _produced(self) -> int:
@@ -302,6 +315,11 @@ class AnswerView:
         if not end and not consumed:
             return False
         sealed = pending[:end] + head
+        if not consumed and not sealed.strip() and self._tail() is None:
+            self.pos += end - len(self.carry)  # blank lines between pieces: nothing to show
+            self.carry = ""
+            self.shown = 0
+            return False
         self._final(sealed, cut=consumed > 0)
         self.pos += end + consumed - len(self.carry)
         self.carry = carry if consumed else ""
@@ -328,8 +346,11 @@ class AnswerView:
         if self.pieces and not text.startswith(sealed):
             self._rewrite(final)  # the finish shows another text (pretty JSON): one piece
         else:
-            rest = Section("", self.carry + text[self.pos :], final.extras).markdown()
             tail = self._tail()
+            body = self.carry + text[self.pos :]
+            if tail is None and not self.carry:
+                body = body.lstrip("\r\n")  # a new piece does not start with blank lines
+            rest = Section("", body, final.extras).markdown()
             if rest != self.carry:
                 md = escape_markdown(rest)
                 self._show({"text/markdown": md, "text/plain": rest}, md, new=tail is None)

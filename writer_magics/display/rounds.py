@@ -98,9 +98,14 @@ class RoundsView:
     # ------------------------------------------------------------------ the cell
 
     def running(self, name: str, arguments: str) -> None:
-        """A tool function starts: the live status says so until the next event."""
+        """A tool function starts: the live status says so until the next event, and the
+        answer's later text opens below the call's line (``break_piece``, where the view
+        has pieces), so the cell reads in the order things happened."""
         if self.inner is not None and not self.finished:
             self.inner.add(ToolRunning(name, arguments), 0, self.acc)
+            split = getattr(self.inner, "break_piece", None)
+            if callable(split):
+                split()
 
     def close(self, interrupted: bool = False) -> None:
         """The cell is over: finish the view if a round left it open (the round limit,
