@@ -133,7 +133,9 @@ RECORDER = r"""
         const block = markdown && markdown.querySelector(':scope > *');
         if (block) answerTop = round(block.getBoundingClientRect().top - base);
         for (const title of titles) {
-          const el = deepest(area, (t) => t.trim() === title);
+          const source = '^\\s*' + title.replace(/[.]/g, '\\.') + '(?![\\d.])';
+          const pattern = new RegExp(source);
+          const el = deepest(area, (t) => pattern.test(t));
           if (el) {
             const r = el.getBoundingClientRect();
             placed[title] = [round(r.top - base), round(r.left), round(r.width)];
@@ -456,15 +458,23 @@ def _page(browser: Any, width: int = 1200, height: int = 1000) -> Page:
     return page
 
 
-def _record(page: Page, cells: Locator, index: int, titles: Sequence[str] = ()) -> list[Frame]:
-    """Run cell ``index`` while recording every frame; stop 1.5 s after it finished."""
+def _record(
+    page: Page, cells: Locator, index: int, name: str, titles: Sequence[str] = ()
+) -> list[Frame]:
+    """Run cell ``index`` while recording every frame; stop 1.5 s after it finished.
+
+    Screenshots: ``browser-view-NAME-streaming.png`` 1.5 s in, ``...-NAME.png`` at the end.
+    """
     page.evaluate(RECORDER, {"cell": index, "titles": list(titles)})
     run_cell(page, cells.nth(index))
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / f"browser-view-{name}-streaming.png"))
     wait_until_run(cells.nth(index), timeout=60)
     finished = page.evaluate(MARK)
     page.wait_for_timeout(1500)  # a static finish arriving late, a reflow after it
     frames = [Frame.of(raw) for raw in page.evaluate(STOP_RECORDER)]
-    print(f"cell {index}: {len(frames)} changed frames of {frames[-1].n}, finished at {finished}")
+    page.screenshot(path=str(ARTIFACTS / f"browser-view-{name}.png"))
+    print(f"{name}: {len(frames)} changed frames of {frames[-1].n}, finished at frame {finished}")
     return frames
 
 
@@ -475,7 +485,6 @@ def _open(page: Page, lab: Lab, name: str) -> Locator:
     page.evaluate(
         """async () => {
           const app = window.jupyterapp;
-          window.__writerKernel = app.shell.currentWidget.sessionContext.session.kernel;
           await app.commands.execute('logconsole:open');
           await app.commands.execute('logconsole:set-level', {level: 'info'});
           await app.commands.execute('logconsole:clear');
@@ -597,16 +606,14 @@ def test_streamed_answer_holds_still_while_sealing_and_at_the_finish(view_lab: L
         wire = Wire().attach(page)
         try:
             cells = _open(page, view_lab, "stream.ipynb")
-            frames = _record(page, cells, 1)
-            page.screenshot(path=str(ARTIFACTS / "browser-view-list.png"), full_page=True)
-            code_frames = _record(page, cells, 3)  # a fenced block and inline code
-            page.screenshot(path=str(ARTIFACTS / "browser-view-code.png"), full_page=True)
+            frames = _record(page, cells, 1, "list")
+            code_frames = _record(page, cells, 3, "code")  # a fenced block and inline code
             console = _log_console(page)
             comm = _comm_faults(wire, console)
             page.screenshot(path=str(ARTIFACTS / "browser-view-log-console.png"))
             _check_comm_detection(page, wire, cells.nth(5))
         finally:
-            page.screenshot(path=str(ARTIFACTS / "browser-view-stream.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / "browser-view-stream-end.png"))
     for name, recorded in (("list", frames), ("code", code_frames)):
         print(f"--- {name} answer")
         found = _stream_problems(recorded)
@@ -627,10 +634,10 @@ def test_sweep_panels_share_one_row_and_the_finish_keeps_them(view_lab: Lab) -> 
         wire = Wire().attach(page)
         try:
             cells = _open(page, view_lab, "sweep.ipynb")
-            frames = _record(page, cells, 1, SWEEP_TITLES)
+            frames = _record(page, cells, 1, "sweep", SWEEP_TITLES)
             comm = _comm_faults(wire, _log_console(page))
         finally:
-            page.screenshot(path=str(ARTIFACTS / "browser-view-sweep.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / "browser-view-sweep-end.png"))
     final = frames[-1].titles
     live = [f for f in frames if "streaming" in f.text and len(f.titles) == len(SWEEP_TITLES)]
     print("titles live:", live[-1].titles if live else None, "final:", final)
@@ -749,7 +756,7 @@ def test_notebook_saved_mid_stream_reopens_readable(view_lab: Lab) -> None:
             page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
         assert response.value.ok, "the notebook was not saved"
         assert not has_run(cells.nth(1)), "the answer finished before the save: too fast"
-        page.screenshot(path=str(ARTIFACTS / "browser-view-saving.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "browser-view-saving.png"))
         saved_bytes = path.read_bytes()
         nb = json.loads(saved_bytes)
         mimes, texts = _saved_texts(nb, 1)
@@ -769,7 +776,7 @@ def test_notebook_saved_mid_stream_reopens_readable(view_lab: Lab) -> None:
         cells = page.locator(".jp-Notebook .jp-Cell")
         cells.nth(1).wait_for()
         reloaded = _settled_output(page, cells.nth(1), 10)
-        page.screenshot(path=str(ARTIFACTS / "browser-view-saved-reloaded.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "browser-view-saved-reloaded.png"))
         problems["reloaded"] = list(_readable("reloaded", reloaded, line))
         page.close()
         for session in httpx.get(
@@ -782,7 +789,7 @@ def test_notebook_saved_mid_stream_reopens_readable(view_lab: Lab) -> None:
         page = _page(browser)
         cells = open_notebook(page, view_lab, "saved.ipynb")
         reopened = _settled_output(page, cells.nth(1), 10)
-        page.screenshot(path=str(ARTIFACTS / "browser-view-saved-reopened.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "browser-view-saved-reopened.png"))
         problems["reopened, fresh kernel"] = list(_readable("reopened", reopened, line))
 
         # (c) nbconvert's HTML export of the saved file, shown by Chromium offline.
