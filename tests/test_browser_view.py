@@ -305,6 +305,27 @@ def answer_moves(frames: Sequence[Frame]) -> list[float]:
     return tops
 
 
+def outputs(frame: Frame) -> int:
+    """How many outputs the cell shows (the output area's children)."""
+    return sum(1 for key in frame.boxes if re.fullmatch(r"div\d+", key))
+
+
+def layout_numbers(frames: Sequence[Frame]) -> dict[str, object]:
+    """What the recorder saw, for the report: outputs added (seals), the next cell's
+    moves (count, largest down, largest up) and the area's height at the end."""
+    counts = [outputs(frame) for frame in frames]
+    added = sum(1 for a, b in itertools.pairwise(counts) if b > a)
+    tops = [f.boxes["next-cell"][0] for f in frames if "next-cell" in f.boxes]
+    steps = [b - a for a, b in itertools.pairwise(tops) if abs(b - a) > 0.05]
+    return {
+        "outputs at the finish": counts[-1] if counts else 0,
+        "outputs added while recording": added,
+        "next cell moves": len(steps),
+        "largest move down": max([0.0, *steps]),
+        "largest move up": min([0.0, *steps]),
+    }
+
+
 def finish_frame(frames: Sequence[Frame]) -> int:
     """The first frame after the last one that says ``streaming`` (the finish)."""
     live = [i for i, frame in enumerate(frames) if "streaming" in frame.text]
@@ -564,8 +585,8 @@ def _stream_problems(frames: list[Frame]) -> dict[str, list[object]]:
                 ],
                 "live status fonts": sorted(live_fonts),
                 "footer": footer,
+                **layout_numbers(frames),
             },
-            indent=1,
         )
     )
     finish = finish_frame(frames)
@@ -646,6 +667,7 @@ def test_sweep_panels_share_one_row_and_the_finish_keeps_them(view_lab: Lab) -> 
         live[-1].boxes.get("area") if live else None,
         frames[-1].boxes.get("area"),
     )
+    print(json.dumps(layout_numbers(frames)))
     row: list[object] = []
     if set(final) != set(SWEEP_TITLES):
         row.append(f"titles found at the finish: {sorted(final)}")
