@@ -19,9 +19,12 @@ sit. From those frames:
 * raw Markdown is ``**``, a stray ``*`` at a word, a backtick or ``](`` in the text
   a frame shows (none of the answers here has them in the rendered text).
 
-The bundled server paces the answers (``[[tps:N]]`` markers). Kernel websocket
-frames are recorded (``page.on("websocket")``) and JupyterLab's log console is read
-for ``No such comm``. Screenshots of each phase go to test-artifacts/.
+The bundled server paces the answers (``[[tps:N]]`` markers); it answers a list or a
+code request, never both, so one cell streams a list answer and the next a code
+answer. Kernel websocket frames are recorded (``page.on("websocket")``) and
+JupyterLab's log console (level ``info``: every message no cell took) is read for
+``No such comm``; the widget manager's own probe of a fresh kernel is told apart
+(:class:`Wire`). Screenshots of each phase go to test-artifacts/.
 """
 
 from __future__ import annotations
