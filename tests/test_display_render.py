@@ -175,11 +175,15 @@ def test_each_failed_panel_of_a_sweep_shows_its_own_reason(
             sh.run_line_magic("unload_ext", "writer_magics")
             InteractiveShell.clear_instance()
     assert len(failing.bodies) == 2
-    footer = [o.data["text/plain"] for o in cap.outputs if "text/markdown" not in o.data][-1]
-    lines = footer.splitlines()
-    assert len(lines) == 2, footer
+    from tests.test_grid import Grid
+
+    final = cap.outputs[-1].data  # the grid's finish: each panel's own footer line
+    lines = [panel["status"] for panel in Grid(final["text/html"]).panels]
+    assert len(lines) == 2, final
     assert "temperature 0.2 is not allowed" in lines[0] and "0.9" not in lines[0]
     assert "temperature 0.9 is not allowed" in lines[1] and "0.2 is" not in lines[1]
+    plain = final["text/plain"]
+    assert plain.index("--- t=0.2 ---") < plain.index("0.2 is not") < plain.index("--- t=0.9")
 
 
 def test_whitespace_text_with_tool_calls_shows_the_calls() -> None:

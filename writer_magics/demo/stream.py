@@ -29,6 +29,8 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 HEAD_MARK = 'class="writer-magics-head"'
 FOOTER_MARK = 'class="writer-magics-footer"'
 TAIL_PLAIN = "…"
+#: The class of the side-by-side grid (display/grid.py): one HTML display per cell.
+GRID = "writer-magics-grid"
 _BARE_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})$")
 _OPEN_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^`]*$")
 
@@ -169,6 +171,7 @@ class TerminalEcho:
         self.after_live = False  # the next plain display is the answer's usage line
         self.pieces: PieceAnswer | None = None  # the answer shown as pieces, while it streams
         self.heads: set[str] = set()  # display ids of the live views' heads
+        self.grids: set[str] = set()  # display_ids of side-by-side grids still live
 
     # -------------------------------------------------------------- writing
 
@@ -235,8 +238,17 @@ class TerminalEcho:
         elif kind in ("display_data", "execute_result"):
             if WIDGET_VIEW in data:
                 self._live_display(display_id)
+            elif display_id and GRID in str(data.get("text/html", "")):
+                self.grids.add(display_id)
+                self.newline()
+                self.line("(several answers side by side: shown when they are complete)", "2")
             else:
                 self._static(data)
+        elif kind == "update_display_data" and display_id in self.grids:
+            if "text/markdown" in data:  # the finish (live frames are HTML only)
+                self.grids.discard(display_id)
+                self.newline()
+                self.write(str(data.get("text/plain", "")) + "\n")
         elif kind == "update_display_data" and display_id in self.live:
             self._finish(self.live.pop(display_id), data)
 

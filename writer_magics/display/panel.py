@@ -164,6 +164,8 @@ def status_lines(outcome: Outcome, titles: Sequence[str]) -> list[str]:
             line = f"{line} · {reason}"
         if several:
             title = titles[i] if i < len(titles) and titles[i] else f"#{i + 1}"
+            if result.model in title.split(" · ") and line.startswith(f"{result.model} · "):
+                line = line[len(result.model) + 3 :]  # the title names the model already
             line = f"{title}: {line}"
         lines.append(line)
     if not lines:

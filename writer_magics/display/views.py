@@ -257,7 +257,9 @@ def open_view(
 ) -> LiveView:
     """The live view for this frontend (``auto``) or the one asked for.
 
-    ``stamp`` builds the static finish's output metadata (the text view has none)."""
+    Several panels (a sweep, ``n`` > 1) get the side-by-side ``GridView`` in a notebook
+    or rich shell, and the text view in a terminal. ``stamp`` builds the static
+    finish's output metadata (the text view has none)."""
     if shell is None:
         shell = get_ipython()
     chosen = auto_kind(shell) if kind == "auto" else kind
@@ -270,6 +272,17 @@ def open_view(
             panels=panels,
             max_updates_per_second=max_updates_per_second,
             clock=clock,
+            stamp=stamp,
+        )
+    if chosen in ("widget", "markdown"):
+        from writer_magics.display.grid import GridView  # markdown-it only when needed
+
+        return GridView(
+            header,
+            panels=panels,
+            max_updates_per_second=max_updates_per_second,
+            clock=clock,
+            shell=shell,
             stamp=stamp,
         )
     if chosen == "widget":
