@@ -16,6 +16,7 @@ from IPython.utils.capture import CapturedIO, capture_output
 
 from writer_magics.answer.result import Choice, Result, Status, Timing
 from writer_magics.display import MarkdownView, Outcome, TextView, auto_kind, open_view
+from writer_magics.display.grid import GridView
 from writer_magics.display.live import AnswerView
 from writer_magics.display.panel import json_size
 from writer_magics.display.widget import WidgetView
@@ -106,9 +107,9 @@ def test_auto_picks_widgets_in_a_kernel_text_in_a_terminal_markdown_otherwise(
     assert isinstance(open_view("auto", "h", shell=shell), AnswerView)
     assert isinstance(open_view("widget", "h", shell=shell), AnswerView)
     assert isinstance(open_view("markdown", "h", shell=shell), AnswerView)
-    # Several panels: the widget grid in a kernel, stacked Markdown in a rich shell.
-    assert isinstance(open_view("auto", "h", panels=2, shell=shell), MarkdownView)
-    assert isinstance(open_view("widget", "h", panels=2, shell=shell), WidgetView)
+    # Several panels: the side-by-side grid (display/grid.py), asked as widget or markdown.
+    assert isinstance(open_view("auto", "h", panels=2, shell=shell), GridView)
+    assert isinstance(open_view("widget", "h", panels=2, shell=shell), GridView)
     with pytest.raises(ValueError):
         open_view("fancy", "h", shell=shell)  # type: ignore[arg-type]
 
