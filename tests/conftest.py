@@ -12,6 +12,9 @@ from writer_magics.errors import WriterError, WriterUsageError
 from writer_magics.magics import WriterMagics
 from writer_magics.server import ServerHandle, start_server
 
+#: The ``lab`` fixture (JupyterLab for the browser tests) lives with its helpers.
+pytest_plugins = ["tests.browser_env"]
+
 
 @pytest.fixture(scope="module")
 def server_module() -> Iterator[ServerHandle]:

@@ -17,8 +17,8 @@ from typing import Any
 import nbformat
 import pytest
 
+from tests.browser_env import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Lab, wait_for_idle_kernel
 from tests.standin import StandIn, stand_in
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Lab, _wait_for_idle_kernel, lab  # noqa: F401
 from tests.test_grid import HOSTILE, by_temperature
 from tests.test_grid_kernel import sweep_notebook
 from writer_magics.display.grid import GRID_CLASSES
@@ -65,7 +65,7 @@ def _browser(pw: Any) -> Any:
 
 
 @pytest.mark.timeout(180)
-def test_a_saved_sweep_reopens_side_by_side_and_safe(lab: Lab, hostile: StandIn) -> None:  # noqa: F811
+def test_a_saved_sweep_reopens_side_by_side_and_safe(lab: Lab, hostile: StandIn) -> None:
     from playwright.sync_api import sync_playwright
 
     nb = sweep_notebook(hostile.url, lab.root / "sweep.ipynb")  # not signed here: untrusted
@@ -119,7 +119,7 @@ def test_a_saved_sweep_reopens_side_by_side_and_safe(lab: Lab, hostile: StandIn)
 
 
 @pytest.mark.timeout(180)
-def test_a_live_sweep_ends_in_the_layout_it_streamed_in(lab: Lab) -> None:  # noqa: F811
+def test_a_live_sweep_ends_in_the_layout_it_streamed_in(lab: Lab) -> None:
     """Trusted output, run in the browser: the finish does not move the panels."""
     from playwright.sync_api import sync_playwright
 
@@ -141,7 +141,7 @@ def test_a_live_sweep_ends_in_the_layout_it_streamed_in(lab: Lab) -> None:  # no
             page.set_default_timeout(60_000)
             page.goto(f"{lab.url}/lab/tree/live.ipynb?reset&token={lab.token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell")
-            _wait_for_idle_kernel(lab)
+            wait_for_idle_kernel(lab)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
             notebook_cells = page.locator(".jp-Notebook .jp-Cell")
             notebook_cells.nth(1).wait_for()

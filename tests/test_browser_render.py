@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.browser_env import ARTIFACTS, Lab, chromium
 from tests.kernel_env import PYTHON3
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Lab, lab  # noqa: F401
 from writer_magics.answer.markdown import escape_markdown
 
 HAZARDS = (
@@ -33,9 +33,7 @@ def _output(markdown: str) -> nbformat.NotebookNode:
 
 
 @pytest.mark.timeout(150)
-def test_escaped_markdown_renders_literally_in_jupyterlab(lab: Lab) -> None:  # noqa: F811
-    from playwright.sync_api import sync_playwright
-
+def test_escaped_markdown_renders_literally_in_jupyterlab(lab: Lab) -> None:
     raw = nbformat.v4.new_code_cell("raw", outputs=[_output("Prices are $40 and $90")])
     safe = nbformat.v4.new_code_cell("safe", outputs=[_output(escape_markdown(HAZARDS))])
     latex = escape_markdown("Area $5: \\\\(x^2\\\\) and $6")  # backslash-delimited math stays
@@ -43,30 +41,24 @@ def test_escaped_markdown_renders_literally_in_jupyterlab(lab: Lab) -> None:  # 
     nb = nbformat.v4.new_notebook(cells=[raw, safe, math], metadata={"kernelspec": PYTHON3})
     nbformat.write(nb, Path(lab.root) / "render.ipynb")
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, timeout=30_000
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.set_default_timeout(60_000)
-            page.goto(f"{lab.url}/lab/tree/render.ipynb?reset&token={lab.token}")
-            cells = page.locator(".jp-Notebook .jp-Cell")
-            cells.nth(1).locator(".jp-RenderedMarkdown").wait_for()
-            # The raw answer is typeset by MathJax: proof that math rendering is on here.
-            cells.nth(0).locator("mjx-container").first.wait_for(timeout=60_000)
-            time.sleep(1.0)  # MathJax typesets each output on its own; give the second time
-            shown = cells.nth(1).locator(".jp-RenderedMarkdown")
-            text = shown.inner_text()
-            page.screenshot(path=str(ARTIFACTS / "browser-render.png"), full_page=True)
-            print(text)
-            assert shown.locator("mjx-container").count() == 0
-            assert "Prices are $40 and $90, or $$5 each." in text
-            assert "Use <details> and a<b>c and x <y> z <!-- hidden --> &lt; end." in text
-            assert shown.locator("code").first.inner_text() == "echo $HOME <x>"
-            assert shown.locator("pre").inner_text().strip() == "echo $HOME $PATH <tag>"
-            latex_shown = cells.nth(2).locator(".jp-RenderedMarkdown")
-            assert latex_shown.locator("mjx-container").count() == 1
-            assert latex_shown.inner_text().startswith("Area $5:")
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(60_000)
+        page.goto(lab.notebook_url("render.ipynb"))
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        cells.nth(1).locator(".jp-RenderedMarkdown").wait_for()
+        # The raw answer is typeset by MathJax: proof that math rendering is on here.
+        cells.nth(0).locator("mjx-container").first.wait_for(timeout=60_000)
+        time.sleep(1.0)  # MathJax typesets each output on its own; give the second time
+        shown = cells.nth(1).locator(".jp-RenderedMarkdown")
+        text = shown.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "browser-render.png"), full_page=True)
+        print(text)
+        assert shown.locator("mjx-container").count() == 0
+        assert "Prices are $40 and $90, or $$5 each." in text
+        assert "Use <details> and a<b>c and x <y> z <!-- hidden --> &lt; end." in text
+        assert shown.locator("code").first.inner_text() == "echo $HOME <x>"
+        assert shown.locator("pre").inner_text().strip() == "echo $HOME $PATH <tag>"
+        latex_shown = cells.nth(2).locator(".jp-RenderedMarkdown")
+        assert latex_shown.locator("mjx-container").count() == 1
+        assert latex_shown.inner_text().startswith("Area $5:")
