@@ -1,6 +1,6 @@
 """The logprobs view in JupyterLab's Dark theme (issue 14 §9), measured in Chromium.
 
-JupyterLab (started as in ``tests/test_browser.py``) opens with its theme set through
+JupyterLab (started by ``tests/browser_env.py``) opens with its theme set through
 its settings; a ``%%chat --logprobs`` cell runs; the browser's computed colours give the
 WCAG contrast ratios of the caption against the page, of the box's text against the
 box, and of every shaded token's text against its tint; the box must be a dark box on
@@ -16,15 +16,8 @@ from typing import Any
 import nbformat
 import pytest
 
+from tests.browser_env import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Lab, wait_for_idle_kernel
 from tests.kernel_env import PYTHON3
-from tests.test_browser import (  # noqa: F401  (lab is a fixture)
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    Lab,
-    _wait_for_idle_kernel,
-    lab,
-)
 from writer_magics.server import ServerHandle
 
 THEMES = {"dark": "JupyterLab Dark", "light": "JupyterLab Light"}
@@ -115,7 +108,7 @@ def _run_logprobs_cell(running: Lab, theme: str) -> dict[str, Any]:
             page.goto(f"{running.url}/lab/tree/theme.ipynb?reset&token={running.token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell")
             page.wait_for_function(f"document.body.dataset.jpThemeName === {THEMES[theme]!r}")
-            _wait_for_idle_kernel(running)
+            wait_for_idle_kernel(running)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
             cells = page.locator(".jp-Notebook .jp-Cell")
             cells.nth(1).wait_for()
@@ -149,7 +142,7 @@ def _run_logprobs_cell(running: Lab, theme: str) -> dict[str, Any]:
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("theme", ["dark", "light"])
 def test_logprobs_view_reads_in_the_theme(
-    lab: Lab,  # noqa: F811
+    lab: Lab,
     server: ServerHandle,
     theme: str,
 ) -> None:

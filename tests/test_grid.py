@@ -317,6 +317,22 @@ def test_live_frames_resend_within_a_byte_budget(shell: InteractiveShell, size: 
     print(f"{size} B x4: {len(frames)} frames, live {live / produced:.2f}x the answers")
 
 
+def test_live_frames_hold_back_half_written_markdown(shell: InteractiveShell) -> None:
+    """A panel's unfinished ``**``, ``*``, backtick or link never shows raw (issue 14 §8)."""
+    clock = FakeClock()
+    text = "Some **bold words** and *a slant* with `code` and [a link](https://x.org).\n"
+    with capture_output() as cap:
+        view = GridView(panels=["a", "b"], clock=clock)
+        view.start()
+        for ch in text:  # one character an event: every prefix is a frame
+            view.add(TextDelta(ch), panel=0)
+            clock.now += 0.2
+    answers = [Grid(o.data["text/html"]).panels[0]["answer"] for o in cap.outputs if o.update]
+    assert len(answers) > 20
+    for shown in answers:
+        assert "*" not in shown and "`" not in shown and "](" not in shown, shown
+
+
 def test_statuses_tick_at_most_twice_a_second_before_any_text(shell: InteractiveShell) -> None:
     clock = FakeClock()
     with capture_output() as cap:

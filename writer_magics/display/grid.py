@@ -43,7 +43,7 @@ from markdown_it.token import Token
 
 from writer_magics.answer.markdown import escape_html, escape_markdown, markdown_bundle
 from writer_magics.answer.result import Accumulator
-from writer_magics.display.blocks import renderable
+from writer_magics.display.blocks import hold_back, renderable, split_finished
 from writer_magics.display.finish import Stamp, display, update_display
 from writer_magics.display.panel import (
     Outcome,
@@ -238,7 +238,8 @@ class GridView:
         cached = self._cache.get(index)
         if cached is not None and cached[:2] == (text, extras):
             return cached[2]
-        shown = self.render(text) + self.render(extras)
+        finished, tail = split_finished(text)  # half-written Markdown never shows raw
+        shown = self.render(finished + hold_back(tail)) + self.render(extras)
         self._cache[index] = (text, extras, shown)
         return shown
 
