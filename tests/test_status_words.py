@@ -108,6 +108,18 @@ def test_ctrl_c_reads_once(shell: InteractiveShell, server: ServerHandle) -> Non
     assert footer(ran).split(" · ")[1] == "interrupted"
 
 
+def test_ctrl_c_before_anything_arrived_does_not_claim_an_answer_above(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        ran = run(shell, "%%chat --no-stream\nHello [[latency:5]]", cell_id="early")
+    finally:
+        timer.cancel()
+    assert ran.rendered_error() == ["Interrupted: nothing had arrived yet."]
+
+
 # --------------------------------------------------------------------------- §11 truncation
 
 

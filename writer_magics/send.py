@@ -499,7 +499,9 @@ def execute(
         }
         view.finish(_outcome(results, progress, status, all_cached=set(cached) >= set(keys)))
     if status == "interrupted":
-        raise Interrupted("the answer so far is kept above.", results)
+        received = any(c.text or c.tool_calls for r in results.values() for c in r.choices)
+        kept = "the answer so far is kept above." if received else "nothing had arrived yet."
+        raise Interrupted(kept, results)
     return Outcomes(
         results=results,
         errors={k: s.error for k, s in progress.items() if s.error is not None},
