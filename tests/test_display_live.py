@@ -152,7 +152,9 @@ def test_bytes_stay_linear_for_every_shape(
         view.finish(Outcome([result(text)]))
         ratios.append(sum(json_size(b) for *_, b, _ in frames) / len(text.encode()))
     small, large = ratios
-    assert large <= 3.0, ratios
+    # Pieces are at least 0.4 s of stream (few outputs: JupyterLab shows 50 a cell), so
+    # a long answer costs a little over 3x here (BENCHMARKS.md, issue 19 goal 1).
+    assert large <= 3.2, ratios
     assert small <= 4.0, ratios
     assert large / small <= 1.2, ratios  # linear: the 10x answer costs no more per byte
 
@@ -247,3 +249,18 @@ def test_a_long_table_cut_at_fast_speed_repeats_its_header_but_never_alone(
         assert piece["text/plain"].startswith(header) and piece["text/plain"] != header
     rows = "".join(p["text/plain"][len(header) :] for p in pieces)
     assert header + rows == text
+
+
+def test_a_very_long_answer_stays_within_jupyterlabs_50_outputs(
+    frames: list[Frame], clock: FakeClock
+) -> None:
+    """JupyterLab hides a cell's outputs past its 50th behind "Show more outputs": a long
+    answer must not push its end and its footer there."""
+    text = _shape("code", 200_000)
+    view = AnswerView("h", clock=clock)
+    feed(view, clock, text, 5_000, size=4)
+    view.finish(Outcome([result(text)]))
+    shown = outputs(frames)
+    assert len(shown) <= live.MAX_PIECES + 2  # head + pieces + footer
+    answer_text = "".join(o.get("text/plain", "") for o in shown[1:-1])
+    assert answer_text.replace("```\n```python\n", "").count("value_1999 = ") == 1

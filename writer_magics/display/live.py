@@ -59,8 +59,8 @@ FAST_RATE = 1000.0
 #: Faster than that, a long block is cut after about this many seconds of stream (but
 #: not below ``MIN_PIECE`` bytes nor above ``MAX_PIECE``): each frame then appends a
 #: piece instead of re-sending a growing tail, which keeps the bytes near 2x the answer.
-PIECE_SECONDS = 0.15
-MIN_PIECE = 256
+PIECE_SECONDS = 0.4
+MIN_PIECE = 512
 MAX_PIECE = 8192
 #: However tight the byte budget, new text never waits longer than this (seconds).
 MAX_QUIET = 0.15
@@ -75,6 +75,12 @@ BUDGET_SLACK = 2048
 #: at most ``JOIN_MAX`` bytes, or while the cell's bytes stay under ``JOIN_RATIO`` x the
 #: answer; a longer block keeps its seams (see the module docstring).
 JOIN_MAX = 8192
+#: JupyterLab (and Notebook 7) show a cell's first 50 outputs and hide the rest behind
+#: "Show more outputs" (``maxNumberOutputs``). An answer stops opening new pieces at this
+#: many, leaving room for the head, the footer, tool lines and thumbnails: the last piece
+#: then grows in place and its updates thin out under the byte budget (very long answers
+#: only; see BENCHMARKS.md).
+MAX_PIECES = 40
 JOIN_RATIO = 2.9
 #: The ``text/plain`` of a tail piece's intermediate frames (its final frame has the text).
 TAIL_PLAIN = "…"
@@ -306,10 +312,15 @@ class AnswerView:
 
     def _seal(self, pending: str, now: float) -> bool:
         """Seal the finished blocks (and a long block's head) at or after what the tail showed."""
+        if len(self.pieces) >= MAX_PIECES:
+            return False  # the output limit: the last piece grows from here on
         end, _ = scan(pending)
-        if end < self.shown or end <= len(self.carry):
-            end = 0
         limit = self._limit(now)
+        least = limit // 4  # a block boundary seals once the piece is worth an output
+        if len(self.pieces) >= MAX_PIECES // 2:
+            least = max(limit // 2, self.pos // 6)  # then pieces grow with the answer
+        if end < self.shown or end <= len(self.carry) or end < least:
+            end = 0  # a new output must be worth it: a cell shows 50 (MAX_PIECES)
         at_least = max(self.shown, len(self.carry) + 1) - end  # past the carried header
         head, carry, consumed = cut_piece(pending[end:], max(0, at_least), limit)
         if not end and not consumed:
