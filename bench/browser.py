@@ -1,0 +1,341 @@
+"""The live view's cost in a browser: renderer main-thread busy time, streaming / once.
+
+Issue 19, goal 2 (measurement). JupyterLab (started as ``tests/test_browser.py``
+starts it, with the app exposed to scripts) runs a kernel pointed at
+``bench/fixture.py``; Playwright drives Debian's Chromium (``/usr/bin/chromium``,
+never a downloaded browser). For each shape (``[[shape:paragraph]]`` and
+``[[shape:code]]``, the generators of ``bench/shapes.py``), one notebook measures the
+renderer's main-thread busy time with the Chrome DevTools Protocol
+(``Performance.enable``, then ``Performance.getMetrics`` -> ``TaskDuration``, the
+difference before/after):
+
+* **streaming**: a ``%%chat --new -o answer`` cell while the 50 KB answer streams
+  (about ten seconds, the pace of ``bench/shapes.py``) and the view finishes;
+* **once**: the same final answer (``answer.text`` of that cell) rendered once by a
+  second cell, ``show_markdown(answer.text)`` (``display/finish.py``: the one way
+  the package shows Markdown, escaped as every view's static finish escapes it).
+
+Both windows start right before the cell is run and end 1 s after its execution
+finished (JupyterLab's ``notebook:run-cell`` settled), so each holds the cell's own
+overhead (execute input, busy/idle, prompt number) and the same settle time. The
+outputs of both cells are cleared before each run, so no measurement renders into a
+page that holds another one's 50 KB. The idle page's busy time a second (cursor, the
+poll of this script) is measured too, to show how much of a window is background.
+
+``python bench/browser.py [--bytes N] [--tps N] [--runs N] [--shapes a,b]`` prints a
+table to stderr and one JSON line; ``bench/run.py --browser`` adds it to its table.
+Without Chromium, Playwright or JupyterLab it prints one line saying why and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Fixture, fixture_server, median
+
+SHAPES = ("paragraph", "code")
+ANSWER_BYTES = 50_000
+#: Bytes / 40: about ten seconds of streaming, the pace of bench/shapes.py (20 KB at 500).
+TOKENS_PER_SECOND = ANSWER_BYTES // 40
+#: Seconds after a cell finished before its window closes (async Markdown rendering).
+SETTLE_S = 1.0
+#: Seconds any one cell may take before the run gives up.
+CELL_TIMEOUT_S = 180.0
+WORK = 3  # index of the streamed cell; the "once" cell follows it
+
+
+def missing() -> str | None:
+    """Why the browser bench cannot run here (one line), or None when it can."""
+    from tests.test_browser import CHROMIUM
+
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} not found (apt-get install chromium)"
+    for name in ("playwright", "jupyterlab"):
+        try:
+            __import__(name)
+        except ImportError:
+            return f"{name} is not installed (pip install -e '.[dev]')"
+    return None
+
+
+def _notebook(root: Path) -> Path:
+    import nbformat
+
+    from tests.kernel_env import PYTHON3
+
+    cells = [
+        nbformat.v4.new_code_cell(
+            "%load_ext writer_magics\nfrom writer_magics.display.finish import show_markdown"
+        ),
+        # Warm-up: the first answer loads the view's modules (and the widget manager).
+        nbformat.v4.new_code_cell(
+            "%%chat --new -o answer\nWarm up [[shape:mix]] [[bytes:3000]] [[tps:3000]]"
+        ),
+        nbformat.v4.new_code_cell("show_markdown(answer.text)"),
+        nbformat.v4.new_code_cell("%%chat --new -o answer\n(set by the bench)"),
+        nbformat.v4.new_code_cell("show_markdown(answer.text)"),
+    ]
+    path = root / "browser-bench.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": PYTHON3}), path)
+    return path
+
+
+@contextmanager
+def jupyterlab(fixture: Fixture, home: Path) -> Iterator[Any]:
+    """JupyterLab on a free loopback port, kernels pointed at the fixture; stopped after.
+
+    The command is ``tests/test_browser.py``'s, plus ``expose_app_in_browser`` (the
+    bench runs cells through JupyterLab's own commands); its helpers are imported.
+    """
+    import httpx
+
+    from tests.kernel_env import kernel_env
+    from tests.test_browser import Lab, _free_port, _stop
+
+    root = home / "root"
+    root.mkdir()
+    _notebook(root)
+    settings = home / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    token, port = secrets.token_hex(16), _free_port()
+    env = {
+        **kernel_env(fixture.url, jupyter_home=home / "jupyter"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "lab-settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "lab-workspaces"),
+    }
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root"]
+    command += ["--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}"]
+    command += [f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0"]
+    command += ["--LabApp.news_url=None", "--LabApp.expose_app_in_browser=True"]
+    command += ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    with (home / "jupyterlab.log").open("w") as log:
+        process = subprocess.Popen(
+            command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while not _up(httpx, url, token):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    tail = (home / "jupyterlab.log").read_text()[-2000:]
+                    raise RuntimeError(f"JupyterLab did not start:\n{tail}")
+                time.sleep(0.3)
+            yield Lab(url, token, root)
+        finally:
+            _stop(process, url, token)
+
+
+def _up(httpx: Any, url: str, token: str) -> bool:
+    try:
+        return bool(httpx.get(f"{url}/api/status", params={"token": token}, timeout=2).is_success)
+    except httpx.HTTPError:
+        return False
+
+
+# Runs cell INDEX (after clearing every output and setting its source when given) through
+# JupyterLab's own command; window.__bench is "running", then "done" or the error.
+_RUN = """([index, source]) => {
+  const nb = window.jupyterapp.shell.currentWidget.content;
+  for (const cell of nb.widgets) {
+    if (cell.model.type === 'code') {
+      cell.model.outputs.clear();
+      cell.model.executionCount = null;
+    }
+  }
+  if (source !== null) nb.widgets[index].model.sharedModel.setSource(source);
+  nb.activeCellIndex = index;
+  nb.mode = 'command';
+  window.__bench = 'running';
+  window.jupyterapp.commands.execute('notebook:run-cell').then(
+    () => { window.__bench = 'done'; }, (e) => { window.__bench = String(e); });
+}"""
+_STATE = "() => window.__bench"
+_SHOWN = """(index) => {
+  const node = window.jupyterapp.shell.currentWidget.content.widgets[index].node;
+  const area = node.querySelector('.jp-Cell-outputArea');
+  return area ? area.innerText.length : 0;
+}"""
+_READY = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return !!(k && k.status === 'idle' && w.content.widgets.length >= 5);
+}"""
+
+
+class Page:
+    """A notebook page in Chromium with a CDP session reading ``TaskDuration``."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.cdp = page.context.new_cdp_session(page)
+        self.cdp.send("Performance.enable")
+
+    def busy(self) -> float:
+        """Seconds the renderer's main thread has spent in tasks so far (``TaskDuration``)."""
+        metrics = self.cdp.send("Performance.getMetrics")["metrics"]
+        return float(next(m["value"] for m in metrics if m["name"] == "TaskDuration"))
+
+    def run(self, index: int, source: str | None = None) -> tuple[float, float, int]:
+        """Run a cell; (busy seconds, wall seconds, characters it shows) until settled."""
+        time.sleep(SETTLE_S)  # the clearing of the previous outputs is not this window's
+        before, started = self.busy(), time.monotonic()
+        self.page.evaluate(_RUN, [index, source])
+        while (state := self.page.evaluate(_STATE)) == "running":
+            if time.monotonic() - started > CELL_TIMEOUT_S:
+                raise TimeoutError(f"cell {index} did not finish in {CELL_TIMEOUT_S:.0f} s")
+            time.sleep(0.2)
+        if state != "done":
+            raise RuntimeError(f"cell {index} failed in JupyterLab: {state}")
+        time.sleep(SETTLE_S)
+        busy, wall = self.busy() - before, time.monotonic() - started
+        return busy, wall, int(self.page.evaluate(_SHOWN, index))
+
+    def idle_rate(self, seconds: float = 5.0) -> float:
+        """Busy seconds a second of the idle page, polled the way :meth:`run` polls."""
+        before, started = self.busy(), time.monotonic()
+        while time.monotonic() - started < seconds:
+            self.page.evaluate(_STATE)
+            time.sleep(0.2)
+        return (self.busy() - before) / (time.monotonic() - started)
+
+
+@contextmanager
+def notebook_page(lab: Any) -> Iterator[Page]:
+    """Chromium on the bench notebook, its kernel idle and the extension loaded."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, timeout=60_000
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.set_default_timeout(90_000)
+            page.goto(f"{lab.url}/lab/tree/browser-bench.ipynb?reset&token={lab.token}")
+            page.wait_for_function(_READY, polling=300)
+            p = Page(page)
+            for cell in (0, 1, 2):  # load the extension; warm up both paths
+                p.run(cell)
+            yield p
+        finally:
+            browser.close()
+
+
+def measure(
+    fixture: Fixture,
+    *,
+    size: int = ANSWER_BYTES,
+    tps: int = TOKENS_PER_SECOND,
+    runs: int = 1,
+    shapes: tuple[str, ...] = SHAPES,
+) -> dict[str, Any]:
+    """Per shape: busy seconds streaming and once (medians of ``runs``) and their ratio."""
+    rows: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="writer-bench-lab-") as home,
+        jupyterlab(fixture, Path(home)) as lab,
+        notebook_page(lab) as page,
+    ):
+        idle = page.idle_rate()
+        for shape in shapes:
+            prompt = f"Write something long [[shape:{shape}]] [[bytes:{size}]] [[tps:{tps}]]"
+            found = []
+            for _ in range(runs):  # alternating: streaming, then once
+                busy_s, wall_s, shown_s = page.run(WORK, f"%%chat --new -o answer\n{prompt}")
+                busy_o, wall_o, shown_o = page.run(WORK + 1)
+                found.append(
+                    {
+                        "streaming_busy_s": busy_s,
+                        "streaming_wall_s": wall_s,
+                        "streaming_chars_shown": shown_s,
+                        "once_busy_s": busy_o,
+                        "once_wall_s": wall_o,
+                        "once_chars_shown": shown_o,
+                        "ratio": busy_s / busy_o,
+                    }
+                )
+            for f in found:  # without the idle page's share of each window
+                net_s = f["streaming_busy_s"] - idle * f["streaming_wall_s"]
+                net_o = f["once_busy_s"] - idle * f["once_wall_s"]
+                f["net_ratio"] = net_s / net_o if net_o > 0 else float("nan")
+            rows.append(
+                {
+                    "shape": shape,
+                    "answer_bytes": size,
+                    "tokens_per_second": tps,
+                    "streaming_busy_s": median([f["streaming_busy_s"] for f in found]),
+                    "once_busy_s": median([f["once_busy_s"] for f in found]),
+                    "ratio": median([f["ratio"] for f in found]),
+                    "net_ratio": median([f["net_ratio"] for f in found]),
+                    "runs": found,
+                }
+            )
+    return {"idle_busy_per_s": idle, "settle_s": SETTLE_S, "shapes": rows}
+
+
+def table(result: dict[str, Any]) -> str:
+    """A readable Markdown table of :func:`measure`'s result."""
+    lines = [
+        "| shape | answer | streaming: busy / wall | once: busy / wall | streaming / once "
+        "| same, idle share removed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["shapes"]:
+        runs = r["runs"]
+        wall_s = median([f["streaming_wall_s"] for f in runs])
+        wall_o = median([f["once_wall_s"] for f in runs])
+        lines.append(
+            f"| {r['shape']} | {r['answer_bytes'] // 1000} KB at {r['tokens_per_second']:,} "
+            f"tok/s | {r['streaming_busy_s']:.2f} s / {wall_s:.1f} s | "
+            f"{r['once_busy_s']:.2f} s / {wall_o:.1f} s | **{r['ratio']:.1f}x** | "
+            f"{r['net_ratio']:.1f}x |"
+        )
+    lines.append(
+        f"\nIdle page: {result['idle_busy_per_s'] * 1000:.0f} ms busy a second "
+        f"(windows include {result['settle_s']:.0f} s of settling each; {len(runs)} run(s), "
+        "medians)."
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--bytes", type=int, default=ANSWER_BYTES, help="answer size")
+    parser.add_argument("--tps", type=int, default=0, help="tokens/s (default: bytes / 40)")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each (medians)")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated shapes")
+    args = parser.parse_args()
+    why = missing()
+    if why is not None:
+        print(f"browser bench skipped: {why}", file=sys.stderr)
+        print(json.dumps({"skipped": why}))
+        return
+    with fixture_server() as fixture:
+        result = measure(
+            fixture,
+            size=args.bytes,
+            tps=args.tps or max(args.bytes // 40, 1),
+            runs=args.runs,
+            shapes=tuple(args.shapes.split(",")),
+        )
+    print(table(result), file=sys.stderr)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
