@@ -30,14 +30,19 @@ Without Chromium, Playwright or JupyterLab it prints one line saying why and exi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import secrets
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +50,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Fixture, fixture_server, median
 
+CHROMIUM = Path("/usr/bin/chromium")
+#: As the browser tests launch it (tests/test_browser.py).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SHAPES = ("paragraph", "code")
 ANSWER_BYTES = 50_000
 #: Bytes / 40: about ten seconds of streaming, the pace of bench/shapes.py (20 KB at 500).
@@ -56,10 +71,16 @@ CELL_TIMEOUT_S = 180.0
 WORK = 3  # index of the streamed cell; the "once" cell follows it
 
 
+@dataclass(frozen=True)
+class Lab:
+    """A running JupyterLab: its URL and token."""
+
+    url: str
+    token: str
+
+
 def missing() -> str | None:
     """Why the browser bench cannot run here (one line), or None when it can."""
-    from tests.test_browser import CHROMIUM
-
     if not CHROMIUM.exists():
         return f"{CHROMIUM} not found (apt-get install chromium)"
     for name in ("playwright", "jupyterlab"):
@@ -93,16 +114,17 @@ def _notebook(root: Path) -> Path:
 
 
 @contextmanager
-def jupyterlab(fixture: Fixture, home: Path) -> Iterator[Any]:
+def jupyterlab(fixture: Fixture, home: Path) -> Iterator[Lab]:
     """JupyterLab on a free loopback port, kernels pointed at the fixture; stopped after.
 
-    The command is ``tests/test_browser.py``'s, plus ``expose_app_in_browser`` (the
-    bench runs cells through JupyterLab's own commands); its helpers are imported.
+    The command and environment of the browser tests' lab (private settings and
+    Jupyter folders, a random token, ``expose_app_in_browser``; the kernel environment
+    from ``tests/kernel_env.py``), kept here because the tests' helper raises pytest's
+    skip when something is missing, where the bench prints one line instead.
     """
     import httpx
 
     from tests.kernel_env import kernel_env
-    from tests.test_browser import Lab, _free_port, _stop
 
     root = home / "root"
     root.mkdir()
@@ -110,39 +132,43 @@ def jupyterlab(fixture: Fixture, home: Path) -> Iterator[Any]:
     settings = home / "lab-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    token, port = secrets.token_hex(16), _free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    lab = Lab(f"http://127.0.0.1:{port}", secrets.token_hex(16))
     env = {
         **kernel_env(fixture.url, jupyter_home=home / "jupyter"),
         "JUPYTERLAB_SETTINGS_DIR": str(home / "lab-settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "lab-workspaces"),
     }
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root"]
-    command += ["--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}"]
+    command += ["--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={lab.token}"]
     command += [f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0"]
     command += ["--LabApp.news_url=None", "--LabApp.expose_app_in_browser=True"]
     command += ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    headers = {"Authorization": f"token {lab.token}"}
     with (home / "jupyterlab.log").open("w") as log:
         process = subprocess.Popen(
             command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 90
-            while not _up(httpx, url, token):
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{lab.url}/api/status", headers=headers, timeout=2).is_success:
+                        break
                 if process.poll() is not None or time.monotonic() > deadline:
                     tail = (home / "jupyterlab.log").read_text()[-2000:]
                     raise RuntimeError(f"JupyterLab did not start:\n{tail}")
                 time.sleep(0.3)
-            yield Lab(url, token, root)
-        finally:
-            _stop(process, url, token)
-
-
-def _up(httpx: Any, url: str, token: str) -> bool:
-    try:
-        return bool(httpx.get(f"{url}/api/status", params={"token": token}, timeout=2).is_success)
-    except httpx.HTTPError:
-        return False
+            yield lab
+        finally:  # shut down with its kernels; kill the process group if it hangs
+            with contextlib.suppress(httpx.HTTPError, subprocess.TimeoutExpired):
+                httpx.post(f"{lab.url}/api/shutdown", headers=headers, timeout=5)
+                process.wait(timeout=20)
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
 
 
 # Runs cell INDEX (after clearing every output and setting its source when given) through
@@ -225,11 +251,9 @@ class Page:
 
 
 @contextmanager
-def notebook_page(lab: Any) -> Iterator[Page]:
+def notebook_page(lab: Lab) -> Iterator[Page]:
     """Chromium on the bench notebook, its kernel idle and the extension loaded."""
     from playwright.sync_api import sync_playwright
-
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
