@@ -17,10 +17,13 @@ difference before/after):
 
 Both windows start right before the cell is run and end 1 s after its execution
 finished (JupyterLab's ``notebook:run-cell`` settled), so each holds the cell's own
-overhead (execute input, busy/idle, prompt number) and the same settle time. The
-outputs of both cells are cleared before each run, so no measurement renders into a
-page that holds another one's 50 KB. The idle page's busy time a second (cursor, the
-poll of this script) is measured too, to show how much of a window is background.
+overhead (execute input, busy/idle, prompt number) and the same settle time. Every
+output is cleared 1 s before a window opens (the clearing is not measured), so no
+measurement renders into a page that holds another one's 50 KB, and nothing polls the
+page during a window. The idle page's busy time a second is measured too, to show how
+much of a window is background. JupyterLab's settings are its defaults, so a cell with
+more than 50 outputs shows the first 50 and "Show more outputs" (``--max-outputs 0``
+shows them all); the table says when the streamed cell was trimmed.
 
 ``python bench/browser.py [--bytes N] [--tps N] [--runs N] [--shapes a,b]`` prints a
 table to stderr and one JSON line; ``bench/run.py --browser`` adds it to its table.
@@ -114,12 +117,14 @@ def _notebook(root: Path) -> Path:
 
 
 @contextmanager
-def jupyterlab(fixture: Fixture, home: Path) -> Iterator[Lab]:
+def jupyterlab(fixture: Fixture, home: Path, max_outputs: int = 50) -> Iterator[Lab]:
     """JupyterLab on a free loopback port, kernels pointed at the fixture; stopped after.
 
     The command and environment of the browser tests' lab (private settings and
     Jupyter folders, a random token, ``expose_app_in_browser``; the kernel environment
-    from ``tests/kernel_env.py``), kept here because the tests' helper raises pytest's
+    from ``tests/kernel_env.py``). ``max_outputs`` is JupyterLab's ``maxNumberOutputs``
+    (50 by default: a cell's outputs after the 50th wait behind "Show more outputs";
+    0 shows them all). Kept here because the tests' helper raises pytest's
     skip when something is missing, where the bench prints one line instead.
     """
     import httpx
@@ -132,6 +137,11 @@ def jupyterlab(fixture: Fixture, home: Path) -> Iterator[Lab]:
     settings = home / "lab-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    tracker = home / "lab-settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(
+        json.dumps({"maxNumberOutputs": max_outputs})
+    )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
@@ -171,26 +181,34 @@ def jupyterlab(fixture: Fixture, home: Path) -> Iterator[Lab]:
                 process.wait(timeout=10)
 
 
-# Runs cell INDEX (after clearing every output and setting its source when given) through
-# JupyterLab's own command; logs "bench:done" or "bench:failed ..." to the console.
-_RUN = """([index, source]) => {
-  const nb = window.jupyterapp.shell.currentWidget.content;
-  for (const cell of nb.widgets) {
+# _CLEAR clears every cell's outputs (before a window opens); _RUN runs cell INDEX (its
+# source set first when given) through JupyterLab's own command and logs "bench:done" or
+# "bench:failed ..." to the console.
+_CLEAR = """() => {
+  for (const cell of window.jupyterapp.shell.currentWidget.content.widgets) {
     if (cell.model.type === 'code') {
       cell.model.outputs.clear();
       cell.model.executionCount = null;
     }
   }
+}"""
+_RUN = """([index, source]) => {
+  const nb = window.jupyterapp.shell.currentWidget.content;
   if (source !== null) nb.widgets[index].model.sharedModel.setSource(source);
   nb.activeCellIndex = index;
   nb.mode = 'command';
   window.jupyterapp.commands.execute('notebook:run-cell').then(
     () => console.log('bench:done'), (e) => console.log('bench:failed ' + String(e)));
 }"""
+# [characters the outputs show, outputs, 1 when JupyterLab trimmed them ("Show more outputs")]
 _SHOWN = """(index) => {
   const node = window.jupyterapp.shell.currentWidget.content.widgets[index].node;
   const area = node.querySelector('.jp-Cell-outputArea');
-  return area ? area.innerText.length : 0;
+  if (!area) return [0, 0, 0];
+  const trimmed = area.querySelector('.jp-TrimmedOutputs') !== null
+    || area.innerText.includes('Show more outputs');
+  return [area.innerText.length, area.querySelectorAll('.jp-OutputArea-output').length,
+          trimmed ? 1 : 0];
 }"""
 _READY = """() => {
   const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
@@ -230,7 +248,8 @@ class Page:
         """Run a cell; the metrics spent until it finished and settled, wall seconds, and
         the characters its output shows. Nothing polls the page meanwhile: the end of the
         run arrives as one console message."""
-        time.sleep(SETTLE_S)  # the clearing of the previous outputs is not this window's
+        self.page.evaluate(_CLEAR)  # the previous outputs go before the window opens
+        time.sleep(SETTLE_S)
         before, started = self.metrics(), time.monotonic()
         with self.page.expect_console_message(_is_done, timeout=CELL_TIMEOUT_S * 1000) as msg:
             self.page.evaluate(_RUN, [index, source])
@@ -240,7 +259,8 @@ class Page:
         after, wall = self.metrics(), time.monotonic() - started
         out = {key: after[key] - before[key] for key in after}
         out["wall_s"] = wall
-        out["chars_shown"] = int(self.page.evaluate(_SHOWN, index))
+        shown = self.page.evaluate(_SHOWN, index)
+        out["chars_shown"], out["outputs"], out["trimmed"] = map(int, shown)
         return out
 
     def idle_rate(self, seconds: float = 5.0) -> float:
@@ -279,6 +299,7 @@ def measure(
     tps: int = TOKENS_PER_SECOND,
     runs: int = 1,
     shapes: tuple[str, ...] = SHAPES,
+    max_outputs: int = 50,
 ) -> dict[str, Any]:
     """Per shape: busy seconds streaming and once (medians of ``runs``) and their ratios.
 
@@ -289,7 +310,7 @@ def measure(
     rows: list[dict[str, Any]] = []
     with (
         tempfile.TemporaryDirectory(prefix="writer-bench-lab-") as home,
-        jupyterlab(fixture, Path(home)) as lab,
+        jupyterlab(fixture, Path(home), max_outputs) as lab,
         notebook_page(lab) as page,
     ):
         idle = page.idle_rate()
@@ -315,27 +336,38 @@ def measure(
                 row[key] = median([f[key] for f in found])
             row["runs"] = found
             rows.append(row)
-    return {"idle_busy_per_s": idle, "settle_s": SETTLE_S, "runs": runs, "shapes": rows}
+    return {
+        "idle_busy_per_s": idle,
+        "settle_s": SETTLE_S,
+        "runs": runs,
+        "max_outputs": max_outputs,
+        "shapes": rows,
+    }
 
 
 def table(result: dict[str, Any]) -> str:
     """A readable Markdown table of :func:`measure`'s result (medians of the runs)."""
     lines = [
         "| shape | answer | streaming: busy / wall | rendered once: busy / wall "
-        "| **streaming / once** | same, idle share out | main-thread CPU, streaming / once |",
-        "|---|---|---|---|---|---|---|",
+        "| **streaming / once** | same, idle share out | main-thread CPU, streaming / once "
+        "| streamed cell at the end |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["shapes"]:
+        end = f"{r['streaming_outputs']:.0f} outputs, {r['streaming_chars_shown']:,.0f} chars"
+        if r["streaming_trimmed"]:
+            end += " (**trimmed**: JupyterLab hides outputs after the 50th)"
         lines.append(
             f"| {r['shape']} | {r['answer_bytes'] // 1000} KB at {r['tokens_per_second']:,} "
             f"tok/s | {r['streaming_busy_s']:.2f} s / {r['streaming_wall_s']:.1f} s | "
             f"{r['once_busy_s']:.2f} s / {r['once_wall_s']:.1f} s | **{r['ratio']:.1f}x** | "
-            f"{r['net_ratio']:.1f}x | {r['cpu_ratio']:.1f}x |"
+            f"{r['net_ratio']:.1f}x | {r['cpu_ratio']:.1f}x | {end} |"
         )
+    shown = "all outputs shown" if result.get("max_outputs") == 0 else "JupyterLab's defaults"
     lines.append(
         f"\nBusy = CDP `TaskDuration`, CPU = `ThreadTime`; medians of {result['runs']} "
-        f"run(s). The idle page is busy {result['idle_busy_per_s'] * 1000:.0f} ms a second; "
-        f"each window ends {result['settle_s']:.0f} s after its cell finished."
+        f"run(s); {shown}. The idle page is busy {result['idle_busy_per_s'] * 1000:.0f} ms a "
+        f"second; each window ends {result['settle_s']:.0f} s after its cell finished."
     )
     return "\n".join(lines)
 
@@ -346,6 +378,12 @@ def main() -> None:
     parser.add_argument("--tps", type=int, default=0, help="tokens/s (default: bytes / 40)")
     parser.add_argument("--runs", type=int, default=1, help="runs of each (medians)")
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated shapes")
+    parser.add_argument(
+        "--max-outputs",
+        type=int,
+        default=50,
+        help="JupyterLab's maxNumberOutputs (default 50, as shipped; 0 shows every output)",
+    )
     args = parser.parse_args()
     why = missing()
     if why is not None:
@@ -359,6 +397,7 @@ def main() -> None:
             tps=args.tps or max(args.bytes // 40, 1),
             runs=args.runs,
             shapes=tuple(args.shapes.split(",")),
+            max_outputs=args.max_outputs,
         )
     print(table(result), file=sys.stderr)
     print(json.dumps(result))
