@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from jupyter_client.blocking.client import BlockingKernelClient
@@ -75,3 +76,35 @@ def started_kernel(
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def saved_outputs(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cell's outputs as a notebook keeps them after these iopub messages.
+
+    ``display_data`` appends an output (remembering its ``display_id``),
+    ``update_display_data`` replaces the output with that id, ``stream`` appends text:
+    what JupyterLab would save if Ctrl+S were pressed right after the last message.
+    Each output is ``{"data": ..., "metadata": ..., "display_id": ...}``.
+    """
+    outputs: list[dict[str, Any]] = []
+    ids: dict[str, int] = {}
+    for msg in messages:
+        kind, content = msg["header"]["msg_type"], msg["content"]
+        display_id = (content.get("transient") or {}).get("display_id")
+        if kind == "update_display_data":
+            if display_id in ids:
+                outputs[ids[display_id]]["data"] = content["data"]
+                outputs[ids[display_id]]["metadata"] = content.get("metadata") or {}
+        elif kind in ("display_data", "execute_result"):
+            if display_id:
+                ids[display_id] = len(outputs)
+            meta = content.get("metadata") or {}
+            outputs.append({"data": content["data"], "metadata": meta, "display_id": display_id})
+        elif kind == "stream":
+            outputs.append({"data": {"text/plain": content["text"]}, "metadata": {}})
+    return outputs
+
+
+def answer_markdown(messages: Iterable[dict[str, Any]]) -> str:
+    """The answer's Markdown as the notebook keeps it: every piece's ``text/markdown``, joined."""
+    return "".join(o["data"].get("text/markdown", "") for o in saved_outputs(messages))

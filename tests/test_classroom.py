@@ -87,8 +87,8 @@ def test_the_badge_in_the_header_and_the_provenance_of_the_class(
 ) -> None:
     (lesson / CLASS_FILE).write_text(PINNED)
     captured = run(shell, "%%chat\nHi")
-    live = [o.data["text/markdown"] for o in captured.outputs if "<small>" in str(o.data)]
-    assert live and all("· class settings</small>" in md.split("\n")[0] for md in live)
+    heads = [o.data["text/plain"] for o in captured.outputs if "writer-magics-head" in str(o.data)]
+    assert heads and all(" · class settings" in line for line in heads)  # live and final
     (final,) = [o for o in captured.outputs if o.metadata]
     stamp = final.metadata["writer_magics"]["class_settings"]
     assert stamp["file"] == CLASS_FILE

@@ -348,8 +348,9 @@ def test_the_header_names_an_odd_session_on_one_line(
 ) -> None:
     shell.user_ns["odd"] = "two\nlines"
     captured = run(shell, "%chat --session {odd} Hi", cell_id="a")
-    first = str(captured.outputs[0].data["text/markdown"]).lstrip().splitlines()[0]
-    assert first == "<small>palmyra-x5 · session two\\nlines</small>"
+    head = [o.data for o in captured.outputs if "writer-magics-head" in o.data.get("text/html", "")]
+    assert head and all("\n" not in h["text/plain"] for h in head)  # one line, live and final
+    assert head[-1]["text/plain"] == "palmyra-x5 · session two\\nlines"
 
 
 def test_the_bundled_server_refuses_a_prompt_over_its_context_window() -> None:

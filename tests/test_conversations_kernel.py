@@ -115,10 +115,9 @@ def test_interrupted_answer_goes_to_out_and_last_result_not_history(
     interrupted: list[bool] = []
 
     def interrupt_after_text(msg: dict[str, Any]) -> None:
-        if interrupted or msg["header"]["msg_type"] != "comm_msg":
+        if interrupted or msg["header"]["msg_type"] not in ("display_data", "update_display_data"):
             return
-        state = msg["content"].get("data", {}).get("state", {})
-        if any(o.get("data", {}).get("text/markdown") for o in state.get("outputs", []) or []):
+        if msg["content"].get("data", {}).get("text/markdown"):  # answer text on screen
             manager.interrupt_kernel()
             interrupted.append(True)
 

@@ -76,7 +76,8 @@ def test_demo_without_a_key_streams_answers_and_writes_notebook_and_html(tmp_pat
     chat = next(i for i, c in enumerate(code_cells) if c.source.startswith("%%chat"))
     start = next(i for i, (_, line) in enumerate(lines) if line.startswith(f"[{chat + 1}/"))
     end = next(i for i, (_, line) in enumerate(lines) if line.startswith(f"[{chat + 2}/"))
-    answer_lines = [line for line in markdown_outputs(code_cells[chat])[0].splitlines() if line]
+    answer = "".join(markdown_outputs(code_cells[chat]))  # its pieces, in order
+    answer_lines = [line for line in answer.splitlines() if line]
     times = [t for t, line in lines[start:end] if line in answer_lines]
     assert len(times) >= 3
     assert max(times) - min(times) > 0.4, "the answer arrived all at once"

@@ -16,6 +16,7 @@ from IPython.utils.capture import CapturedIO, capture_output
 
 from writer_magics.answer.result import Choice, Result, Status, Timing
 from writer_magics.display import MarkdownView, Outcome, TextView, auto_kind, open_view
+from writer_magics.display.live import AnswerView
 from writer_magics.display.panel import json_size
 from writer_magics.display.widget import WidgetView
 from writer_magics.transport.events import DataDelta, TextDelta, ToolCallDelta, Usage
@@ -101,8 +102,13 @@ def test_auto_picks_widgets_in_a_kernel_text_in_a_terminal_markdown_otherwise(
     assert auto_kind(TerminalInteractiveShell()) == "text"
     assert auto_kind(shell) == "markdown"
     assert auto_kind(None) == "text"
-    assert isinstance(open_view("auto", "h", shell=shell), MarkdownView)
-    assert isinstance(open_view("widget", "h", shell=shell), WidgetView)
+    # One answer: the display-output view, whether asked as widget or markdown (issue 14).
+    assert isinstance(open_view("auto", "h", shell=shell), AnswerView)
+    assert isinstance(open_view("widget", "h", shell=shell), AnswerView)
+    assert isinstance(open_view("markdown", "h", shell=shell), AnswerView)
+    # Several panels: the widget grid in a kernel, stacked Markdown in a rich shell.
+    assert isinstance(open_view("auto", "h", panels=2, shell=shell), MarkdownView)
+    assert isinstance(open_view("widget", "h", panels=2, shell=shell), WidgetView)
     with pytest.raises(ValueError):
         open_view("fancy", "h", shell=shell)  # type: ignore[arg-type]
 
@@ -225,7 +231,9 @@ def test_cached_without_events_shows_the_answer(shell: InteractiveShell) -> None
         view = open_view("markdown", "h", shell=shell)
         view.start()
         view.finish(Outcome([result("from cache", status="cached")], "cached"))
-    final, usage = displays(cap)[-2:]
+    outs = displays(cap)
+    (final,) = [o for o in outs if "text/markdown" in o.data]
+    usage = outs[-1]
     assert final.data["text/plain"] == "from cache" and "cached" in usage.data["text/plain"]
 
 

@@ -16,7 +16,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 from tests.conftest import API_KEY
-from tests.kernel_env import started_kernel
+from tests.kernel_env import answer_markdown, saved_outputs, started_kernel
 from writer_magics.server import ServerHandle, start_server
 
 pytestmark = pytest.mark.timeout(120)
@@ -103,12 +103,10 @@ def execute(
 
 
 def final_markdown(run: Execution) -> str:
-    updates = run.of_type("update_display_data")
-    assert updates, "the live view was not replaced by a static display"
-    data = updates[-1]["content"]["data"]
-    assert "application/vnd.jupyter.widget-view+json" not in data
-    text: str = data["text/markdown"]
-    return text
+    """The answer's Markdown as the saved notebook keeps it (all its pieces)."""
+    everything = json.dumps([m["content"] for _, m in run.messages], default=str)
+    assert "application/vnd.jupyter.widget-view+json" not in everything
+    return answer_markdown(m for _, m in run.messages)
 
 
 def test_text_arrives_progressively_and_a_static_answer_stays(
@@ -122,22 +120,14 @@ def test_text_arrives_progressively_and_a_static_answer_stays(
     assert len(live) >= 3, "expected several live updates before the end"
     span = live[-1][0] - live[0][0]
     assert span > 0.3, "updates should be spread over the stream, not sent at the end"
-    widget_views = [
-        m
-        for m in run.of_type("display_data")
-        if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
-    ]
-    assert len(widget_views) == 1
+    assert not run.of_type("comm_open", "comm_msg"), "one answer opens no widget (issue 14 §7)"
     answer = execute(client, "print(a.text)").of_type("stream")[0]["content"]["text"].strip()
+    outputs = saved_outputs(m for _, m in run.messages)
+    plain = "".join(o["data"].get("text/plain", "") for o in outputs[1:-1])
+    assert answer and plain.strip() == answer, "the pieces hold the answer, raw, once"
     final = final_markdown(run)
-    assert answer and answer in final
-    plain = [
-        m["content"]["data"]["text/plain"]
-        for m in run.of_type("display_data")
-        if "text/plain" in m["content"]["data"]
-        and "application/vnd.jupyter.widget-view+json" not in m["content"]["data"]
-    ]
-    assert any("tokens" in text for text in plain), "the usage line should survive as text"
+    assert "tides" in final.lower() or answer[:20] in final
+    assert "tokens" in outputs[-1]["data"]["text/plain"], "the usage line should survive"
     assert API_KEY not in json.dumps([m["content"] for _, m in run.messages], default=str)
 
 
@@ -148,10 +138,12 @@ def test_interrupt_returns_quickly_and_keeps_the_partial_answer(
     interrupted_at: list[float] = []
 
     def interrupt_after_text(msg: dict[str, Any], now: float) -> None:
-        if interrupted_at or msg["header"]["msg_type"] != "comm_msg":
+        if interrupted_at or msg["header"]["msg_type"] not in (
+            "display_data",
+            "update_display_data",
+        ):
             return
-        state = msg["content"].get("data", {}).get("state", {})
-        if any(o.get("data", {}).get("text/markdown") for o in state.get("outputs", []) or []):
+        if msg["content"].get("data", {}).get("text/markdown"):
             manager.interrupt_kernel()
             interrupted_at.append(now)
 

@@ -129,7 +129,7 @@ def test_images_notebook_sends_the_chart_and_keeps_the_thumbnail(
     nb = nbformat.read(saved, as_version=4)
 
     asking = next(c for c in nb.cells if c.source.startswith("%%chat --image fig\n"))
-    thumbs = [o for o in asking.outputs if "text/html" in o.get("data", {})]
+    thumbs = [o for o in asking.outputs if "<img" in o.get("data", {}).get("text/html", "")]
     assert len(thumbs) == 1
     assert '<img src="data:image/png;base64,' in thumbs[0].data["text/html"]
     assert re.fullmatch(r"\[image: 400×300 PNG, \d+ KB\]", thumbs[0].data["text/plain"])

@@ -91,7 +91,12 @@ class WriterMagics(Magics):
     view = Enum(
         ["auto", "widget", "markdown", "text"],
         "auto",
-        help="Live view: ipywidgets in a kernel, plain text in a terminal, or forced.",
+        help=(
+            "Live view: auto (plain display outputs in a notebook, plain text in a "
+            "terminal), or forced. widget and markdown both show one answer as plain "
+            "display outputs (no widgets: readable in a notebook saved mid-stream); for "
+            "several panels widget uses ipywidgets, markdown one stacked Markdown display."
+        ),
     ).tag(config=True)
     max_concurrency = Int(4, help="How many requests of a sweep or batch run at once.").tag(
         config=True

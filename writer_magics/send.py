@@ -430,7 +430,10 @@ def execute(
         progress[key].started = clock()
 
     merged = loop.merge(
-        streams, limit=limit if bounded else None, on_start=start_clock if bounded else None
+        streams,
+        limit=limit if bounded else None,
+        on_start=start_clock if bounded else None,
+        on_idle=view.tick,
     )
     status: Status = "failed"
     view.start()

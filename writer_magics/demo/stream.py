@@ -1,11 +1,15 @@
 """Kernel messages -> terminal text, for the demo: the answers stream as they arrive.
 
-In a kernel the magics show a live *widget*: each finished Markdown block arrives once
-as a new Output widget whose ``comm_open`` state holds it, the unfinished tail
-is re-sent as the ``outputs`` state of a "tail" Output widget, and at the end the whole
-display is replaced by a static ``text/markdown`` bundle. A terminal has no widgets, so
-:class:`TerminalEcho` rebuilds the answer text from those messages and prints only what
-is new, then reconciles with the static answer so nothing is lost or printed twice.
+One answer is shown as plain displays (``display/live.py``): a head line, the answer's
+pieces (each sealed piece's last frame carries its raw text as ``text/plain``) and a
+footer; :class:`TerminalEcho` prints each piece's text as it is sealed, the last one
+at the finish, then the footer line. Several panels still show a live *widget*: each
+finished Markdown block arrives once as a new Output widget whose ``comm_open`` state
+holds it, the unfinished tail is re-sent as the ``outputs`` state of a "tail" Output
+widget, and at the end the whole display is replaced by a static ``text/markdown``
+bundle. A terminal has no widgets, so :class:`TerminalEcho` rebuilds the answer text
+from those messages and prints only what is new, then reconciles with the static
+answer so nothing is lost or printed twice.
 
 Pure: feed it iopub message dicts; it writes to a text stream. No nbclient import.
 """
@@ -20,6 +24,11 @@ from typing import Any, TextIO
 
 JSON = dict[str, Any]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+#: Classes of the live view's head and footer (``display/live.py``), and the tail's
+#: intermediate ``text/plain``.
+HEAD_MARK = 'class="writer-magics-head"'
+FOOTER_MARK = 'class="writer-magics-footer"'
+TAIL_PLAIN = "…"
 _BARE_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})$")
 _OPEN_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^`]*$")
 
@@ -64,6 +73,34 @@ def stable_tail(tail: str) -> str:
     if cut >= 0 and _BARE_FENCE.match(tail[cut + 1 :]):
         return tail[:cut]
     return tail
+
+
+@dataclass
+class PieceAnswer:
+    """One answer shown as pieces: their final raw texts in order, and what was printed."""
+
+    order: list[str] = field(default_factory=list)  # display ids of the pieces
+    final: dict[str, str] = field(default_factory=dict)
+    printed: str = ""
+
+    def piece(self, display_id: str, data: JSON) -> str:
+        """Note a frame of a piece; returns the text that is new to print."""
+        if display_id not in self.order:
+            self.order.append(display_id)
+        plain = data.get("text/plain")
+        if not isinstance(plain, str) or plain == TAIL_PLAIN or "text/markdown" not in data:
+            return ""
+        self.final[display_id] = plain
+        done = []
+        for key in self.order:
+            if key not in self.final:
+                break
+            done.append(self.final[key])
+        text = _joined(done)
+        if not text.startswith(self.printed):
+            return ""  # joined back at the finish: already printed
+        new, self.printed = text[len(self.printed) :], text
+        return new
 
 
 @dataclass
@@ -130,6 +167,8 @@ class TerminalEcho:
         self.current: LiveAnswer | None = None
         self.at_line_start = True
         self.after_live = False  # the next plain display is the answer's usage line
+        self.pieces: PieceAnswer | None = None  # the answer shown as pieces, while it streams
+        self.heads: set[str] = set()  # display ids of the live views' heads
 
     # -------------------------------------------------------------- writing
 
@@ -179,6 +218,8 @@ class TerminalEcho:
         transient = content.get("transient") or {}
         display_id = transient.get("display_id") if isinstance(transient, dict) else None
         data: JSON = content.get("data") or {}
+        if self._piece_message(kind, data, display_id):
+            return
         if kind in ("comm_open", "comm_msg"):
             self._comm(data.get("state") or {}, opening=kind == "comm_open")
         elif kind == "stream":
@@ -198,6 +239,29 @@ class TerminalEcho:
                 self._static(data)
         elif kind == "update_display_data" and display_id in self.live:
             self._finish(self.live.pop(display_id), data)
+
+    def _piece_message(self, kind: str, data: JSON, display_id: str | None) -> bool:
+        """Head, pieces and footer of the one-answer view; False for anything else."""
+        if kind not in ("display_data", "update_display_data"):
+            return False
+        html = str(data.get("text/html", ""))
+        if HEAD_MARK in html:
+            if kind == "display_data" and display_id:
+                self.heads.add(display_id)
+                self.pieces = PieceAnswer()
+                self.newline()
+            return True
+        if FOOTER_MARK in html:
+            self.pieces = None
+            self.newline()
+            self.write(str(data.get("text/plain", "")) + "\n", "2")
+            return True
+        if display_id in self.heads:
+            return True
+        if self.pieces is not None and display_id and "text/plain" in data:
+            self.write(self.pieces.piece(display_id, data))
+            return True
+        return False
 
     def _comm(self, state: JSON, opening: bool) -> None:
         answer = self.current or self.pending

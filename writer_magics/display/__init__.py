@@ -1,10 +1,11 @@
 """Stage 5, what the user sees while and after an answer streams.
 
 In: the events and the fold's state (``answer.result``) of each request. Out: one
-live view per cell (``open_view`` picks widgets in a kernel, Markdown updates in a
-rich shell, plain text in a terminal; all share the ``LiveView`` protocol), rate- and
-byte-limited (``throttle``), with finished Markdown blocks sealed once (``blocks``),
-and a static ``text/markdown`` + ``text/plain`` finish that needs no widget state.
+live view per cell (``open_view``: one answer as plain display outputs, ``live``,
+in a kernel or a rich shell; several panels as widgets in a kernel or stacked
+Markdown; plain text in a terminal; all share the ``LiveView`` protocol), rate- and
+byte-limited (``throttle``), with finished Markdown blocks sealed once and
+half-written Markdown held back (``blocks``), and a finish that needs no widget state.
 """
 
 from writer_magics.display.blocks import cut_long_tail, renderable, scan, split_finished

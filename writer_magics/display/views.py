@@ -1,4 +1,8 @@
-"""The live views without widgets, the shared static finish, and the factory.
+"""The live views' protocol, the terminal and stacked-Markdown views, and the factory.
+
+One answer in a kernel or a rich shell is shown by :class:`~writer_magics.display.live.AnswerView`
+(plain display outputs, no widgets); several panels (``n`` > 1, sweeps) by the widget
+view in a kernel and :class:`MarkdownView` in a rich shell; a terminal gets :class:`TextView`.
 
 Every view is fed on the cell thread (``view.add(event)`` from the read loop) and
 finished in the caller's ``finally``; all display calls happen on that thread.
@@ -36,7 +40,11 @@ get_ipython: Callable[[], Any] = getipython.get_ipython
 
 
 class LiveView(Protocol):
-    """What the read loop needs: start, feed events to a panel, finish (in ``finally``).
+    """What the read loop needs: start, feed events to a panel, tick, finish (in ``finally``).
+
+    ``tick`` is called by :func:`writer_magics.send.execute` about every 0.1 s while no
+    event arrives, so that the status (``waiting… 1.2 s``) ticks during first-token
+    latency and text held back by the byte budget is shown; a view may ignore it.
 
     ``add`` gets each event with ``fold``, the request's Accumulator that already holds
     it: the view reads that state and folds nothing itself (without ``fold`` a panel
@@ -47,9 +55,13 @@ class LiveView(Protocol):
 
     def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None: ...
 
+    def tick(self) -> None: ...
+
     def finish(self, outcome: Outcome) -> None: ...
 
 
+#: How often an idle stacked Markdown view re-sends itself so that its status ticks.
+TICK_SECONDS = 0.5
 #: Shown in a terminal until the first token arrives (then erased in place).
 TEXT_WAITING = "waiting for the first token…"
 #: Carriage return + erase line: removes the waiting indicator on a terminal.
@@ -114,6 +126,9 @@ class TextView:
             self.out.write(text)
             self.out.flush()
 
+    def tick(self) -> None:
+        """Nothing ticks on a terminal (the waiting indicator is one fixed line)."""
+
     def finish(self, outcome: Outcome) -> None:
         self._stop_waiting()
         printed = "".join(self.parts)
@@ -140,7 +155,9 @@ class TextView:
 
 
 class MarkdownView:
-    """Rich display without widgets: one Markdown display, throttled updates, static finish.
+    """Several panels in a rich shell: one stacked Markdown display, throttled updates.
+
+    (One answer takes :class:`~writer_magics.display.live.AnswerView`.)
 
     Each update re-sends the text so far, so updates are also held to a byte budget
     (``budget_ratio`` x the answer) that stays linear in the answer's size.
@@ -187,6 +204,12 @@ class MarkdownView:
         self.panels.get(panel).add(event, fold)
         self._update()
 
+    def tick(self) -> None:
+        """Let the status lines tick, at most every ``TICK_SECONDS`` (the whole text is re-sent)."""
+        last = self.throttle.last
+        if self.started and (last is None or self.throttle.clock() - last >= TICK_SECONDS):
+            self._update()
+
     def _update(self, force: bool = False) -> None:
         if not (force or self.throttle.due()):
             return
@@ -208,7 +231,11 @@ class MarkdownView:
 
 
 def auto_kind(shell: Any) -> Literal["widget", "markdown", "text"]:
-    """Widgets in a kernel, text in terminal IPython or plain Python, Markdown otherwise."""
+    """``widget`` in a kernel, text in terminal IPython or plain Python, Markdown otherwise.
+
+    ``widget`` and ``markdown`` both show one answer as plain display outputs
+    (:class:`~writer_magics.display.live.AnswerView`); they differ only for several panels.
+    """
     if shell is None:
         return "text"
     if getattr(shell, "kernel", None) is not None:
@@ -234,6 +261,17 @@ def open_view(
     if shell is None:
         shell = get_ipython()
     chosen = auto_kind(shell) if kind == "auto" else kind
+    one = len(panel_titles(panels)) == 1
+    if chosen in ("widget", "markdown") and one:
+        from writer_magics.display.live import AnswerView
+
+        return AnswerView(
+            header,
+            panels=panels,
+            max_updates_per_second=max_updates_per_second,
+            clock=clock,
+            stamp=stamp,
+        )
     if chosen == "widget":
         from writer_magics.display.widget import WidgetView
 

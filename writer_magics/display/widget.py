@@ -230,6 +230,12 @@ class WidgetView:
         live.state.add(event, fold)
         live.tick()
 
+    def tick(self) -> None:
+        """No event for a while: let every panel's status tick (rate-limited per panel)."""
+        if self.started:
+            for live in self.live:
+                live.tick()
+
     def seal_overhead(self, panel: _LivePanel) -> int:
         """Bytes a seal costs besides its Markdown: a new Output, one more child (and
         a new group box when the last one is full)."""

@@ -105,6 +105,7 @@ class LoopThread:
         *,
         limit: int | None = None,
         on_start: Callable[[K], object] | None = None,
+        on_idle: Callable[[], object] | None = None,
     ) -> Generator[Item[K, T], None, None]:
         """Run several async streams at once and yield their items as they arrive.
 
@@ -117,6 +118,9 @@ class LoopThread:
         blocks the rest); ``None`` runs them all at once. ``on_start(key)`` is called on
         the loop thread when a stream gets its slot, so a caller can start that
         request's clock then instead of counting time spent queued as latency.
+        ``on_idle()`` is called on the consuming (cell) thread each time no item
+        arrived for ``POLL_SECONDS`` (0.1 s), so a live view's timers tick while the
+        streams are quiet (first-token latency); it costs nothing while items flow.
         Raises :class:`ValueError` at once when ``limit`` is less than 1.
         """
         if limit is not None and limit < 1:
@@ -124,10 +128,12 @@ class LoopThread:
         gate = _Gate(limit) if limit is not None else None
         if gate is not None or on_start is not None:
             streams = {key: _limited(key, make, gate, on_start) for key, make in streams.items()}
-        return self._merge(streams)
+        return self._merge(streams, on_idle)
 
     def _merge(
-        self, streams: Mapping[K, Callable[[], AsyncIterable[T]]]
+        self,
+        streams: Mapping[K, Callable[[], AsyncIterable[T]]],
+        on_idle: Callable[[], object] | None = None,
     ) -> Generator[Item[K, T], None, None]:
         inbox: queue.SimpleQueue[list[Item[K, T]]] = queue.SimpleQueue()
         finished = [threading.Event() for _ in streams]
@@ -141,6 +147,8 @@ class LoopThread:
                 try:
                     batch = inbox.get(timeout=POLL_SECONDS)
                 except queue.Empty:
+                    if on_idle is not None:
+                        on_idle()
                     continue
                 for item in batch:
                     if item.done:

@@ -1,0 +1,381 @@
+"""The live view of one answer in a kernel or a rich shell: plain display outputs, no widgets.
+
+The cell's outputs, in order, each a display with its own ``display_id``:
+
+1. **head**: one small quiet line (HTML + ``text/plain``): the header and, while the
+   answer streams, the live status (``waiting… 1.2 s``, ``streaming · ~42 tokens ·
+   1.3 s``); at the finish the header only, on the same one line (no reflow).
+2. **pieces**: the answer, ``text/markdown`` (escaped by ``answer/markdown.py``). The
+   last piece, the tail, is updated in place (throttled, byte budget) and shows its
+   text with half-written Markdown held back (:func:`~writer_magics.display.blocks.hold_back`).
+   A seal gives the tail its final text (it only grows: the cut is at or after what it
+   showed) and appends a new display for the rest: two additive messages, never a
+   frame where text shows twice or vanishes. Finished blocks are sealed at once; a
+   block longer than a size adapted to the stream's rate is cut (at a line break, a
+   sentence end) so the bytes stay linear. A sealed piece carries ``text/plain`` (its
+   raw text) too; the tail's intermediate frames carry only a one-character
+   ``text/plain`` (half the bytes), its final frame the raw text.
+3. **footer** (at the finish, appended: growth only): the usage/status lines, small and
+   quiet like the head, with the provenance metadata.
+
+Nothing here opens a comm, so a notebook saved at any moment holds only readable
+outputs: the head saying it was streaming and the pieces so far. At the finish, pieces
+that cut one block apart are joined back when the byte budget allows it (the joined
+text moves up into the first piece of the run and the others empty, one step); a
+longer block keeps its seams (a paragraph break, or a code block/table split in two
+with the header repeated). When the finish shows another text than the one streamed
+(a whole JSON answer is pretty-printed), the first piece takes it and the others empty.
+Otherwise the finished cell is the last live frame, plus the footer.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from writer_magics.answer.markdown import escape_markdown
+from writer_magics.answer.result import Accumulator
+from writer_magics.display.blocks import cut_piece, hold_back, renderable, scan
+from writer_magics.display.finish import Stamp, display, update_display
+from writer_magics.display.panel import (
+    Outcome,
+    PanelSet,
+    Section,
+    json_size,
+    sections,
+    status_lines,
+)
+from writer_magics.display.throttle import ByteBudget, Clock, Throttle
+from writer_magics.transport.events import Event
+
+#: At chat speeds (below ``FAST_RATE`` bytes a second) a block is cut only past this
+#: many bytes: ordinary paragraphs, lists and code never show a seam while they stream.
+SLOW_PIECE = 1024
+FAST_RATE = 1000.0
+#: Faster than that, a long block is cut after about this many seconds of stream (but
+#: not below ``MIN_PIECE`` bytes nor above ``MAX_PIECE``): each frame then appends a
+#: piece instead of re-sending a growing tail, which keeps the bytes near 2x the answer.
+PIECE_SECONDS = 0.15
+MIN_PIECE = 256
+MAX_PIECE = 8192
+#: However tight the byte budget, new text never waits longer than this (seconds).
+MAX_QUIET = 0.15
+#: The head's status changes on every tick; it is re-sent at most this often (seconds)
+#: while waiting (the time ticks), and while text streams (the text shows progress).
+STATUS_INTERVAL = 0.5
+STREAMING_STATUS_INTERVAL = 2.0
+#: Bytes sent at most, as a multiple of the answer's bytes (+ ``BUDGET_SLACK``).
+BUDGET_RATIO = 2.6
+BUDGET_SLACK = 2048
+#: At the finish, pieces cut apart inside one block are joined back when the block is
+#: at most ``JOIN_MAX`` bytes, or while the cell's bytes stay under ``JOIN_RATIO`` x the
+#: answer; a longer block keeps its seams (see the module docstring).
+JOIN_MAX = 8192
+JOIN_RATIO = 2.9
+#: The ``text/plain`` of a tail piece's intermediate frames (its final frame has the text).
+TAIL_PLAIN = "…"
+#: Small and quiet (JupyterLab CSS variables, with fallbacks for other frontends).
+_QUIET = "font-size:var(--jp-ui-font-size0,.83em);color:var(--jp-ui-font-color2,#777)"
+_HEAD_STYLE = f"{_QUIET};white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
+_FOOT_STYLE = f"{_QUIET};margin-top:.3em"
+
+#: CSS classes of the head and the footer (for tests, and for users who style them).
+HEAD_CLASS = "writer-magics-head"
+FOOTER_CLASS = "writer-magics-footer"
+
+JSONDict = dict[str, Any]
+
+
+def _new_id() -> str:
+    return f"wm-{uuid.uuid4().hex[:16]}"
+
+
+def _segments(line: str) -> str:
+    """``a · b`` as HTML that wraps only at the separators (never mid-word)."""
+    parts = (f'<span style="white-space:nowrap">{html.escape(p)}</span>' for p in line.split(" · "))
+    return " · ".join(parts)
+
+
+def head_bundle(line: str) -> JSONDict:
+    """The head: one small quiet line that never wraps (same height live and finished)."""
+    shown = html.escape(line) if line else "&nbsp;"
+    return {
+        "text/html": f'<div class="{HEAD_CLASS}" style="{_HEAD_STYLE}">{shown}</div>',
+        "text/plain": line,
+    }
+
+
+def footer_bundle(lines: Sequence[str]) -> JSONDict:
+    """The footer: the usage/status lines, small and quiet, wrapping only at separators."""
+    body = "".join(f"<div>{_segments(line)}</div>" for line in lines)
+    html_ = f'<div class="{FOOTER_CLASS}" style="{_FOOT_STYLE}">{body}</div>'
+    return {"text/html": html_, "text/plain": "\n".join(lines)}
+
+
+@dataclass
+class Piece:
+    """One display of the answer: where its raw text starts, what prefixes it, how it ends."""
+
+    display_id: str
+    start: int  # offset in the answer's raw text
+    carry: str = ""  # a reopened fence line or a repeated table header before it
+    cut: bool = False  # it ends inside a block (the next piece continues that block)
+    sealed: bool = False  # it got its final text
+    markdown: str = ""  # what it shows now (escaped)
+    size: int = 0  # bytes of its last frame
+
+
+class AnswerView:
+    """The live view of one answer: head, pieces, footer (see the module docstring).
+
+    ``panels`` is accepted for the factory's sake; only the first panel is shown live
+    (several panels take the sweep view). ``stamp`` builds the provenance metadata, set
+    on the footer. Fed on the cell thread; ``tick()`` is called while no event arrives.
+    """
+
+    def __init__(
+        self,
+        header: str = "",
+        *,
+        panels: Sequence[str] | int = 1,
+        max_updates_per_second: float = 10.0,
+        clock: Clock = time.monotonic,
+        stamp: Stamp | None = None,
+        budget_ratio: float = BUDGET_RATIO,
+    ) -> None:
+        self.header = header
+        self.stamp = stamp
+        self.clock = clock
+        self.panels = PanelSet(panels, clock)
+        self.state = self.panels.states[0]
+        self.throttle = Throttle(max_per_second=max_updates_per_second, clock=clock)
+        self.budget = ByteBudget(ratio=budget_ratio, slack=BUDGET_SLACK)
+        self.head_id = _new_id()
+        self.head_line = ""
+        self.status_at: float | None = None
+        self.pieces: list[Piece] = []
+        self.pos = 0  # text[:pos] is in sealed pieces
+        self.carry = ""  # what prefixes text[pos:] in the tail piece
+        self.shown = 0  # how much of carry + text[pos:] the tail piece's last frame covered
+        self.waiting_since: float | None = None  # new text not yet shown, since when
+        self.frame_at = 0.0  # when the last frame was decided
+        self.frame_len = 0  # the text's length then
+        self.hold_until = 0.0  # the byte budget refused a frame: no new try before this
+        self.started = False
+        self.finished = False
+        self.frames = 0  # answer frames sent (displays and updates of pieces)
+
+    # --- the head -------------------------------------------------------------------
+
+    def _line(self, live: bool) -> str:
+        if not live:
+            return self.header
+        status = self.state.status()
+        return f"{self.header} · {status}" if self.header else status
+
+    def _head(self, live: bool, now: float, force: bool = False) -> None:
+        """Re-send the head when its status changed kind (waiting -> streaming) or is due."""
+        line = self._line(live)
+        if live and not force and self.status_at is not None:
+            kind = line[len(self.header) :].split(maxsplit=2)[:2]
+            shown = self.head_line[len(self.header) :].split(maxsplit=2)[:2]
+            every = STREAMING_STATUS_INTERVAL if kind[1:] == ["streaming"] else STATUS_INTERVAL
+            if kind == shown and now - self.status_at < every:
+                return
+        if line == self.head_line and self.started:
+            return
+        bundle = head_bundle(line)
+        (update_display if self.started else display)(bundle, raw=True, display_id=self.head_id)
+        self.budget.spend(json_size(bundle))
+        self.head_line = line
+        self.status_at = now
+
+    # --- the protocol ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Show the head (header · waiting…)."""
+        self._head(True, self.clock(), force=True)
+        self.started = True
+
+    def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None:
+        state = self.panels.get(panel)
+        state.add(event, fold)
+        if panel == 0 and (self.throttle.due() or state.text_events == 1):
+            self._frame(self.clock(), first=state.text_events == 1)
+
+    def tick(self) -> None:
+        """No event for a while: let the status tick and show text the budget held back."""
+        if not self.finished:
+            self._frame(self.clock(), idle=True)
+
+    # --- streaming --------------------------------------------------------------------
+
+    def _produced(self) -> int:
+        return len(self.state.text.encode())
+
+    def _limit(self, now: float) -> int:
+        """How long a piece may grow before a long block is cut: ``PIECE_SECONDS`` of stream."""
+        first = self.state.first_text
+        if first is None or now - first < 0.5:  # too early to know the rate
+            return SLOW_PIECE
+        rate = len(self.state.text) / (now - first)
+        if rate < FAST_RATE:
+            return SLOW_PIECE
+        return int(min(MAX_PIECE, max(MIN_PIECE, rate * PIECE_SECONDS)))
+
+    def _frame(self, now: float, idle: bool = False, first: bool = False) -> None:
+        """Seal what is finished, show the tail if the rate and the budget allow, tick the head.
+
+        New text waits at most about ``MAX_QUIET`` + one throttle interval: a frame that
+        sealed something may leave the text after the seal for the next frame when all
+        of it arrived since the previous frame; a frame the byte budget refuses is
+        retried once the oldest unshown text has waited ``MAX_QUIET``.
+        """
+        if self.started:
+            self._head(True, now)
+        if not first and (now < self.hold_until or (not idle and not self.throttle.due())):
+            return
+        text = self.state.text
+        pending = self.carry + text[self.pos :]
+        extras = self.state.extras()
+        if len(pending) > self.shown and self.waiting_since is None:
+            self.waiting_since = self.frame_at  # the new text arrived after the last frame
+        sealed = False
+        if not extras:
+            sealed = self._seal(pending, now)
+            pending = self.carry + text[self.pos :]
+        shows = hold_back(pending) if pending else ""
+        md = escape_markdown(Section("", shows, extras).markdown())
+        tail = self._tail()
+        current = tail.markdown if tail is not None else ""
+        fresh = self.pos >= self.frame_len  # all of the rest arrived since the last frame
+        self.frame_at, self.frame_len = now, len(text)
+        if md == current or (sealed and fresh) or (not md.strip() and tail is None):
+            if md == current:
+                self.shown, self.waiting_since = len(pending), None
+            elif sealed:
+                self.waiting_since = now
+            if sealed:
+                self.throttle.mark()
+            return
+        bundle = {"text/markdown": md, "text/plain": TAIL_PLAIN}
+        cost = json_size(bundle)
+        waited = now - (self.waiting_since if self.waiting_since is not None else now)
+        refused = not self.budget.allows(cost, self._produced())
+        if not sealed and tail is not None and waited < MAX_QUIET and refused:
+            self.hold_until = now + MAX_QUIET - waited  # no rebuild on every event
+            return
+        self._show(bundle, md, new=tail is None)
+        self.shown = len(pending)
+        self.waiting_since = None
+        self.throttle.mark()
+
+    def _tail(self) -> Piece | None:
+        """The piece being written (``None`` until the text after the last seal shows)."""
+        return self.pieces[-1] if self.pieces and not self.pieces[-1].sealed else None
+
+    def _show(self, bundle: JSONDict, md: str, *, new: bool) -> None:
+        if new:
+            piece = Piece(_new_id(), self.pos, self.carry)
+            self.pieces.append(piece)
+            display(bundle, raw=True, display_id=piece.display_id)
+        else:
+            piece = self.pieces[-1]
+            update_display(bundle, raw=True, display_id=piece.display_id)
+        piece.markdown = md
+        piece.size = json_size(bundle)
+        self.budget.spend(piece.size)
+        self.frames += 1
+
+    def _seal(self, pending: str, now: float) -> bool:
+        """Seal the finished blocks (and a long block's head) at or after what the tail showed."""
+        end, _ = scan(pending)
+        if end < self.shown or end <= len(self.carry):
+            end = 0
+        limit = self._limit(now)
+        at_least = max(self.shown, len(self.carry) + 1) - end  # past the carried header
+        head, carry, consumed = cut_piece(pending[end:], max(0, at_least), limit)
+        if not end and not consumed:
+            return False
+        sealed = pending[:end] + head
+        self._final(sealed, cut=consumed > 0)
+        self.pos += end + consumed - len(self.carry)
+        self.carry = carry if consumed else ""
+        self.shown = len(self.carry)
+        return True
+
+    def _final(self, sealed: str, *, cut: bool) -> None:
+        """The tail piece's last frame: its whole text (it grows), with ``text/plain``."""
+        md = escape_markdown(renderable(sealed))
+        bundle = {"text/markdown": md, "text/plain": sealed}
+        self._show(bundle, md, new=self._tail() is None)
+        self.pieces[-1].cut = cut
+        self.pieces[-1].sealed = True
+
+    # --- the finish -------------------------------------------------------------------
+
+    def finish(self, outcome: Outcome) -> None:
+        """The last piece's final text and extras, joins where affordable, head, footer."""
+        self.finished = True
+        found = sections(outcome, self.panels.titles)
+        final = found[0] if found else Section("", "", "")
+        text = final.text
+        sealed = self.state.text[: self.pos]
+        if self.pieces and not text.startswith(sealed):
+            self._rewrite(final)  # the finish shows another text (pretty JSON): one piece
+        else:
+            rest = Section("", self.carry + text[self.pos :], final.extras).markdown()
+            tail = self._tail()
+            if rest != self.carry:
+                md = escape_markdown(rest)
+                self._show({"text/markdown": md, "text/plain": rest}, md, new=tail is None)
+            elif tail is not None:  # it showed what the finish does not keep (a tool call)
+                update_display({"text/plain": ""}, raw=True, display_id=tail.display_id)
+            self._join(text, final.extras)
+        self._head(False, self.clock(), force=True)
+        lines = status_lines(outcome, self.panels.titles)
+        bundle = footer_bundle(lines)
+        metadata = self.stamp(outcome) if self.stamp is not None else None
+        display(bundle, raw=True, metadata=metadata)
+        self.budget.spend(json_size(bundle))
+
+    def _rewrite(self, final: Section) -> None:
+        """Show ``final`` in the first piece and empty the others (the text changed)."""
+        md = escape_markdown(final.markdown())
+        first, *others = self.pieces
+        update_display(
+            {"text/markdown": md, "text/plain": final.markdown()},
+            raw=True,
+            display_id=first.display_id,
+        )
+        for piece in others:
+            update_display({"text/plain": ""}, raw=True, display_id=piece.display_id)
+
+    def _join(self, text: str, extras: str) -> None:
+        """Join runs of pieces cut apart inside one block, while the byte budget allows."""
+        answer = max(len(text.encode()), 1)
+        i = 0
+        while i < len(self.pieces):
+            j = i
+            while j < len(self.pieces) - 1 and self.pieces[j].cut:
+                j += 1
+            if j > i:
+                run = self.pieces[i : j + 1]
+                last = j == len(self.pieces) - 1
+                end = len(text) if last else self.pieces[j + 1].start
+                raw = run[0].carry + text[run[0].start : end]
+                joined = Section("", raw, extras if last else "").markdown()
+                if not last:
+                    joined = renderable(joined)
+                bundle = {"text/markdown": escape_markdown(joined), "text/plain": joined}
+                cost = json_size(bundle) + 40 * (j - i)
+                if cost <= 2 * JOIN_MAX or self.budget.sent + cost <= JOIN_RATIO * answer:
+                    update_display(bundle, raw=True, display_id=run[0].display_id)
+                    for piece in run[1:]:
+                        update_display({"text/plain": ""}, raw=True, display_id=piece.display_id)
+                    self.budget.spend(cost)
+            i = j + 1
