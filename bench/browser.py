@@ -22,8 +22,9 @@ output is cleared 1 s before a window opens (the clearing is not measured), so n
 measurement renders into a page that holds another one's 50 KB, and nothing polls the
 page during a window. The idle page's busy time a second is measured too, to show how
 much of a window is background. JupyterLab's settings are its defaults, so a cell with
-more than 50 outputs shows the first 50 and "Show more outputs" (``--max-outputs 0``
-shows them all); the table says when the streamed cell was trimmed.
+more than 50 outputs shows the first 50 and "Show more outputs" (``--max-outputs
+10000`` shows them all; JupyterLab 4.6 reads 0 as "trim all"); the table says when
+the streamed cell was trimmed.
 
 ``python bench/browser.py [--bytes N] [--tps N] [--runs N] [--shapes a,b]`` prints a
 table to stderr and one JSON line; ``bench/run.py --browser`` adds it to its table.
@@ -124,8 +125,9 @@ def jupyterlab(fixture: Fixture, home: Path, max_outputs: int = 50) -> Iterator[
     Jupyter folders, a random token, ``expose_app_in_browser``; the kernel environment
     from ``tests/kernel_env.py``). ``max_outputs`` is JupyterLab's ``maxNumberOutputs``
     (50 by default: a cell's outputs after the 50th wait behind "Show more outputs";
-    0 shows them all). Kept here because the tests' helper raises pytest's
-    skip when something is missing, where the bench prints one line instead.
+    a large number shows them all; 0 trims every output in JupyterLab 4.6). Kept here
+    because the tests' helper raises pytest's skip when something is missing, where the
+    bench prints one line instead.
     """
     import httpx
 
@@ -356,14 +358,16 @@ def table(result: dict[str, Any]) -> str:
     for r in result["shapes"]:
         end = f"{r['streaming_outputs']:.0f} outputs, {r['streaming_chars_shown']:,.0f} chars"
         if r["streaming_trimmed"]:
-            end += " (**trimmed**: JupyterLab hides outputs after the 50th)"
+            limit = result.get("max_outputs", 50)
+            end += f" (**trimmed**: JupyterLab hides outputs after the {limit}th)"
         lines.append(
             f"| {r['shape']} | {r['answer_bytes'] // 1000} KB at {r['tokens_per_second']:,} "
             f"tok/s | {r['streaming_busy_s']:.2f} s / {r['streaming_wall_s']:.1f} s | "
             f"{r['once_busy_s']:.2f} s / {r['once_wall_s']:.1f} s | **{r['ratio']:.1f}x** | "
             f"{r['net_ratio']:.1f}x | {r['cpu_ratio']:.1f}x | {end} |"
         )
-    shown = "all outputs shown" if result.get("max_outputs") == 0 else "JupyterLab's defaults"
+    limit = result.get("max_outputs", 50)
+    shown = "JupyterLab's defaults" if limit == 50 else f"maxNumberOutputs = {limit:,}"
     lines.append(
         f"\nBusy = CDP `TaskDuration`, CPU = `ThreadTime`; medians of {result['runs']} "
         f"run(s); {shown}. The idle page is busy {result['idle_busy_per_s'] * 1000:.0f} ms a "
@@ -382,7 +386,7 @@ def main() -> None:
         "--max-outputs",
         type=int,
         default=50,
-        help="JupyterLab's maxNumberOutputs (default 50, as shipped; 0 shows every output)",
+        help="JupyterLab's maxNumberOutputs (default 50, as shipped; 10000 shows all)",
     )
     args = parser.parse_args()
     why = missing()
