@@ -312,7 +312,8 @@ def browser_rows(b: dict[str, Any] | None) -> list[tuple[str, str, str, str, str
             f"3c. Browser main-thread busy, {w['answer_bytes'] // 1000} KB {w['shape']} at "
             f"{w['tokens_per_second']:,} tok/s: streaming / rendered once",
             f"{w['once_busy_s']:.2f} s once",
-            f"{w['streaming_busy_s']:.2f} s streaming",
+            f"{w['streaming_busy_s']:.2f} s streaming"
+            + (" (JupyterLab trimmed the outputs)" if w.get("streaming_trimmed") else ""),
             f"{w['ratio']:.1f}x",
             "< 5x",
             _mark(w["ratio"] < 5),
