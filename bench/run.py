@@ -316,7 +316,7 @@ def browser_rows(b: dict[str, Any] | None) -> list[tuple[str, str, str, str, str
             + (" (JupyterLab trimmed the outputs)" if w.get("streaming_trimmed") else ""),
             f"{w['ratio']:.1f}x",
             "< 5x",
-            _mark(w["ratio"] < 5),
+            "not comparable (trimmed)" if w.get("streaming_trimmed") else _mark(w["ratio"] < 5),
         )
         for w in b["shapes"]
     ]
