@@ -55,8 +55,9 @@ def has_jupyter_ai(python: str) -> bool:
     return done.returncode == 0
 
 
-def run_all(quick: bool, jai_python: str) -> dict[str, Any]:
-    """Every measurement; ``quick`` does one run of each with smaller streams."""
+def run_all(quick: bool, jai_python: str, browser: bool = False) -> dict[str, Any]:
+    """Every measurement; ``quick`` does one run of each with smaller streams; ``browser``
+    adds JupyterLab + Chromium (bench/browser.py), skipped with one line without them."""
     runs = 1 if quick else 3
     results: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -102,6 +103,11 @@ def run_all(quick: bool, jai_python: str) -> dict[str, Any]:
     results["sweep"] = sweep
     step("batch: --over 1,000 items (throughput, memory, iopub, 429s)")
     results["batch"] = run_child(["bench/batch.py", "200" if quick else "1000"])
+    if browser:
+        step("browser: JupyterLab + Chromium, main-thread busy streaming / once")
+        results["browser"] = run_child(["bench/browser.py", "--runs", str(runs)])
+        if "skipped" in results["browser"]:
+            print(f"browser bench skipped: {results['browser']['skipped']}", file=sys.stderr)
     results["seconds"] = time.monotonic() - started
     step("done")
     return results
@@ -277,12 +283,43 @@ def table(r: dict[str, Any]) -> str:
             _mark(m["growth_ratio"] < 10),
         )
     )
+    rows += browser_rows(r.get("browser"))
     if "batch" in r:
         rows += batch_rows(r["batch"])
     head = ("Measure", "Baseline", "Ours", "Ratio", "Goal", "Result")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def browser_rows(b: dict[str, Any] | None) -> list[tuple[str, str, str, str, str, str]]:
+    """Rows 3c: renderer main-thread busy time streaming / once (bench/browser.py)."""
+    if b is None:
+        return []
+    if "skipped" in b:
+        return [
+            (
+                "3c. Browser main-thread busy, streaming / once",
+                "-",
+                "skipped",
+                "-",
+                "< 5x",
+                b["skipped"],
+            )
+        ]
+    return [
+        (
+            f"3c. Browser main-thread busy, {w['answer_bytes'] // 1000} KB {w['shape']} at "
+            f"{w['tokens_per_second']:,} tok/s: streaming / rendered once",
+            f"{w['once_busy_s']:.2f} s once",
+            f"{w['streaming_busy_s']:.2f} s streaming"
+            + (" (JupyterLab trimmed the outputs)" if w.get("streaming_trimmed") else ""),
+            f"{w['ratio']:.1f}x",
+            "< 5x",
+            "not comparable (trimmed)" if w.get("streaming_trimmed") else _mark(w["ratio"] < 5),
+        )
+        for w in b["shapes"]
+    ]
 
 
 def batch_rows(b: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
@@ -356,6 +393,11 @@ def main() -> None:
         help="a python with jupyter-ai-magics installed (skipped when absent)",
     )
     parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="add JupyterLab + Chromium (bench/browser.py; skipped without them)",
+    )
+    parser.add_argument(
         "--table-only", action="store_true", help="print the table of bench/results.json"
     )
     args = parser.parse_args()
@@ -363,7 +405,7 @@ def main() -> None:
     if args.table_only:
         print(table(json.loads(out.read_text())))
         return
-    results = run_all(args.quick, args.jai_python)
+    results = run_all(args.quick, args.jai_python, args.browser)
     results["table"] = table(results)
     if not args.quick:
         out.write_text(json.dumps(results, indent=2) + "\n")
