@@ -53,17 +53,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Fixture, fixture_server, median
+from tests.browser_env import CHROMIUM, chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-#: As the browser tests launch it (tests/test_browser.py).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SHAPES = ("paragraph", "code")
 ANSWER_BYTES = 50_000
 #: Bytes / 40: about ten seconds of streaming, the pace of bench/shapes.py (20 KB at 500).
@@ -275,23 +266,15 @@ class Page:
 @contextmanager
 def notebook_page(lab: Lab) -> Iterator[Page]:
     """Chromium on the bench notebook, its kernel idle and the extension loaded."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, timeout=60_000
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.set_default_timeout(90_000)
-            page.goto(f"{lab.url}/lab/tree/browser-bench.ipynb?reset&token={lab.token}")
-            page.wait_for_function(_READY, polling=300)
-            p = Page(page)
-            for cell in (0, 1, 2):  # load the extension; warm up both paths
-                p.run(cell)
-            yield p
-        finally:
-            browser.close()
+    with chromium() as browser:  # launched as the browser tests launch it
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(90_000)
+        page.goto(f"{lab.url}/lab/tree/browser-bench.ipynb?reset&token={lab.token}")
+        page.wait_for_function(_READY, polling=300)
+        p = Page(page)
+        for cell in (0, 1, 2):  # load the extension; warm up both paths
+            p.run(cell)
+        yield p
 
 
 def measure(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -52,14 +53,23 @@ def shell(writer_env: ServerHandle) -> Iterator[InteractiveShell]:
     A shell built with ``InteractiveShell(config=...)`` silently loses rich display
     output, hence ``clear_instance()`` + ``instance()``.
     """
+    with loaded_shell() as sh:
+        yield sh
+
+
+@contextlib.contextmanager
+def loaded_shell() -> Iterator[InteractiveShell]:
+    """The fresh singleton shell of :func:`shell`, for fixtures that set their own server."""
     InteractiveShell.clear_instance()
     sh = InteractiveShell.instance()
     sh.run_line_magic("load_ext", "writer_magics")
     sh.run_line_magic("config", "WriterMagics.view = 'markdown'")
     sh.run_line_magic("config", "WriterMagics.max_retries = 0")
-    yield sh
-    sh.run_line_magic("unload_ext", "writer_magics")
-    InteractiveShell.clear_instance()
+    try:
+        yield sh
+    finally:
+        sh.run_line_magic("unload_ext", "writer_magics")
+        InteractiveShell.clear_instance()
 
 
 @pytest.fixture(scope="session", autouse=True)

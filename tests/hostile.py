@@ -176,6 +176,15 @@ def chunk(text: str, finish: str | None = None) -> str:
     return f"data: {json.dumps(data)}\n\n"
 
 
+def tool_call_chunk(name: str, arguments: str) -> str:
+    """One chat SSE event asking for one tool call (finish reason ``tool_calls``)."""
+    call = {"index": 0, "id": "call-1", "type": "function"}
+    call["function"] = {"name": name, "arguments": arguments}
+    choice = {"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": "tool_calls"}
+    data = {"id": "x", "object": "chat.completion.chunk", "model": "palmyra-x5"}
+    return f"data: {json.dumps({**data, 'choices': [choice]})}\n\n"
+
+
 def forever(first: Iterable[str] = (), every: str = ": keepalive\n\n", gap: float = 0.1) -> Reply:
     """A 200 event stream: ``first`` blocks, then ``every`` each ``gap`` seconds, endlessly
     (until the client leaves, the server stops or MAX_SECONDS pass)."""

@@ -16,7 +16,14 @@ from typing import Any
 import nbformat
 import pytest
 
-from tests.browser_env import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Lab, wait_for_idle_kernel
+from tests.browser_env import (
+    ARTIFACTS,
+    Lab,
+    chromium,
+    run_cell,
+    wait_for_idle_kernel,
+    wait_until_run,
+)
 from tests.kernel_env import PYTHON3
 from writer_magics.server import ServerHandle
 
@@ -86,9 +93,6 @@ def _set_theme(root: Path, theme: str) -> None:
 
 
 def _run_logprobs_cell(running: Lab, theme: str) -> dict[str, Any]:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    from playwright.sync_api import sync_playwright
-
     nb = nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_code_cell("%load_ext writer_magics"),
@@ -98,45 +102,28 @@ def _run_logprobs_cell(running: Lab, theme: str) -> dict[str, Any]:
     )
     nbformat.write(nb, running.root / "theme.ipynb")
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, timeout=30_000
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(60_000)
+        page.goto(f"{running.url}/lab/tree/theme.ipynb?reset&token={running.token}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell")
+        page.wait_for_function(f"document.body.dataset.jpThemeName === {THEMES[theme]!r}")
+        wait_for_idle_kernel(running)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        cells.nth(1).wait_for()
+        run_cell(page, cells.nth(0))  # %load_ext writer_magics
+        wait_until_run(cells.nth(0))
+        run_cell(page, cells.nth(1))
+        spans = cells.nth(1).locator("span[data-probability]")
+        spans.first.wait_for()
+        page.wait_for_timeout(300)  # let the last output settle before measuring
+        measured: dict[str, Any] = spans.first.evaluate(
+            f"(first) => ({MEASURE})(Array.from("
+            "first.parentElement.querySelectorAll('span[data-probability]')))"
         )
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.set_default_timeout(60_000)
-            page.goto(f"{running.url}/lab/tree/theme.ipynb?reset&token={running.token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell")
-            page.wait_for_function(f"document.body.dataset.jpThemeName === {THEMES[theme]!r}")
-            wait_for_idle_kernel(running)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-            cells = page.locator(".jp-Notebook .jp-Cell")
-            cells.nth(1).wait_for()
-            first_prompt = cells.nth(0).locator(".jp-InputPrompt")
-            for attempt in range(3):  # a key press can land before the kernel is wired up
-                first_prompt.click()
-                page.keyboard.press("Shift+Enter")
-                try:
-                    page.wait_for_function(
-                        "el => /\\[\\d+\\]/.test(el.textContent)",
-                        arg=first_prompt.element_handle(),
-                        timeout=15_000,
-                    )
-                    break
-                except PlaywrightTimeout:
-                    assert attempt < 2, "the first cell never ran"
-            page.keyboard.press("Shift+Enter")
-            spans = cells.nth(1).locator("span[data-probability]")
-            spans.first.wait_for()
-            page.wait_for_timeout(300)  # let the last output settle before measuring
-            measured: dict[str, Any] = spans.first.evaluate(
-                f"(first) => ({MEASURE})(Array.from("
-                "first.parentElement.querySelectorAll('span[data-probability]')))"
-            )
-            cells.nth(1).screenshot(path=str(ARTIFACTS / f"browser-logprobs-{theme}.png"))
-            return measured
-        finally:
-            browser.close()
+        cells.nth(1).screenshot(path=str(ARTIFACTS / f"browser-logprobs-{theme}.png"))
+        return measured
 
 
 @pytest.mark.timeout(150)

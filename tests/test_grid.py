@@ -18,7 +18,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from tests.conftest import run
+from tests.conftest import loaded_shell, run
 from tests.standin import Reply, StandIn, chunk, stand_in
 from writer_magics.answer.result import Choice, Result, Timing
 from writer_magics.display import Outcome, TextView, open_view
@@ -199,14 +199,8 @@ def hostile() -> Iterator[StandIn]:
 def hostile_shell(hostile: StandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
     monkeypatch.setenv("WRITER_BASE_URL", hostile.url)
     monkeypatch.setenv("WRITER_API_KEY", "sk-test-grid")
-    InteractiveShell.clear_instance()
-    sh = InteractiveShell.instance()
-    sh.run_line_magic("load_ext", "writer_magics")
-    sh.run_line_magic("config", "WriterMagics.view = 'markdown'")
-    sh.run_line_magic("config", "WriterMagics.max_retries = 0")
-    yield sh
-    sh.run_line_magic("unload_ext", "writer_magics")
-    InteractiveShell.clear_instance()
+    with loaded_shell() as sh:
+        yield sh
 
 
 def _outside_code(page: str) -> str:

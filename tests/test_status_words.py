@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import _thread
 import io
-import json
 import os
 import threading
 
@@ -318,30 +317,16 @@ def test_in_a_kernel_a_tools_cell_and_a_retry_say_what_they_do(server: ServerHan
         assert not any("Retrying" in text or "503" in text for text in streams), streams
 
 
-def _tool_call_chunk(name: str, arguments: str) -> str:
-    call = {
-        "index": 0,
-        "id": "call-1",
-        "type": "function",
-        "function": {"name": name, "arguments": arguments},
-    }
-    choice = {"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": "tool_calls"}
-    data = {
-        "id": "x",
-        "object": "chat.completion.chunk",
-        "model": "palmyra-x5",
-        "choices": [choice],
-    }
-    return f"data: {json.dumps(data)}\n\n"
-
-
 def test_text_after_a_tool_call_opens_below_the_calls_line(
     shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Round 1 says something, then calls a tool; round 2's answer comes after the call's
     line, not up in round 1's piece above it (the cell reads in the order things happened)."""
     first = hostile.sse(
-        [chunk("Let me check the weather."), _tool_call_chunk("get_weather", '{"city": "Paris"}')]
+        [
+            chunk("Let me check the weather."),
+            hostile.tool_call_chunk("get_weather", '{"city": "Paris"}'),
+        ]
     )
     second = hostile.sse([chunk("It is 18C and cloudy in Paris.", "stop"), "data: [DONE]\n\n"])
     run(shell, SLOW_WEATHER)
