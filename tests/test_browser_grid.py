@@ -17,7 +17,14 @@ from typing import Any
 import nbformat
 import pytest
 
-from tests.browser_env import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Lab, wait_for_idle_kernel
+from tests.browser_env import (
+    ARTIFACTS,
+    Lab,
+    chromium,
+    run_cell,
+    wait_for_idle_kernel,
+    wait_until_run,
+)
 from tests.standin import StandIn, stand_in
 from tests.test_grid import HOSTILE, by_temperature
 from tests.test_grid_kernel import sweep_notebook
@@ -58,15 +65,16 @@ def hostile() -> Iterator[StandIn]:
         yield handle
 
 
-def _browser(pw: Any) -> Any:
-    return pw.chromium.launch(
-        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, timeout=30_000
-    )
+#: The two frontends the issue names, served by the same server: JupyterLab and Notebook 7.
+UIS = {
+    "lab": "/lab/tree/{name}?reset&token={token}",
+    "notebook7": "/notebooks/{name}?token={token}",
+}
 
 
 @pytest.mark.timeout(180)
-def test_a_saved_sweep_reopens_side_by_side_and_safe(lab: Lab, hostile: StandIn) -> None:
-    from playwright.sync_api import sync_playwright
+@pytest.mark.parametrize("ui", list(UIS))
+def test_a_saved_sweep_reopens_side_by_side_and_safe(lab: Lab, hostile: StandIn, ui: str) -> None:
 
     nb = sweep_notebook(hostile.url, lab.root / "sweep.ipynb")  # not signed here: untrusted
     # Proof that the grid's classes matter: raw $…$ in HTML is typeset without them.
@@ -78,31 +86,27 @@ def test_a_saved_sweep_reopens_side_by_side_and_safe(lab: Lab, hostile: StandIn)
     nbformat.write(nb, lab.root / "sweep.ipynb")
     ARTIFACTS.mkdir(exist_ok=True)
     dialogs: list[str] = []
-    with sync_playwright() as pw:
-        browser = _browser(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
 
-            def dismiss(dialog: Any) -> None:
-                dialogs.append(dialog.message)
-                dialog.dismiss()
+        def dismiss(dialog: Any) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
 
-            page.on("dialog", dismiss)
-            page.set_default_timeout(60_000)
-            page.goto(f"{lab.url}/lab/tree/sweep.ipynb?reset&token={lab.token}")
-            page.locator(PANELS).nth(3).wait_for()
-            page.locator(".control mjx-container").first.wait_for()  # math is on here
-            time.sleep(1.5)  # MathJax runs on each output after it is attached
-            wide = page.evaluate(MEASURE)
-            ignored = page.locator(".ignored mjx-container").count()
-            page.screenshot(path=str(ARTIFACTS / "browser-grid-saved-1400.png"), full_page=True)
-            page.set_viewport_size({"width": 700, "height": 900})
-            time.sleep(0.5)
-            narrow = page.evaluate(MEASURE)
-            page.screenshot(path=str(ARTIFACTS / "browser-grid-saved-700.png"), full_page=True)
-            shown = page.locator(".writer-magics-grid").inner_text()
-        finally:
-            browser.close()
+        page.on("dialog", dismiss)
+        page.set_default_timeout(60_000)
+        page.goto(lab.url + UIS[ui].format(name="sweep.ipynb", token=lab.token))
+        page.locator(PANELS).nth(3).wait_for()
+        page.locator(".control mjx-container").first.wait_for()  # math is on here
+        time.sleep(1.5)  # MathJax runs on each output after it is attached
+        wide = page.evaluate(MEASURE)
+        ignored = page.locator(".ignored mjx-container").count()
+        page.screenshot(path=str(ARTIFACTS / f"{ui}-grid-saved-1400.png"), full_page=True)
+        page.set_viewport_size({"width": 700, "height": 900})
+        time.sleep(0.5)
+        narrow = page.evaluate(MEASURE)
+        page.screenshot(path=str(ARTIFACTS / f"{ui}-grid-saved-700.png"), full_page=True)
+        shown = page.locator(".writer-magics-grid").inner_text()
     print(wide, narrow, sep="\n")
     assert wide["display"] == "grid"
     assert "min(100%" in wide["columns"]  # the sanitiser kept the adaptive columns
@@ -121,8 +125,6 @@ def test_a_saved_sweep_reopens_side_by_side_and_safe(lab: Lab, hostile: StandIn)
 @pytest.mark.timeout(180)
 def test_a_live_sweep_ends_in_the_layout_it_streamed_in(lab: Lab) -> None:
     """Trusted output, run in the browser: the finish does not move the panels."""
-    from playwright.sync_api import sync_playwright
-
     from tests.kernel_env import PYTHON3
 
     cells = [
@@ -134,37 +136,29 @@ def test_a_live_sweep_ends_in_the_layout_it_streamed_in(lab: Lab) -> None:
     nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": PYTHON3})
     nbformat.write(nb, lab.root / "live.ipynb")
     frames: list[dict[str, Any]] = []
-    with sync_playwright() as pw:
-        browser = _browser(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(60_000)
-            page.goto(f"{lab.url}/lab/tree/live.ipynb?reset&token={lab.token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell")
-            wait_for_idle_kernel(lab)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-            notebook_cells = page.locator(".jp-Notebook .jp-Cell")
-            notebook_cells.nth(1).wait_for()
-            notebook_cells.nth(0).locator(".jp-InputPrompt").click()
-            page.keyboard.press("Shift+Enter")
-            page.wait_for_function(
-                "el => /\\[\\d+\\]/.test(el.textContent)",
-                arg=notebook_cells.nth(0).locator(".jp-InputPrompt").element_handle(),
-            )
-            page.keyboard.press("Shift+Enter")
-            page.locator(PANELS).nth(3).wait_for()
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                frames.append(page.evaluate(MEASURE))
-                statuses = page.locator(".writer-magics-grid .writer-magics-status")
-                if all("tokens" in s and "streaming" not in s for s in statuses.all_inner_texts()):
-                    break
-                time.sleep(0.1)
-            time.sleep(0.5)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(60_000)
+        page.goto(f"{lab.url}/lab/tree/live.ipynb?reset&token={lab.token}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell")
+        wait_for_idle_kernel(lab)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+        notebook_cells = page.locator(".jp-Notebook .jp-Cell")
+        notebook_cells.nth(1).wait_for()
+        run_cell(page, notebook_cells.nth(0))  # %load_ext writer_magics
+        wait_until_run(notebook_cells.nth(0))
+        run_cell(page, notebook_cells.nth(1))
+        page.locator(PANELS).nth(3).wait_for()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             frames.append(page.evaluate(MEASURE))
-            page.screenshot(path=str(ARTIFACTS / "browser-grid-live-1400.png"), full_page=True)
-        finally:
-            browser.close()
+            statuses = page.locator(".writer-magics-grid .writer-magics-status")
+            if all("tokens" in s and "streaming" not in s for s in statuses.all_inner_texts()):
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        frames.append(page.evaluate(MEASURE))
+        page.screenshot(path=str(ARTIFACTS / "browser-grid-live-1400.png"), full_page=True)
     assert len(frames) >= 3
     final = frames[-1]
     assert final["display"] == "grid" and _rows(final["boxes"]) == 1
