@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from tests.kernel_env import REPO, markdown_outputs, model_cells
-from writer_magics.demo.stream import LiveAnswer, TerminalEcho, stable_tail
+from writer_magics.demo.stream import TerminalEcho
 
 
 def _demo_env() -> dict[str, str]:
@@ -126,15 +126,6 @@ def test_notebooks_are_found_from_the_package_in_a_clone() -> None:
 # ------------------------------------------------------------- TerminalEcho, unit level
 
 
-def _comm(kind: str, comm_id: str, state: dict[str, object]) -> dict[str, object]:
-    return {"msg_type": kind, "content": {"comm_id": comm_id, "data": {"state": state}}}
-
-
-def _tail(text: str) -> dict[str, object]:
-    out = {"output_type": "display_data", "data": {"text/markdown": text}, "metadata": {}}
-    return _comm("comm_msg", "tail", {"outputs": [out]})
-
-
 def _display(
     data: dict[str, object], display_id: str = "", update: bool = False
 ) -> dict[str, object]:
@@ -159,47 +150,39 @@ class _Out:
         return False
 
 
-def _live_widget(echo: TerminalEcho, panels: int = 1) -> None:
-    for _ in range(panels):  # one tail Output per panel
-        echo.message(_comm("comm_open", "x", {"_model_name": "OutputModel"}))
-    view: dict[str, object] = {
-        "application/vnd.jupyter.widget-view+json": {"model_id": "root"},
-        "text/plain": "VBox",
-    }
-    echo.message(_display(view, "live-1"))
+def _head(display_id: str, update: bool = False) -> dict[str, object]:
+    html = '<div class="writer-magics-head">palmyra-x5</div>'
+    return _display({"text/html": html, "text/plain": "palmyra-x5"}, display_id, update)
 
 
-def test_echo_prints_each_piece_once_as_it_arrives_then_the_rest() -> None:
+def test_echo_prints_each_piece_once_as_it_is_sealed_then_the_footer() -> None:
     out = _Out()
     echo = TerminalEcho(out)  # type: ignore[arg-type]
-    _live_widget(echo)
-    echo.message(_tail("Hello"))
-    echo.message(_tail("Hello wor"))
-    echo.message(_tail("Hello world.\n\n```python\nx = 1\n```"))  # the view closed the fence
-    sealed = {"output_type": "display_data", "data": {"text/markdown": "Hello world.\n\n"}}
-    echo.message(_comm("comm_open", "s1", {"_model_name": "OutputModel", "outputs": [sealed]}))
-    echo.message(_tail("```python\nx = 1\n```"))
-    final = "Hello world.\n\n```python\nx = 1\ny = 2\n```\n\nBye."
-    echo.message(_display({"text/markdown": final, "text/plain": final}, "live-1", update=True))
-    echo.message(_display({"text/plain": "palmyra-x5 · 3 tokens"}))
-    assert out.chunks[:3] == ["Hello", " wor", "ld.\n\n```python\nx = 1"]
-    assert "".join(out.chunks) == final + "\npalmyra-x5 · 3 tokens\n"
-
-
-def test_echo_joins_a_code_block_the_live_view_cut_in_two() -> None:
-    answer = LiveAnswer(sealed=["Intro\n\n```py\na = 1\n```\n", "```py\nb = 2\n"], tail="")
-    assert answer.text() == "Intro\n\n```py\na = 1\nb = 2\n"
-    assert stable_tail("```py\nb = 2\n```") == "```py\nb = 2"
-    assert stable_tail("plain text") == "plain text"
+    echo.message(_head("head"))
+    echo.message(_display({"text/markdown": "Hello", "text/plain": "…"}, "p1"))
+    echo.message(_head("head", update=True))  # the status ticks: nothing printed
+    sealed = "Hello world.\n\n```python\nx = 1\n```\n"  # a code block cut in two
+    echo.message(_display({"text/markdown": sealed, "text/plain": sealed}, "p1", update=True))
+    rest = "```python\ny = 2\n```\n\nBye."
+    echo.message(_display({"text/markdown": rest, "text/plain": "…"}, "p2"))
+    echo.message(_display({"text/markdown": rest, "text/plain": rest}, "p2", update=True))
+    footer = '<div class="writer-magics-footer">palmyra-x5 · 3 tokens</div>'
+    echo.message(_display({"text/html": footer, "text/plain": "palmyra-x5 · 3 tokens"}))
+    printed = "".join(out.chunks)
+    answer = "Hello world.\n\n```python\nx = 1\ny = 2\n```\n\nBye."  # the cut block joined
+    assert printed == answer + "\npalmyra-x5 · 3 tokens\n"
+    assert out.chunks[0] == "Hello world.\n\n```python\nx = 1\n"  # the fence held back
 
 
 def test_echo_shows_several_panels_whole_at_the_end() -> None:
     out = _Out()
     echo = TerminalEcho(out)  # type: ignore[arg-type]
-    _live_widget(echo, panels=2)
-    echo.message(_tail("partial answer of one panel"))
-    final = "**t=0.2**\n\nOne.\n\n---\n\n**t=1**\n\nTwo."
-    echo.message(_display({"text/markdown": final}, "live-1", update=True))
+    grid = '<div class="writer-magics-grid">partial answer of one panel</div>'
+    echo.message(_display({"text/html": grid, "text/plain": "streaming…"}, "g1"))
+    echo.message(_display({"text/html": grid, "text/plain": "streaming…"}, "g1", update=True))
+    final = "--- t=0.2 ---\nOne.\n--- t=1 ---\nTwo."
+    bundle: dict[str, object] = {"text/html": grid, "text/markdown": "One.", "text/plain": final}
+    echo.message(_display(bundle, "g1", update=True))
     printed = "".join(out.chunks)
     assert "partial answer" not in printed
     assert printed.endswith(final + "\n")

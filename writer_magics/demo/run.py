@@ -154,9 +154,7 @@ def _client_class() -> Any:
             return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
 
         def process_message(self, msg: Any, cell: Any, cell_index: int) -> Any:
-            parent = msg.get("parent_header", {}).get("msg_id")
-            captured = bool(self.output_hook_stack.get(parent))
-            self.echo.message(msg, captured=captured)
+            self.echo.message(msg)
             return super().process_message(msg, cell, cell_index)
 
     return TerminalClient

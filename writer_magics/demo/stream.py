@@ -3,13 +3,9 @@
 One answer is shown as plain displays (``display/live.py``): a head line, the answer's
 pieces (each sealed piece's last frame carries its raw text as ``text/plain``) and a
 footer; :class:`TerminalEcho` prints each piece's text as it is sealed, the last one
-at the finish, then the footer line. Several panels still show a live *widget*: each
-finished Markdown block arrives once as a new Output widget whose ``comm_open`` state
-holds it, the unfinished tail is re-sent as the ``outputs`` state of a "tail" Output
-widget, and at the end the whole display is replaced by a static ``text/markdown``
-bundle. A terminal has no widgets, so :class:`TerminalEcho` rebuilds the answer text
-from those messages and prints only what is new, then reconciles with the static
-answer so nothing is lost or printed twice.
+at the finish, then the footer line, so nothing is lost or printed twice. Several
+panels (``display/grid.py``) are one HTML display re-sent whole: the terminal says they
+are coming and prints their stacked ``text/plain`` once they are complete.
 
 Pure: feed it iopub message dicts; it writes to a text stream. No nbclient import.
 """
@@ -23,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 JSON = dict[str, Any]
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 #: The class of the side-by-side grid (display/grid.py): one HTML display per cell.
 GRID = "writer-magics-grid"
 #: Classes of the live view's head and footer (``display/live.py``), and the tail's
@@ -65,24 +60,19 @@ def _joined(parts: list[str]) -> str:
     return text
 
 
-def stable_tail(tail: str) -> str:
-    """The tail without the closing fence the live view adds to an unfinished code block.
-
-    That fence (and the line break before it, which may be added too) is not part of
-    the answer yet; everything before it is, whatever arrives next.
-    """
-    cut = tail.rfind("\n")
-    if cut >= 0 and _BARE_FENCE.match(tail[cut + 1 :]):
-        return tail[:cut]
-    return tail
-
-
 @dataclass
 class PieceAnswer:
-    """One answer shown as pieces: their final raw texts in order, and what was printed."""
+    """One answer shown as pieces: what each shows, in order, and what was printed.
+
+    A sealed piece's last frame carries its raw text; the tail's frames carry only the
+    Markdown it shows, of which the complete lines are printed as they arrive. A
+    closing fence at the end is held back until the next piece shows whether the view
+    cut the code block there (then it reopens it, and the terminal shows it whole).
+    """
 
     order: list[str] = field(default_factory=list)  # display ids of the pieces
-    final: dict[str, str] = field(default_factory=dict)
+    final: dict[str, str] = field(default_factory=dict)  # sealed pieces' raw text
+    shown: dict[str, str] = field(default_factory=dict)  # the tail's complete lines
     printed: str = ""
 
     def piece(self, display_id: str, data: JSON) -> str:
@@ -90,55 +80,43 @@ class PieceAnswer:
         if display_id not in self.order:
             self.order.append(display_id)
         plain = data.get("text/plain")
-        if not isinstance(plain, str) or plain == TAIL_PLAIN or "text/markdown" not in data:
+        if not isinstance(plain, str) or "text/markdown" not in data:
             return ""
-        self.final[display_id] = plain
-        done = []
+        if plain == TAIL_PLAIN:
+            lines = _markdown_of([{"data": data}])
+            self.shown[display_id] = lines[: lines.rfind("\n") + 1]
+        else:
+            self.final[display_id] = plain
+        return self._new(self._text(), hold=True)
+
+    def rest(self) -> str:
+        """At the finish: whatever is not printed yet."""
+        return self._new(self._text(), hold=False)
+
+    def _text(self) -> str:
+        parts = []
         for key in self.order:
-            if key not in self.final:
-                break
-            done.append(self.final[key])
-        text = _joined(done)
+            if key in self.final:
+                parts.append(self.final[key])
+                continue
+            parts.append(_without_closing_fence(self.shown.get(key, "")))
+            break  # the tail: what follows it is not shown yet
+        return _joined(parts)
+
+    def _new(self, text: str, *, hold: bool) -> str:
+        if hold:
+            text = _without_closing_fence(text)
         if not text.startswith(self.printed):
-            return ""  # joined back at the finish: already printed
+            return ""  # joined back or rewritten at the finish: keep what was printed
         new, self.printed = text[len(self.printed) :], text
         return new
 
 
-@dataclass
-class LiveAnswer:
-    """One live display's answer: sealed blocks + the current tail, and what was printed."""
-
-    sealed: list[str] = field(default_factory=list)
-    tail: str = ""
-    printed: str = ""
-    outputs_widgets: int = 0
-    diverged: bool = False
-
-    @property
-    def several(self) -> bool:
-        """More than one panel (a sweep or ``-n``): shown whole at the end, not interleaved."""
-        return self.outputs_widgets > 1  # one tail Output per panel
-
-    def text(self) -> str:
-        return _joined([*self.sealed, stable_tail(self.tail)])
-
-    def new_text(self) -> str:
-        """What to print now: the part of the answer that is new since the last call."""
-        if self.several:
-            return ""
-        current = self.text()
-        if not current.startswith(self.printed):
-            self.diverged = True
-            return ""
-        new, self.printed = current[len(self.printed) :], current
-        return new
-
-    def rest(self, final: str) -> str:
-        """What to print when the static answer arrives, so the terminal ends up with it."""
-        if final.startswith(self.printed):
-            return final[len(self.printed) :]
-        return "" if self.printed else final
+def _without_closing_fence(text: str) -> str:
+    """``text`` without a bare fence as its last line (it may be reopened next)."""
+    body = text[:-1] if text.endswith("\n") else text
+    cut = body.rfind("\n") + 1
+    return text[:cut] if _BARE_FENCE.match(body[cut:]) else text
 
 
 def _markdown_of(outputs: list[JSON]) -> str:
@@ -155,8 +133,7 @@ def _markdown_of(outputs: list[JSON]) -> str:
 class TerminalEcho:
     """Prints a notebook's outputs to a terminal while its cells run.
 
-    Call :meth:`cell` before each cell and :meth:`message` for every iopub message
-    (``captured`` says whether nbclient routed it into an Output widget).
+    Call :meth:`cell` before each cell and :meth:`message` for every iopub message.
     """
 
     def __init__(self, out: TextIO | None = None, color: bool | None = None) -> None:
@@ -164,11 +141,7 @@ class TerminalEcho:
         if color is None:
             color = self.out.isatty() and not os.environ.get("NO_COLOR")
         self.color = color
-        self.live: dict[str, LiveAnswer] = {}  # display_id -> answer of a live display
-        self.pending = LiveAnswer()  # widgets created before their display is shown
-        self.current: LiveAnswer | None = None
         self.at_line_start = True
-        self.after_live = False  # the next plain display is the answer's usage line
         self.grids: set[str] = set()  # display_ids of side-by-side grids still live
         self.pieces: PieceAnswer | None = None  # the answer shown as pieces, while it streams
         self.heads: set[str] = set()  # display ids of the live views' heads
@@ -214,7 +187,7 @@ class TerminalEcho:
 
     # -------------------------------------------------------------- messages
 
-    def message(self, msg: JSON, captured: bool = False) -> None:
+    def message(self, msg: JSON) -> None:
         """Show what a kernel message adds to the cell's output."""
         kind = msg.get("msg_type") or msg.get("header", {}).get("msg_type", "")
         content: JSON = msg.get("content", {})
@@ -223,34 +196,24 @@ class TerminalEcho:
         data: JSON = content.get("data") or {}
         if self._piece_message(kind, data, display_id):
             return
-        if kind in ("comm_open", "comm_msg"):
-            self._comm(data.get("state") or {}, opening=kind == "comm_open")
-        elif kind == "stream":
-            self.after_live = False
+        if kind == "stream":
             style = "33" if content.get("name") == "stderr" else ""
             self.write(str(content.get("text", "")), style)
-        elif kind in ("display_data", "execute_result") and captured:
-            if self.current is not None and "text/markdown" in data:
-                # The tail state still holds these blocks until its own update follows.
-                self.current.sealed.append(_markdown_of([{"data": data}]))
-                self.current.tail = ""
-                self._print_new()
         elif kind in ("display_data", "execute_result"):
-            if WIDGET_VIEW in data:
-                self._live_display(display_id)
-            elif display_id and GRID in str(data.get("text/html", "")):
+            if display_id and GRID in str(data.get("text/html", "")):
                 self.grids.add(display_id)
                 self.newline()
                 self.line("(several answers side by side: shown when they are complete)", "2")
             else:
                 self._static(data)
-        elif kind == "update_display_data" and display_id in self.grids:
-            if "text/markdown" in data:  # the finish (live frames are HTML only)
-                self.grids.discard(display_id)
-                self.newline()
-                self.write(str(data.get("text/plain", "")) + "\n")
-        elif kind == "update_display_data" and display_id in self.live:
-            self._finish(self.live.pop(display_id), data)
+        elif (
+            kind == "update_display_data"
+            and display_id in self.grids
+            and "text/markdown" in data  # the finish (live frames are HTML only)
+        ):
+            self.grids.discard(display_id)
+            self.newline()
+            self.write(str(data.get("text/plain", "")) + "\n")
 
     def _piece_message(self, kind: str, data: JSON, display_id: str | None) -> bool:
         """Head, pieces and footer of the one-answer view; False for anything else."""
@@ -264,6 +227,8 @@ class TerminalEcho:
                 self.newline()
             return True
         if FOOTER_MARK in html:
+            if self.pieces is not None:
+                self.write(self.pieces.rest())
             self.pieces = None
             self.newline()
             self.write(str(data.get("text/plain", "")) + "\n", "2")
@@ -275,54 +240,11 @@ class TerminalEcho:
             return True
         return False
 
-    def _comm(self, state: JSON, opening: bool) -> None:
-        answer = self.current or self.pending
-        if opening and state.get("_model_name") == "OutputModel":
-            sealed = _markdown_of(list(state.get("outputs") or []))
-            if not sealed:
-                answer.outputs_widgets += 1  # a panel's tail Output
-            elif self.current is not None and not self.current.several:
-                # A finished block; the tail state still holds it until its own update.
-                self.current.sealed.append(sealed)
-                self.current.tail = ""
-                self._print_new()
-            return
-        if not opening and "outputs" in state and self.current is not None:
-            self.current.tail = _markdown_of(list(state.get("outputs") or []))
-            self._print_new()
-
-    def _live_display(self, display_id: str | None) -> None:
-        """A live widget display opened: its answer starts now."""
-        answer, self.pending = self.pending, LiveAnswer()
-        self.current = answer
-        if display_id:
-            self.live[display_id] = answer
-        self.newline()
-        if answer.several:
-            self.line("(several answers side by side: shown when they are complete)", "2")
-
-    def _print_new(self) -> None:
-        if self.current is not None:
-            self.write(self.current.new_text())
-
-    def _finish(self, answer: LiveAnswer, data: JSON) -> None:
-        final = _markdown_of([{"data": data}])
-        if final:
-            self.write(answer.rest(final))
-        else:
-            self.write(str(data.get("text/plain", "")), "2")
-        self.newline()
-        self.after_live = True
-        if answer is self.current:
-            self.current = None
-
     def _static(self, data: JSON) -> None:
         """Ordinary output: Markdown source (the usage line and prints stay plain)."""
         text = _markdown_of([{"data": data}]) or data.get("text/plain") or ""
         if not text:
             return
         text = str(text)
-        usage = self.after_live and "text/markdown" not in data
-        self.after_live = False
         self.newline()
-        self.write(text if text.endswith("\n") else text + "\n", "2" if usage else "")
+        self.write(text if text.endswith("\n") else text + "\n")
