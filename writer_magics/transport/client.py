@@ -55,6 +55,7 @@ from writer_magics.transport.events import (
     Event,
     Retrying,
     StreamEnd,
+    TextDelta,
     decode_response,
     decode_sse_data,
     error_description,
@@ -408,9 +409,17 @@ class WriterClient:
             yielded = False
             try:
                 attempt = _Attempt(self._http, settings, endpoint, body, timeout, deadline)
-                async for event in attempt.events(retries):
-                    yielded = True
-                    yield event
+                # The attempt's stream is read here, not re-yielded by a generator of the
+                # attempt: a long stream has tens of thousands of events (the hot path).
+                try:
+                    stream = await attempt.open(retries)
+                    async for event in stream:
+                        yielded = True
+                        yield event
+                except httpx.HTTPError as exc:
+                    raise attempt.failure(exc) from None
+                finally:
+                    await attempt.close()
                 return
             except _Retry as retry:
                 error = retry.error.redacted(secrets)
@@ -452,6 +461,7 @@ class _Attempt:
         self.base = settings.base_url
         #: The response's Content-Encoding, for the message when it lies.
         self.encoding = ""
+        self.response: httpx.Response | None = None
         self.watch = _Watchdog(self.idle, deadline)
 
     async def within(self, awaitable: Awaitable[T]) -> T:
@@ -475,77 +485,83 @@ class _Attempt:
             "(seconds without a new event).",
         )
 
-    async def events(self, retries: int) -> AsyncIterator[Event]:
+    async def open(self, retries: int) -> AsyncIterator[Event]:
+        """Send the request; its events, read lazily (a failed status raises here).
+
+        Raises :class:`_Retry` for what may be retried, a :class:`WriterError` for the
+        rest, and httpx errors as they are (:meth:`failure` turns them into one line);
+        :meth:`close` must follow in every case. (A coroutine returning the stream
+        rather than a generator re-yielding it: one asynchronous hand-off less per
+        event.)
+        """
         headers = {
             "Authorization": f"Bearer {self.settings.api_key}",
             "Accept": "text/event-stream" if self.body.get("stream") else "application/json",
             "X-Retry-Count": str(retries),
         }
         http_timeout = httpx.Timeout(self.idle, connect=self.settings.connect_timeout)
-        try:
-            request = self.http.build_request(
-                "POST",
-                join_url(self.base, PATHS[self.endpoint]),
-                json=self.body,
-                headers=headers,
-                timeout=http_timeout,
-            )
-            # Headers may take a connection plus one idle wait (a trickle cannot stretch it).
-            self.watch.allow(self.settings.connect_timeout)
-            response = await self.within(self.http.send(request, stream=True))
-            self.encoding = printable(response.headers.get("content-encoding", ""))[:40]
-            try:
-                async for event in self._read(response):
-                    yield event
-            finally:
-                await response.aclose()
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise _Retry(
-                APIConnectionError(
-                    f"Could not connect to {self.base}: {_reason(exc)}",
-                    hint="Check your network and WRITER_BASE_URL.",
-                )
-            ) from None
-        except httpx.TimeoutException:
-            raise self.timeout_error(False) from None
-        except httpx.DecodingError as exc:
-            claim = (
-                f"it is marked Content-Encoding: {self.encoding} but is not"
-                if self.encoding
-                else _reason(exc)
-            )
-            raise MalformedEventError(
-                f"The answer from {self.base} could not be decoded ({claim}); "
-                "the text received so far is kept."
-            ) from None
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise StreamInterrupted(
-                f"The connection to {self.base} broke ({_reason(exc)}); "
-                "the text received so far is kept."
-            ) from None
-        except httpx.HTTPError as exc:
-            raise APIConnectionError(
-                f"The request to {self.base} failed ({_reason(exc)})."
-            ) from None
-        finally:
-            self.watch.close()
-
-    async def _read(self, response: httpx.Response) -> AsyncIterator[Event]:
+        request = self.http.build_request(
+            "POST",
+            join_url(self.base, PATHS[self.endpoint]),
+            json=self.body,
+            headers=headers,
+            timeout=http_timeout,
+        )
+        # Headers may take a connection plus one idle wait (a trickle cannot stretch it).
+        self.watch.allow(self.settings.connect_timeout)
+        response = await self.within(self.http.send(request, stream=True))
+        self.response = response
+        self.encoding = printable(response.headers.get("content-encoding", ""))[:40]
         if 300 <= response.status_code < 400:  # never followed: the key would go along
             raise redirect_error(response)
         if response.is_error:
             raise await self._status_failure(response)
         if "text/event-stream" in response.headers.get("content-type", ""):
-            async for event in self._stream_events(response):
-                yield event
-            return
+            return self._stream_events(response)
         await self.within(response.aread())
         try:
             events = decode_response(self.endpoint, self._json(response))
         except RecursionError:
             raise MalformedEventError("the server's answer is nested too deeply to read") from None
-        for event in events:
-            yield event
+        return _each(events)
+
+    async def close(self) -> None:
+        """Close the response (if one came) and stop the watchdog's timer."""
+        try:
+            if self.response is not None:
+                await self.response.aclose()
+        except httpx.HTTPError as exc:
+            raise self.failure(exc) from None
+        finally:
+            self.watch.close()
+
+    def failure(self, exc: httpx.HTTPError) -> Exception:
+        """An httpx error while sending or reading, as the one-line error (or a _Retry)."""
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return _Retry(
+                APIConnectionError(
+                    f"Could not connect to {self.base}: {_reason(exc)}",
+                    hint="Check your network and WRITER_BASE_URL.",
+                )
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return self.timeout_error(False)
+        if isinstance(exc, httpx.DecodingError):
+            claim = (
+                f"it is marked Content-Encoding: {self.encoding} but is not"
+                if self.encoding
+                else _reason(exc)
+            )
+            return MalformedEventError(
+                f"The answer from {self.base} could not be decoded ({claim}); "
+                "the text received so far is kept."
+            )
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+            return StreamInterrupted(
+                f"The connection to {self.base} broke ({_reason(exc)}); "
+                "the text received so far is kept."
+            )
+        return APIConnectionError(f"The request to {self.base} failed ({_reason(exc)}).")
 
     async def _status_failure(self, response: httpx.Response) -> Exception:
         text = await self._error_text(response)
@@ -586,27 +602,30 @@ class _Attempt:
         (``begin``/``end`` around the read rather than :meth:`within` per event: a long
         stream has tens of thousands of events, and this loop is the hot path.)
         """
-        finished = self.endpoint == "completions"  # completions streams carry no finish reason
+        endpoint = self.endpoint
+        finished = endpoint == "completions"  # completions streams carry no finish reason
         sse_events = EventSource(response).aiter_sse()
         watch = self.watch
-        watch.begin()
+        task = asyncio.current_task()  # the one task reading this stream
+        watch.begin(task)
         try:
             async for sse in sse_events:
                 watch.end()
                 try:
-                    decoded = decode_sse_data(self.endpoint, sse.data, sse.event)
+                    decoded = decode_sse_data(endpoint, sse.data, sse.event)
                 except RecursionError:
                     raise MalformedEventError(
                         "the server sent an event nested too deeply to read"
                     ) from None
                 for event in decoded:
-                    if isinstance(event, StreamEnd):
-                        await _drain(sse_events)
-                        return
-                    if isinstance(event, ChoiceFinished):
-                        finished = True
+                    if type(event) is not TextDelta:  # nearly all are: no other check
+                        if type(event) is StreamEnd:
+                            await _drain(sse_events)
+                            return
+                        if type(event) is ChoiceFinished:
+                            finished = True
                     yield event
-                watch.begin()
+                watch.begin(task)
         except asyncio.CancelledError:
             expired = watch.expired()
             if expired is None:
@@ -682,9 +701,10 @@ class _Watchdog:
                 self.grace = 0.0
                 self._arm()
 
-    def begin(self) -> None:
-        """A wait starts in the current task: from now on the timer may cancel it."""
-        self.task = asyncio.current_task()
+    def begin(self, task: asyncio.Task[Any] | None = None) -> None:
+        """A wait starts in ``task`` (default: the current task): from now on the timer
+        may cancel it. (The hot loop passes its task: no lookup per event.)"""
+        self.task = task if task is not None else asyncio.current_task()
         if self.handle is None:
             self._arm()
 
@@ -750,6 +770,12 @@ async def _drain(events: AsyncIterator[Any]) -> None:
             await _wait(anext(events), left)
     except (StopAsyncIteration, asyncio.TimeoutError, httpx.HTTPError, WriterError):
         pass
+
+
+async def _each(events: list[Event]) -> AsyncIterator[Event]:
+    """A whole (non-streamed) answer's events, one by one."""
+    for event in events:
+        yield event
 
 
 def _clip(text: str, limit: int) -> str:

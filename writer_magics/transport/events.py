@@ -381,8 +381,8 @@ def _plain_text(chunk: Mapping[str, Any]) -> TextDelta | None:
         value = delta.get(name)
         if value is None:
             continue
-        if type(value) is dict and all(v is None for v in value.values()):
-            continue
+        if type(value) is dict and list(value.values()).count(None) == len(value):
+            continue  # every value None (== None holds for no other JSON value)
         return None
     index = get("index")
     if index is None:
