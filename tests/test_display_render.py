@@ -212,23 +212,18 @@ def test_the_demo_echo_prints_the_answer_not_the_escapes() -> None:
 
     out = Out()
     echo = TerminalEcho(out)  # type: ignore[arg-type]
-    shown = escape_markdown(PRICES + " <b>")
-    echo.message(
-        {"msg_type": "comm_open", "content": {"data": {"state": {"_model_name": "OutputModel"}}}}
-    )
-    view = {"application/vnd.jupyter.widget-view+json": {"model_id": "m"}, "text/plain": "x"}
-    echo.message(
-        {"msg_type": "display_data", "content": {"data": view, "transient": {"display_id": "d"}}}
-    )
-    tail = {"output_type": "display_data", "data": {"text/markdown": shown}}
-    echo.message({"msg_type": "comm_msg", "content": {"data": {"state": {"outputs": [tail]}}}})
-    final = {"text/markdown": shown, "text/plain": PRICES + " <b>"}
-    echo.message(
-        {
-            "msg_type": "update_display_data",
-            "content": {"data": final, "transient": {"display_id": "d"}},
-        }
-    )
+    text = PRICES + " <b>\n"
+    shown = escape_markdown(text)
+    head = '<div class="writer-magics-head">palmyra-x5</div>'
+
+    def display(data: dict[str, str], display_id: str, kind: str = "display_data") -> None:
+        content = {"data": data, "transient": {"display_id": display_id}}
+        echo.message({"msg_type": kind, "content": content})
+
+    display({"text/html": head, "text/plain": "palmyra-x5"}, "head")
+    display({"text/markdown": shown, "text/plain": "…"}, "p1")  # a tail frame: lines print
+    assert "".join(out).strip() == PRICES + " <b>"
+    display({"text/markdown": shown, "text/plain": text}, "p1", "update_display_data")
     assert "".join(out).strip() == PRICES + " <b>"
 
 
