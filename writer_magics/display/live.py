@@ -10,9 +10,10 @@ The cell's outputs, in order, each a display with its own ``display_id``:
    text with half-written Markdown held back (:func:`~writer_magics.display.blocks.hold_back`).
    A seal gives the tail its final text (it only grows: the cut is at or after what it
    showed) and appends a new display for the rest: two additive messages, never a
-   frame where text shows twice or vanishes. Finished blocks are sealed at once; a
-   block longer than a size adapted to the stream's rate is cut (at a line break, a
-   sentence end) so the bytes stay linear. A sealed piece carries ``text/plain`` (its
+   frame where text shows twice or vanishes. Finished blocks are sealed once the piece
+   is worth an output (JupyterLab shows 50 a cell: at most ``MAX_PIECES``); a block
+   longer than a size adapted to the stream's rate is cut (at a line break, a sentence
+   end) so the bytes stay linear. A sealed piece carries ``text/plain`` (its
    raw text) too; the tail's intermediate frames carry only a one-character
    ``text/plain`` (half the bytes), its final frame the raw text.
 3. **footer** (at the finish, appended: growth only): the usage/status lines, small and
@@ -58,7 +59,7 @@ SLOW_PIECE = 1024
 FAST_RATE = 1000.0
 #: Faster than that, a long block is cut after about this many seconds of stream (but
 #: not below ``MIN_PIECE`` bytes nor above ``MAX_PIECE``): each frame then appends a
-#: piece instead of re-sending a growing tail, which keeps the bytes near 2x the answer.
+#: piece instead of re-sending a growing tail, which keeps the bytes near 3x the answer.
 PIECE_SECONDS = 0.4
 MIN_PIECE = 512
 MAX_PIECE = 8192
@@ -75,13 +76,13 @@ BUDGET_SLACK = 2048
 #: at most ``JOIN_MAX`` bytes, or while the cell's bytes stay under ``JOIN_RATIO`` x the
 #: answer; a longer block keeps its seams (see the module docstring).
 JOIN_MAX = 8192
+JOIN_RATIO = 2.9
 #: JupyterLab (and Notebook 7) show a cell's first 50 outputs and hide the rest behind
 #: "Show more outputs" (``maxNumberOutputs``). An answer stops opening new pieces at this
 #: many, leaving room for the head, the footer, tool lines and thumbnails: the last piece
 #: then grows in place and its updates thin out under the byte budget (very long answers
 #: only; see BENCHMARKS.md).
 MAX_PIECES = 40
-JOIN_RATIO = 2.9
 #: The ``text/plain`` of a tail piece's intermediate frames (its final frame has the text).
 TAIL_PLAIN = "…"
 #: Small and quiet (JupyterLab CSS variables, with fallbacks for other frontends).
