@@ -11,9 +11,10 @@ words of context on each side ("…"), so the diff stays compact.
 from __future__ import annotations
 
 import difflib
-import html
 import re
 from dataclasses import dataclass
+
+from writer_magics.answer.markdown import escape_html
 
 __all__ = ["DiffStats", "diff_markdown", "diff_text", "word_diff"]
 
@@ -111,7 +112,7 @@ def diff_markdown(old: str, new: str, title: str = "diff") -> str:
     out = []
     for kind, text in pieces:
         body, space = _split_space(text)
-        shown = html.escape(" ".join(body.split()), quote=False).replace("$", "&#36;")
+        shown = escape_html(" ".join(body.split()))  # the one HTML escape: no $ pairs as math
         if kind == "-":
             out.append(f'<del style="{_DELETED}">{shown}</del>{" " if space else ""}')
         elif kind == "+":
