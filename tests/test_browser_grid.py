@@ -21,8 +21,8 @@ from tests.browser_env import (
     ARTIFACTS,
     Lab,
     chromium,
+    open_notebook,
     run_cell,
-    wait_for_idle_kernel,
     wait_until_run,
 )
 from tests.standin import StandIn, stand_in
@@ -139,11 +139,7 @@ def test_a_live_sweep_ends_in_the_layout_it_streamed_in(lab: Lab) -> None:
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.set_default_timeout(60_000)
-        page.goto(f"{lab.url}/lab/tree/live.ipynb?reset&token={lab.token}")
-        page.wait_for_selector(".jp-Notebook .jp-Cell")
-        wait_for_idle_kernel(lab)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-        notebook_cells = page.locator(".jp-Notebook .jp-Cell")
+        notebook_cells = open_notebook(page, lab, "live.ipynb")
         notebook_cells.nth(1).wait_for()
         run_cell(page, notebook_cells.nth(0))  # %load_ext writer_magics
         wait_until_run(notebook_cells.nth(0))

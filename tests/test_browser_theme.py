@@ -20,8 +20,8 @@ from tests.browser_env import (
     ARTIFACTS,
     Lab,
     chromium,
+    open_notebook,
     run_cell,
-    wait_for_idle_kernel,
     wait_until_run,
 )
 from tests.kernel_env import PYTHON3
@@ -105,12 +105,8 @@ def _run_logprobs_cell(running: Lab, theme: str) -> dict[str, Any]:
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.set_default_timeout(60_000)
-        page.goto(f"{running.url}/lab/tree/theme.ipynb?reset&token={running.token}")
-        page.wait_for_selector(".jp-Notebook .jp-Cell")
+        cells = open_notebook(page, running, "theme.ipynb")
         page.wait_for_function(f"document.body.dataset.jpThemeName === {THEMES[theme]!r}")
-        wait_for_idle_kernel(running)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-        cells = page.locator(".jp-Notebook .jp-Cell")
         cells.nth(1).wait_for()
         run_cell(page, cells.nth(0))  # %load_ext writer_magics
         wait_until_run(cells.nth(0))
