@@ -193,7 +193,7 @@ class GridView:
     and ``tick`` re-send the grid when the rate (``max_updates_per_second``; statuses at
     most every ``STATUS_INTERVAL``) and the byte budget allow, ``finish`` replaces it by
     the static bundle (``text/html`` grid, ``text/markdown`` stacked, ``text/plain``)
-    with ``stamp(outcome)`` as its metadata. ``shell`` is accepted like the other views'.
+    with ``stamp(outcome)`` as its metadata.
     """
 
     def __init__(
@@ -203,14 +203,12 @@ class GridView:
         panels: Sequence[str] | int = 2,
         max_updates_per_second: float = 10.0,
         clock: Clock = time.monotonic,
-        shell: Any = None,
         stamp: Stamp | None = None,
         budget_ratio: float = BUDGET_RATIO,
     ) -> None:
         self.header = header
         self.stamp = stamp
         self.clock = clock
-        self.shell = shell
         self.panels = PanelSet(panels, clock)
         self.throttle = Throttle(max_per_second=max_updates_per_second, clock=clock)
         self.budget = ByteBudget(ratio=budget_ratio, slack=BUDGET_SLACK)

@@ -198,7 +198,6 @@ def open_view(
             panels=panels,
             max_updates_per_second=max_updates_per_second,
             clock=clock,
-            shell=shell,
             stamp=stamp,
         )
     if chosen in ("widget", "markdown"):
