@@ -82,9 +82,8 @@ class RoundsView:
         self.inner.add(event, panel, self.acc)
 
     def tick(self) -> None:
-        tick = getattr(self.inner, "tick", None)
-        if callable(tick):
-            tick()
+        if self.inner is not None:
+            self.inner.tick()  # every LiveView ticks (the protocol's own method)
 
     def finish(self, outcome: Outcome) -> None:
         """A round ended: one that asked for tools waits for the next round."""
