@@ -28,6 +28,7 @@ from writer_magics.answer.checks import (
 )
 from writer_magics.answer.result import Result
 from writer_magics.display.diff import diff_markdown, diff_text
+from writer_magics.display.finish import display
 from writer_magics.errors import CheckFailedError, PromptError
 from writer_magics.line.prompt import render
 
@@ -49,8 +50,7 @@ def prepare_checks(values: Sequence[str], user_ns: Mapping[str, Any]) -> tuple[C
 
 
 def _show(markdown: str, text: str) -> None:
-    from IPython.display import display
-
+    """Markdown this module escaped itself (``_escape``, the diff's HTML), with its text."""
     display({"text/markdown": markdown, "text/plain": text}, raw=True)
 
 
