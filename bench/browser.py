@@ -15,7 +15,13 @@ difference before/after):
   second cell, ``show_markdown(answer.text)`` (``display/finish.py``: the one way
   the package shows Markdown, escaped as every view's static finish escapes it).
 
-Both windows start right before the cell is run and end 1 s after its execution
+Two baselines are measured after each pair, the same way: a cell that only sleeps as
+long as the streamed cell ran, and a ``pass`` cell. Their difference is what a cell
+costs JupyterLab merely by running ten seconds longer (the kernel busy, its timers,
+garbage collection), whatever it shows; the "longer cell" column takes it out of the
+streaming window (``view_ratio``), leaving what the live view itself costs.
+
+All windows start right before the cell is run and end 1 s after its execution
 finished (JupyterLab's ``notebook:run-cell`` settled), so each holds the cell's own
 overhead (execute input, busy/idle, prompt number) and the same settle time. Every
 output is cleared 1 s before a window opens (the clearing is not measured), so no
@@ -64,6 +70,8 @@ SETTLE_S = 1.0
 #: Seconds any one cell may take before the run gives up.
 CELL_TIMEOUT_S = 180.0
 WORK = 3  # index of the streamed cell; the "once" cell follows it
+SILENT = 5  # index of the cell that only sleeps as long as the streamed one ran
+EMPTY = 6  # index of the ``pass`` cell
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,9 @@ def _notebook(root: Path) -> Path:
         nbformat.v4.new_code_cell("show_markdown(answer.text)"),
         nbformat.v4.new_code_cell("%%chat --new -o answer\n(set by the bench)"),
         nbformat.v4.new_code_cell("show_markdown(answer.text)"),
+        # Baselines: a cell that only runs as long as the streamed one, and one that does not.
+        nbformat.v4.new_code_cell("import time; time.sleep(1)  # set by the bench"),
+        nbformat.v4.new_code_cell("pass"),
     ]
     path = root / "browser-bench.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": PYTHON3}), path)
@@ -206,7 +217,7 @@ _SHOWN = """(index) => {
 _READY = """() => {
   const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
   const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-  return !!(k && k.status === 'idle' && w.content.widgets.length >= 5);
+  return !!(k && k.status === 'idle' && w.content.widgets.length >= 7);
 }"""
 #: CDP ``Performance.getMetrics`` name -> our key. ``TaskDuration`` is the goal's measure
 #: (wall time of the main thread's tasks); ``ThreadTime`` is that thread's CPU time,
@@ -302,17 +313,24 @@ def measure(
         for shape in shapes:
             prompt = f"Write something long [[shape:{shape}]] [[bytes:{size}]] [[tps:{tps}]]"
             found = []
-            for _ in range(runs):  # alternating: streaming, then once
+            for _ in range(runs):  # alternating: streaming, once, the two baselines
                 streaming = page.run(WORK, f"%%chat --new -o answer\n{prompt}")
                 once = page.run(WORK + 1)
+                ran = max(streaming["wall_s"] - SETTLE_S, 0.0)  # the cell ran this long
+                silent = page.run(SILENT, f"import time; time.sleep({ran:.2f})")
+                empty = page.run(EMPTY)
                 net_s = streaming["busy_s"] - idle * streaming["wall_s"]
                 net_o = once["busy_s"] - idle * once["wall_s"]
+                longer = silent["busy_s"] - empty["busy_s"]  # a cell merely running longer
                 found.append(
                     {
                         **{f"streaming_{k}": v for k, v in streaming.items()},
                         **{f"once_{k}": v for k, v in once.items()},
+                        **{f"silent_{k}": v for k, v in silent.items()},
+                        **{f"empty_{k}": v for k, v in empty.items()},
                         "ratio": streaming["busy_s"] / once["busy_s"],
                         "net_ratio": net_s / net_o if net_o > 0 else float("nan"),
+                        "view_ratio": (streaming["busy_s"] - longer) / once["busy_s"],
                         "cpu_ratio": streaming["cpu_s"] / once["cpu_s"],
                     }
                 )
@@ -334,27 +352,38 @@ def table(result: dict[str, Any]) -> str:
     """A readable Markdown table of :func:`measure`'s result (medians of the runs)."""
     lines = [
         "| shape | answer | streaming: busy / wall | rendered once: busy / wall "
-        "| **streaming / once** | same, idle share out | main-thread CPU, streaming / once "
-        "| streamed cell at the end |",
-        "|---|---|---|---|---|---|---|---|",
+        "| **streaming / once** | same, idle share out | same, a longer cell's own cost out "
+        "| main-thread CPU, streaming / once | streamed cell at the end |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["shapes"]:
         end = f"{r['streaming_outputs']:.0f} outputs, {r['streaming_chars_shown']:,.0f} chars"
         if r["streaming_trimmed"]:
             limit = result.get("max_outputs", 50)
             end += f" (**trimmed**: JupyterLab hides outputs after the {limit}th)"
+        view = r.get("view_ratio")
+        longer = "-" if view is None else f"{view:.1f}x"
         lines.append(
             f"| {r['shape']} | {r['answer_bytes'] // 1000} KB at {r['tokens_per_second']:,} "
             f"tok/s | {r['streaming_busy_s']:.2f} s / {r['streaming_wall_s']:.1f} s | "
             f"{r['once_busy_s']:.2f} s / {r['once_wall_s']:.1f} s | **{r['ratio']:.1f}x** | "
-            f"{r['net_ratio']:.1f}x | {r['cpu_ratio']:.1f}x | {end} |"
+            f"{r['net_ratio']:.1f}x | {longer} | {r['cpu_ratio']:.1f}x | {end} |"
         )
     limit = result.get("max_outputs", 50)
     shown = "JupyterLab's defaults" if limit == 50 else f"maxNumberOutputs = {limit:,}"
+    rows = [r for r in result["shapes"] if "silent_busy_s" in r]
+    silent = [r["silent_busy_s"] - r["empty_busy_s"] for r in rows]
     lines.append(
         f"\nBusy = CDP `TaskDuration`, CPU = `ThreadTime`; medians of {result['runs']} "
         f"run(s); {shown}. The idle page is busy {result['idle_busy_per_s'] * 1000:.0f} ms a "
         f"second; each window ends {result['settle_s']:.0f} s after its cell finished."
+        + (
+            " A cell that only sleeps as long as the streamed one costs "
+            + " / ".join(f"{x:.2f} s" for x in silent)
+            + ' more than `pass` (taken out in the "longer cell" column).'
+            if silent
+            else ""
+        )
     )
     return "\n".join(lines)
 

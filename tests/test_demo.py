@@ -159,12 +159,12 @@ def test_echo_prints_each_piece_once_as_it_is_sealed_then_the_footer() -> None:
     out = _Out()
     echo = TerminalEcho(out)  # type: ignore[arg-type]
     echo.message(_head("head"))
-    echo.message(_display({"text/markdown": "Hello", "text/plain": "…"}, "p1"))
+    echo.message(_display({"text/markdown": "Hello"}, "p1"))
     echo.message(_head("head", update=True))  # the status ticks: nothing printed
     sealed = "Hello world.\n\n```python\nx = 1\n```\n"  # a code block cut in two
     echo.message(_display({"text/markdown": sealed, "text/plain": sealed}, "p1", update=True))
     rest = "```python\ny = 2\n```\n\nBye."
-    echo.message(_display({"text/markdown": rest, "text/plain": "…"}, "p2"))
+    echo.message(_display({"text/markdown": rest}, "p2"))
     echo.message(_display({"text/markdown": rest, "text/plain": rest}, "p2", update=True))
     footer = '<div class="writer-magics-footer">palmyra-x5 · 3 tokens</div>'
     echo.message(_display({"text/html": footer, "text/plain": "palmyra-x5 · 3 tokens"}))

@@ -221,7 +221,7 @@ def test_the_demo_echo_prints_the_answer_not_the_escapes() -> None:
         echo.message({"msg_type": kind, "content": content})
 
     display({"text/html": head, "text/plain": "palmyra-x5"}, "head")
-    display({"text/markdown": shown, "text/plain": "…"}, "p1")  # a tail frame: lines print
+    display({"text/markdown": shown}, "p1")  # a tail frame (no text/plain): lines print
     assert "".join(out).strip() == PRICES + " <b>"
     display({"text/markdown": shown, "text/plain": text}, "p1", "update_display_data")
     assert "".join(out).strip() == PRICES + " <b>"

@@ -91,7 +91,9 @@ class WriterMagics(Magics):
     stream = Bool(True, help="Stream answers as they arrive (--no-stream per cell).").tag(
         config=True
     )
-    max_updates_per_second = Float(10.0, help="Live view refresh limit.").tag(config=True)
+    max_updates_per_second = Float(
+        6.0, help="Live view refresh limit (frames a second; at least 5 keeps it smooth)."
+    ).tag(config=True)
     view = Enum(
         ["auto", "widget", "markdown", "text"],
         "auto",

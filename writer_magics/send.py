@@ -101,7 +101,7 @@ class SendSettings:
     """A snapshot of the configuration one cell runs with."""
 
     view: ViewKind = "auto"
-    max_updates_per_second: float = 10.0
+    max_updates_per_second: float = 6.0
     max_concurrency: int = 4
     use_cache: bool = False
     cache_path: Path | None = None

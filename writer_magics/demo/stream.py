@@ -21,11 +21,9 @@ from typing import Any, TextIO
 JSON = dict[str, Any]
 #: The class of the side-by-side grid (display/grid.py): one HTML display per cell.
 GRID = "writer-magics-grid"
-#: Classes of the live view's head and footer (``display/live.py``), and the tail's
-#: intermediate ``text/plain``.
+#: Classes of the live view's head and footer (``display/live.py``).
 HEAD_MARK = 'class="writer-magics-head"'
 FOOTER_MARK = 'class="writer-magics-footer"'
-TAIL_PLAIN = "…"
 _BARE_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})$")
 _OPEN_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^`]*$")
 
@@ -64,8 +62,9 @@ def _joined(parts: list[str]) -> str:
 class PieceAnswer:
     """One answer shown as pieces: what each shows, in order, and what was printed.
 
-    A sealed piece's last frame carries its raw text; the tail's frames carry only the
-    Markdown it shows, of which the complete lines are printed as they arrive. A
+    A sealed piece's last frame carries its raw text as ``text/plain``; the tail's
+    frames carry only the Markdown it shows, of which the complete lines are printed as
+    they arrive. A
     closing fence at the end is held back until the next piece shows whether the view
     cut the code block there (then it reopens it, and the terminal shows it whole).
     """
@@ -79,14 +78,14 @@ class PieceAnswer:
         """Note a frame of a piece; returns the text that is new to print."""
         if display_id not in self.order:
             self.order.append(display_id)
-        plain = data.get("text/plain")
-        if not isinstance(plain, str) or "text/markdown" not in data:
+        if "text/markdown" not in data:
             return ""
-        if plain == TAIL_PLAIN:
+        plain = data.get("text/plain")
+        if isinstance(plain, str):
+            self.final[display_id] = plain
+        else:
             lines = _markdown_of([{"data": data}])
             self.shown[display_id] = lines[: lines.rfind("\n") + 1]
-        else:
-            self.final[display_id] = plain
         return self._new(self._text(), hold=True)
 
     def rest(self) -> str:
@@ -235,7 +234,8 @@ class TerminalEcho:
             return True
         if display_id in self.heads:
             return True
-        if self.pieces is not None and display_id and "text/plain" in data:
+        piece = "text/markdown" in data or "text/plain" in data  # emptied at a join: plain ""
+        if self.pieces is not None and display_id and piece:
             self.write(self.pieces.piece(display_id, data))
             return True
         return False

@@ -201,7 +201,7 @@ class GridView:
         header: str = "",
         *,
         panels: Sequence[str] | int = 2,
-        max_updates_per_second: float = 10.0,
+        max_updates_per_second: float = 6.0,
         clock: Clock = time.monotonic,
         stamp: Stamp | None = None,
         budget_ratio: float = BUDGET_RATIO,

@@ -8,14 +8,16 @@ The cell's outputs, in order, each a display with its own ``display_id``:
 2. **pieces**: the answer, ``text/markdown`` (escaped by ``answer/markdown.py``). The
    last piece, the tail, is updated in place (throttled, byte budget) and shows its
    text with half-written Markdown held back (:func:`~writer_magics.display.blocks.hold_back`).
-   A seal gives the tail its final text (it only grows: the cut is at or after what it
-   showed) and appends a new display for the rest: two additive messages, never a
-   frame where text shows twice or vanishes. Finished blocks are sealed once the piece
-   is worth an output (JupyterLab shows 50 a cell: at most ``MAX_PIECES``); a block
-   longer than a size adapted to the stream's rate is cut (at a line break, a sentence
-   end) so the bytes stay linear. A sealed piece carries ``text/plain`` (its
-   raw text) too; the tail's intermediate frames carry only a one-character
-   ``text/plain`` (half the bytes), its final frame the raw text.
+   Every frame sends at most one answer message. A seal is the tail's final message:
+   its whole text up to a place where it can end (a finished block, or a long block's
+   latest line break or sentence end), which is at or after what it showed, so it only
+   grows, with ``text/plain`` (its raw text) beside it; the rest, a partial line or
+   sentence, opens the next piece at the next frame (appended: never a frame where
+   text shows twice or vanishes). The tail's frames before its final one carry only
+   ``text/markdown``. So a piece costs about two frames (its display, its final
+   text): each byte is sent about 2.5 times (BENCHMARKS.md). Pieces are paced (at most
+   ``PIECES_PER_SECOND`` a second, at most ``MAX_PIECES``: JupyterLab shows 50 outputs a
+   cell) and sized to the stream's rate, so the bytes stay linear in the answer.
 3. **footer** (at the finish, appended: growth only): the usage/status lines, small and
    quiet like the head, with the provenance metadata.
 
@@ -57,18 +59,32 @@ from writer_magics.transport.events import Event
 #: many bytes: ordinary paragraphs, lists and code never show a seam while they stream.
 SLOW_PIECE = 1024
 FAST_RATE = 1000.0
-#: Faster than that, a long block is cut after about this many seconds of stream (but
-#: not below ``MIN_PIECE`` bytes nor above ``MAX_PIECE``): each frame then appends a
-#: piece instead of re-sending a growing tail, which keeps the bytes near 3x the answer.
-PIECE_SECONDS = 0.4
+#: Faster than that, a piece is sealed once it holds about this many seconds of stream
+#: (but not below ``MIN_PIECE`` bytes nor above ``MAX_PIECE``): at ``max_updates_per_second``
+#: (6) that is its second frame, so each frame appends instead of re-sending a growing tail.
+PIECE_SECONDS = 0.25
 MIN_PIECE = 512
 MAX_PIECE = 8192
-#: However tight the byte budget, new text never waits longer than this (seconds).
+#: New pieces (outputs) open at most this many a second of stream, plus ``HEAD_START``:
+#: about one every two frames, so a 13-second fast answer fits in ``MAX_PIECES``.
+PIECES_PER_SECOND = 3.5
+HEAD_START = 1
+#: A finished block is sealed (rather than joined to the next) once the piece holds a
+#: ``1 / SEAL_AT_BLOCK`` of a long block's size: a new output must be worth it.
+SEAL_AT_BLOCK = 4
+#: With only this many pieces left before ``MAX_PIECES``, each new piece holds at least a
+#: sixth of the answer so far, so a longer answer still fits (its pieces grow geometrically).
+PIECES_LEFT = 4
+#: However tight the byte budget, new text never waits longer than this (seconds)...
 MAX_QUIET = 0.15
+#: ...until ``MAX_PIECES`` are open: then the last piece grows in place, and re-sending
+#: it at every frame would cost the square of its length, so its frames thin out.
+OVERFLOW_QUIET = 1.0
 #: The head's status changes on every tick; it is re-sent at most this often (seconds)
-#: while waiting (the time ticks), and while text streams (the text shows progress).
+#: while waiting (the time ticks), and while text streams (the text itself shows
+#: progress; the footer gives the tokens and times at the finish).
 STATUS_INTERVAL = 0.5
-STREAMING_STATUS_INTERVAL = 2.0
+STREAMING_STATUS_INTERVAL = 10.0
 #: Bytes sent at most, as a multiple of the answer's bytes (+ ``BUDGET_SLACK``).
 BUDGET_RATIO = 2.6
 BUDGET_SLACK = 2048
@@ -82,9 +98,7 @@ JOIN_RATIO = 2.9
 #: many, leaving room for the head, the footer, tool lines and thumbnails: the last piece
 #: then grows in place and its updates thin out under the byte budget (very long answers
 #: only; see BENCHMARKS.md).
-MAX_PIECES = 40
-#: The ``text/plain`` of a tail piece's intermediate frames (its final frame has the text).
-TAIL_PLAIN = "…"
+MAX_PIECES = 45
 #: Small and quiet (JupyterLab CSS variables, with fallbacks for other frontends).
 _QUIET = "font-size:var(--jp-ui-font-size0,.83em);color:var(--jp-ui-font-color2,#777)"
 _HEAD_STYLE = f"{_QUIET};white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
@@ -149,7 +163,7 @@ class AnswerView:
         header: str = "",
         *,
         panels: Sequence[str] | int = 1,
-        max_updates_per_second: float = 10.0,
+        max_updates_per_second: float = 6.0,
         clock: Clock = time.monotonic,
         stamp: Stamp | None = None,
         budget_ratio: float = BUDGET_RATIO,
@@ -169,8 +183,7 @@ class AnswerView:
         self.carry = ""  # what prefixes text[pos:] in the tail piece
         self.shown = 0  # how much of carry + text[pos:] the tail piece's last frame covered
         self.waiting_since: float | None = None  # new text not yet shown, since when
-        self.frame_at = 0.0  # when the last frame was decided
-        self.frame_len = 0  # the text's length then
+        self.frame_at = 0.0  # when the last frame was sent or decided
         self.hold_until = 0.0  # the byte budget refused a frame: no new try before this
         self.started = False
         self.finished = False
@@ -238,22 +251,33 @@ class AnswerView:
         return len(self.state.text.encode())
 
     def _limit(self, now: float) -> int:
-        """How long a piece may grow before a long block is cut: ``PIECE_SECONDS`` of stream."""
+        """How long a piece may grow before it is sealed (bytes).
+
+        ``PIECE_SECONDS`` of stream, or ``1 / PIECE_SPREAD`` of the time streamed so
+        far once that is longer (a long answer's pieces grow, so it opens few
+        outputs), or a sixth of the answer once most of ``MAX_PIECES`` are open.
+        """
         first = self.state.first_text
         if first is None or now - first < 0.5:  # too early to know the rate
             return SLOW_PIECE
-        rate = len(self.state.text) / (now - first)
-        if rate < FAST_RATE:
-            return SLOW_PIECE
-        return int(min(MAX_PIECE, max(MIN_PIECE, rate * PIECE_SECONDS)))
+        elapsed = now - first
+        rate = len(self.state.text) / elapsed
+        limit = SLOW_PIECE
+        if rate >= FAST_RATE:
+            limit = int(min(MAX_PIECE, max(MIN_PIECE, rate * PIECE_SECONDS)))
+        if len(self.pieces) >= MAX_PIECES - PIECES_LEFT:
+            limit = max(limit, self.pos // 6)
+        return limit
 
     def _frame(self, now: float, idle: bool = False, first: bool = False) -> None:
-        """Seal what is finished, show the tail if the rate and the budget allow, tick the head.
+        """One frame: at most one answer message, and the head's tick.
 
-        New text waits at most about ``MAX_QUIET`` + one throttle interval: a frame that
-        sealed something may leave the text after the seal for the next frame when all
-        of it arrived since the previous frame; a frame the byte budget refuses is
-        retried once the oldest unshown text has waited ``MAX_QUIET``.
+        When the tail has a place to end (a finished block, or a long block's latest
+        line break or sentence end past what it showed), the frame is the tail's final
+        message (its whole text, with ``text/plain``) and the text after the cut, a
+        partial line or sentence, opens the next piece at the next frame. Otherwise it
+        shows the tail with half-written Markdown held back. A frame the byte budget
+        refuses is retried once the oldest unshown text has waited ``MAX_QUIET``.
         """
         if self.started:
             self._head(True, now)
@@ -264,30 +288,27 @@ class AnswerView:
         extras = self.state.extras()
         if len(pending) > self.shown and self.waiting_since is None:
             self.waiting_since = self.frame_at  # the new text arrived after the last frame
-        sealed = False
-        if not extras:
-            sealed = self._seal(pending, now)
-            pending = self.carry + text[self.pos :]
+        self.frame_at = now
+        if not extras and self._seal(pending, now):
+            rest = self.carry + text[self.pos :]
+            self.waiting_since = now if len(rest) > len(self.carry) else None
+            self.throttle.mark()
+            return
+        pending = self.carry + text[self.pos :]  # blank lines after a seal may have gone
         shows = hold_back(pending) if pending else ""
         md = escape_markdown(Section("", shows, extras).markdown())
         tail = self._tail()
         current = tail.markdown if tail is not None else ""
-        fresh = self.pos >= self.frame_len  # all of the rest arrived since the last frame
-        self.frame_at, self.frame_len = now, len(text)
-        if md == current or (sealed and fresh) or (not md.strip() and tail is None):
+        if md == current or (not md.strip() and tail is None):
             if md == current:
                 self.shown, self.waiting_since = len(pending), None
-            elif sealed:
-                self.waiting_since = now
-            if sealed:
-                self.throttle.mark()
             return
-        bundle = {"text/markdown": md, "text/plain": TAIL_PLAIN}
+        bundle = {"text/markdown": md}
         cost = json_size(bundle)
         waited = now - (self.waiting_since if self.waiting_since is not None else now)
-        refused = not self.budget.allows(cost, self._produced())
-        if not sealed and tail is not None and waited < MAX_QUIET and refused:
-            self.hold_until = now + MAX_QUIET - waited  # no rebuild on every event
+        quiet = MAX_QUIET if len(self.pieces) < MAX_PIECES else OVERFLOW_QUIET
+        if tail is not None and waited < quiet and not self.budget.allows(cost, self._produced()):
+            self.hold_until = now + quiet - waited  # no rebuild on every event
             return
         self._show(bundle, md, new=tail is None)
         self.shown = len(pending)
@@ -315,11 +336,13 @@ class AnswerView:
         """Seal the finished blocks (and a long block's head) at or after what the tail showed."""
         if len(self.pieces) >= MAX_PIECES:
             return False  # the output limit: the last piece grows from here on
+        first = self.state.first_text
+        paced = PIECES_PER_SECOND * (now - first) + HEAD_START if first is not None else 1.0
+        if len(self.pieces) >= paced:
+            return False  # about one new output every two frames
         end, _ = scan(pending)
         limit = self._limit(now)
-        least = limit // 4  # a block boundary seals once the piece is worth an output
-        if len(self.pieces) >= MAX_PIECES // 2:
-            least = max(limit // 2, self.pos // 6)  # then pieces grow with the answer
+        least = limit // SEAL_AT_BLOCK  # a block boundary seals once the piece is worth an output
         if end < self.shown or end <= len(self.carry) or end < least:
             end = 0  # a new output must be worth it: a cell shows 50 (MAX_PIECES)
         at_least = max(self.shown, len(self.carry) + 1) - end  # past the carried header

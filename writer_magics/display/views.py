@@ -176,7 +176,7 @@ def open_view(
     header: str = "",
     *,
     panels: Sequence[str] | int = 1,
-    max_updates_per_second: float = 10.0,
+    max_updates_per_second: float = 6.0,
     clock: Clock = time.monotonic,
     shell: Any = None,
     stamp: Stamp | None = None,
