@@ -106,6 +106,10 @@ class PromptLog:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path).expanduser()
         self._lock = threading.Lock()
+        #: Appends from this process's threads (a batch's requests) take turns here, so
+        #: they never wait on each other through SQLite's file lock (``LOCK_TIMEOUT``,
+        #: meant for another process holding the file).
+        self._writing = threading.Lock()
         self._warned = False
 
     def __repr__(self) -> str:
@@ -128,7 +132,7 @@ class PromptLog:
         """
         try:
             row = _row(result, status or result.status, error, api_key)
-            with self._connect(create=True) as db, db:
+            with self._writing, self._connect(create=True) as db, db:
                 db.execute(
                     "INSERT INTO entries (time, endpoint, model, params, prompt, messages, "
                     "answer, prompt_tokens, completion_tokens, total_tokens, first_token, "
