@@ -217,6 +217,74 @@ KEYS = [
         sent=1,
         says=("Partial",),
     ),
+    # The answer itself echoes the key (a hostile server, or a tool that returned it to the
+    # model), cut across chunks: every frame of the live view shows it redacted.
+    Fault(
+        "echo-key-in-the-answer",
+        "%chat Hi",
+        reply=hostile.sse(
+            [
+                chunk("Your key is " + KEY[:12]),
+                chunk(KEY[12:] + ". Again: "),
+                chunk(KEY + ".", "stop"),
+                "data: [DONE]\n\n",
+            ]
+        ),
+        sent=1,
+        says=("Your key is [REDACTED]. Again: [REDACTED].",),
+        fails=False,
+    ),
+    Fault(  # the same as plain text (terminal IPython): printed text cannot be taken back,
+        # so the end of the stream that may be the start of the key waits
+        "echo-key-in-the-answer-as-text",
+        "%chat Hi",
+        config={"view": "text"},
+        reply=hostile.sse(
+            [
+                chunk("Your key is " + KEY[:3]),
+                chunk(KEY[3:12]),
+                chunk(KEY[12:] + ". Again: "),
+                chunk(KEY + ".", "stop"),
+                "data: [DONE]\n\n",
+            ]
+        ),
+        sent=1,
+        says=("Your key is [REDACTED]. Again: [REDACTED].",),
+        fails=False,
+    ),
+    Fault(  # the same in a sweep: the side-by-side grid's HTML, Markdown and text
+        "echo-key-in-a-sweep",
+        "%chat -t 0.2,0.8 Hi",
+        reply=hostile.sse(
+            [chunk("Your key is " + KEY[:12]), chunk(KEY[12:] + ".", "stop"), "data: [DONE]\n\n"]
+        ),
+        sent=2,
+        says=("Your key is [REDACTED].",),
+        fails=False,
+        max_lines=12,  # the sweep's stacked text: a title and a usage line a panel
+    ),
+    Fault(  # ... and the history it keeps (exact, for the model) shows it redacted too
+        "echo-key-in-the-answer-then-history",
+        "%chat --show",
+        setup=("%chat Hi",),
+        reply=hostile.sse([chunk("Your key is " + KEY), chunk(".", "stop"), "data: [DONE]\n\n"]),
+        sent=1,
+        says=("Your key is [REDACTED].",),
+        fails=False,
+        max_lines=12,
+    ),
+    Fault(  # ... and a sweep's diff and checks (the texts compared are redacted first)
+        "echo-key-in-a-sweep-diffed",
+        "%chat -t 0.2,0.8 --diff Hi",
+        reply=hostile.sequence(
+            hostile.sse([chunk("Key " + KEY), chunk(" here.", "stop"), "data: [DONE]\n\n"]),
+            hostile.sse([chunk("Key " + KEY), chunk(" there.", "stop"), "data: [DONE]\n\n"]),
+        ),
+        sent=2,
+        says=("Key [REDACTED] here.", "there"),
+        fails=False,
+        max_lines=20,
+    ),
     Fault(
         "echo-key-in-401",
         "%chat Hi",

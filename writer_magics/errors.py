@@ -86,19 +86,21 @@ _PREFIX = 8
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+def redact(text: str, secrets: Iterable[str | None] = (), *, bearer: bool = True) -> str:
     """Remove every known secret and any bearer token from text meant for people.
 
     ``secrets`` are the keys in play (``None`` and strings shorter than 4 are ignored).
     A secret is replaced by ``[REDACTED]`` wherever it occurs whole, JSON-escaped, or
     cut short (its first 8 characters and as many more as match); any
-    ``Bearer <token>`` loses its token. The one redaction step: everything that
-    reaches a screen, a file or an exception goes through here.
+    ``Bearer <token>`` loses its token unless ``bearer`` is false (an answer shown on
+    screen keeps a tutorial's ``Bearer <your token>``; only the keys in play go). The
+    one redaction step: everything that reaches a screen, a file or an exception goes
+    through here.
     """
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = _redact_one(text, str(secret))
-    return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    return _BEARER.sub(lambda m: m.group(1) + REDACTED, text) if bearer else text
 
 
 def _redact_one(text: str, secret: str) -> str:

@@ -432,6 +432,7 @@ class WriterMagics(Magics):
                 user_ns=self.user_ns,
                 diff=opts.diff,
                 previous=previous,
+                secrets=self._secrets(),
             )
         if answer is not None and not opts.is_sweep:
             answer = results[0]

@@ -203,6 +203,7 @@ class Sender:
                 max_updates_per_second=settings.max_updates_per_second,
                 shell=shell,
                 stamp=_stamper(plan, settings),
+                secrets=self._secrets(),
             )
 
         view = opened() if rounds is None else rounds.round(opened)

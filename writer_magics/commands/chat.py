@@ -16,6 +16,7 @@ from IPython.core.error import UsageError
 from writer_magics.answer.history import Conversation, Sessions
 from writer_magics.answer.preview import preview
 from writer_magics.display.finish import show_markdown
+from writer_magics.errors import redact
 from writer_magics.line.options import ChatCommand, ChatOptions
 
 
@@ -24,7 +25,8 @@ def run_chat_command(
 ) -> None:
     """Carry out the one management command in ``opts``.
 
-    ``secrets`` (the API key) are redacted from what ``--save`` writes.
+    ``secrets`` (the API key) are redacted from what ``--show`` and ``--sessions`` show
+    and what ``--save`` writes (the history itself keeps what the model said).
     Raises ``UsageError`` for a session that does not exist (``--show``, ``--save``).
     """
     name = opts.session
@@ -36,9 +38,12 @@ def run_chat_command(
             show_markdown(Conversation().to_markdown(name))
             return
         shown = sessions[name]
-        show_markdown(shown.to_markdown(name), plain=shown.to_markdown(name, thumbnails=False))
+        show_markdown(
+            _clean(shown.to_markdown(name), secrets),
+            plain=_clean(shown.to_markdown(name, thumbnails=False), secrets),
+        )
     elif command is ChatCommand.SESSIONS:
-        show_markdown(sessions.to_markdown())
+        show_markdown(_clean(sessions.to_markdown(), secrets))
     elif command in (ChatCommand.RESET, ChatCommand.UNDO) and _unknown(name, sessions):
         raise no_such_session(name, sessions)  # a typo must not read as done
     elif command is ChatCommand.RESET:
@@ -51,7 +56,8 @@ def run_chat_command(
         if turn is None:
             print(f"Nothing to undo in session {name!r}.")
         else:
-            print(f"Dropped the last turn of session {name!r}: {preview(turn.user, 60)!r}")
+            dropped_turn = _clean(preview(turn.user, 60), secrets)
+            print(f"Dropped the last turn of session {name!r}: {dropped_turn!r}")
     elif command is ChatCommand.SAVE:
         assert opts.path is not None
         if name not in sessions:
@@ -62,6 +68,11 @@ def run_chat_command(
         assert opts.path is not None
         conversation = sessions.load(opts.path, name)
         print(f"Loaded {_turns(len(conversation))} into session {name!r} from {opts.path}.")
+
+
+def _clean(text: str, secrets: Iterable[str | None]) -> str:
+    """What is shown, without the key in play (an answer may have echoed it)."""
+    return redact(text, secrets, bearer=False)
 
 
 def no_such_session(name: str, sessions: Sessions) -> UsageError:

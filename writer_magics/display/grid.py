@@ -56,6 +56,7 @@ from writer_magics.display.panel import (
     status_lines,
 )
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
+from writer_magics.errors import redact
 from writer_magics.transport.events import Event
 
 #: The grid: as many columns of at least 15em as fit (4 share a row at 1400 px, even with
@@ -205,10 +206,12 @@ class GridView:
         clock: Clock = time.monotonic,
         stamp: Stamp | None = None,
         budget_ratio: float = BUDGET_RATIO,
+        secrets: Sequence[str | None] = (),
     ) -> None:
         self.header = header
         self.stamp = stamp
         self.clock = clock
+        self.secrets = tuple(secret for secret in secrets if secret)
         self.panels = PanelSet(panels, clock)
         self.throttle = Throttle(max_per_second=max_updates_per_second, clock=clock)
         self.budget = ByteBudget(ratio=budget_ratio, slack=BUDGET_SLACK)
@@ -226,6 +229,10 @@ class GridView:
 
     # ------------------------------------------------------------------ live
 
+    def _clean(self, text: str) -> str:
+        """``text`` without the secrets in play (the answer may echo a key: shown, never)."""
+        return redact(text, self.secrets, bearer=False) if self.secrets else text
+
     def produced(self) -> int:
         """Bytes of answer text received so far, every panel (the budget grows with it)."""
         return sum(len(s.text.encode()) for s in self.panels.states)
@@ -237,7 +244,9 @@ class GridView:
         if cached is not None and cached[:2] == (text, extras):
             return cached[2]
         finished, tail = split_finished(text)  # half-written Markdown never shows raw
-        shown = self.render(finished + hold_back(tail)) + self.render(extras)
+        shown = self.render(self._clean(finished + hold_back(tail))) + self.render(
+            self._clean(extras)
+        )
         self._cache[index] = (text, extras, shown)
         return shown
 
@@ -314,7 +323,10 @@ class GridView:
     def final_bundle(self, outcome: Outcome) -> dict[str, str]:
         """``text/html`` grid + ``text/markdown`` stacked + ``text/plain`` stacked."""
         titles = self.panels.titles
-        found = sections(outcome, titles)
+        found = [
+            Section(s.title, self._clean(s.text), self._clean(s.extras))
+            for s in sections(outcome, titles)
+        ]
         while len(found) < len(titles):  # a panel that never answered keeps its place
             found.append(Section(titles[len(found)], "", ""))
         lines = status_lines(outcome, [s.title for s in found])

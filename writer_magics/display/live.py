@@ -53,6 +53,7 @@ from writer_magics.display.panel import (
     status_lines,
 )
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
+from writer_magics.errors import redact
 from writer_magics.transport.events import Event
 
 #: At chat speeds (below ``FAST_RATE`` bytes a second) a block is cut only past this
@@ -155,7 +156,8 @@ class AnswerView:
 
     ``panels`` is accepted for the factory's sake; only the first panel is shown live
     (several panels take the sweep view). ``stamp`` builds the provenance metadata, set
-    on the footer. Fed on the cell thread; ``tick()`` is called while no event arrives.
+    on the footer. ``secrets`` are redacted from everything shown (raw text, before
+    escaping). Fed on the cell thread; ``tick()`` is called while no event arrives.
     """
 
     def __init__(
@@ -167,10 +169,12 @@ class AnswerView:
         clock: Clock = time.monotonic,
         stamp: Stamp | None = None,
         budget_ratio: float = BUDGET_RATIO,
+        secrets: Sequence[str | None] = (),
     ) -> None:
         self.header = header
         self.stamp = stamp
         self.clock = clock
+        self.secrets = tuple(secret for secret in secrets if secret)
         self.panels = PanelSet(panels, clock)
         self.state = self.panels.states[0]
         self.throttle = Throttle(max_per_second=max_updates_per_second, clock=clock)
@@ -188,6 +192,10 @@ class AnswerView:
         self.started = False
         self.finished = False
         self.frames = 0  # answer frames sent (displays and updates of pieces)
+
+    def _clean(self, text: str) -> str:
+        """``text`` without the secrets in play (the answer may echo a key: shown, never)."""
+        return redact(text, self.secrets, bearer=False) if self.secrets else text
 
     # --- the head -------------------------------------------------------------------
 
@@ -296,7 +304,7 @@ class AnswerView:
             return
         pending = self.carry + text[self.pos :]  # blank lines after a seal may have gone
         shows = hold_back(pending) if pending else ""
-        md = escape_markdown(Section("", shows, extras).markdown())
+        md = escape_markdown(self._clean(Section("", shows, extras).markdown()))
         tail = self._tail()
         current = tail.markdown if tail is not None else ""
         if md == current or (not md.strip() and tail is None):
@@ -363,6 +371,7 @@ class AnswerView:
 
     def _final(self, sealed: str, *, cut: bool) -> None:
         """The tail piece's last frame: its whole text (it grows), with ``text/plain``."""
+        sealed = self._clean(sealed)
         md = escape_markdown(renderable(sealed))
         bundle = {"text/markdown": md, "text/plain": sealed}
         self._show(bundle, md, new=self._tail() is None)
@@ -385,7 +394,7 @@ class AnswerView:
             body = self.carry + text[self.pos :]
             if tail is None and not self.carry:
                 body = body.lstrip("\r\n")  # a new piece does not start with blank lines
-            rest = Section("", body, final.extras).markdown()
+            rest = self._clean(Section("", body, final.extras).markdown())
             if rest != self.carry:
                 md = escape_markdown(rest)
                 self._show({"text/markdown": md, "text/plain": rest}, md, new=tail is None)
@@ -401,10 +410,10 @@ class AnswerView:
 
     def _rewrite(self, final: Section) -> None:
         """Show ``final`` in the first piece and empty the others (the text changed)."""
-        md = escape_markdown(final.markdown())
+        shown = self._clean(final.markdown())
         first, *others = self.pieces
         update_display(
-            {"text/markdown": md, "text/plain": final.markdown()},
+            {"text/markdown": escape_markdown(shown), "text/plain": shown},
             raw=True,
             display_id=first.display_id,
         )
@@ -424,7 +433,7 @@ class AnswerView:
                 last = j == len(self.pieces) - 1
                 end = len(text) if last else self.pieces[j + 1].start
                 raw = run[0].carry + text[run[0].start : end]
-                joined = Section("", raw, extras if last else "").markdown()
+                joined = self._clean(Section("", raw, extras if last else "").markdown())
                 if not last:
                     joined = renderable(joined)
                 bundle = {"text/markdown": escape_markdown(joined), "text/plain": joined}

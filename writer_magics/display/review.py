@@ -29,7 +29,7 @@ from writer_magics.answer.checks import (
 from writer_magics.answer.result import Result
 from writer_magics.display.diff import diff_markdown, diff_text
 from writer_magics.display.finish import display
-from writer_magics.errors import CheckFailedError, PromptError
+from writer_magics.errors import CheckFailedError, PromptError, redact
 from writer_magics.line.prompt import render
 
 __all__ = ["prepare_checks", "review", "strict_failure"]
@@ -49,8 +49,10 @@ def prepare_checks(values: Sequence[str], user_ns: Mapping[str, Any]) -> tuple[C
     return checks
 
 
-def _show(markdown: str, text: str) -> None:
-    """Markdown this module escaped itself (``_escape``, the diff's HTML), with its text."""
+def _show(markdown: str, text: str, secrets: Sequence[str | None] = ()) -> None:
+    """Markdown this module escaped itself (``_escape``, the diff's HTML), with its text;
+    the key in play redacted from both (an answer may have echoed it)."""
+    markdown, text = (redact(part, secrets, bearer=False) for part in (markdown, text))
     display({"text/markdown": markdown, "text/plain": text}, raw=True)
 
 
@@ -62,8 +64,12 @@ def review(
     user_ns: Mapping[str, Any],
     diff: bool,
     previous: str | None = None,
+    secrets: Sequence[str | None] = (),
 ) -> list[Result]:
     """Check and diff the answers; returns them with ``checks`` filled in.
+
+    ``secrets`` (the API key) never show: they are redacted from the texts compared
+    and from every line shown.
 
     One answer: its check line, then its diff against ``previous`` (or a line saying
     there is none yet). Several (a sweep): a line per panel, the pass rate, and each
@@ -84,23 +90,27 @@ def review(
         if rate:
             lines_md.append(f"**{rate}**")
             lines_text.append(rate)
-        _show("  \n".join(lines_md), "\n".join(lines_text))
+        _show("  \n".join(lines_md), "\n".join(lines_text), secrets)
     if diff:
         if single:
             if previous is None:
                 note = "diff: no previous answer of this cell to compare with yet"
-                _show(f"*{note}*", note)
+                _show(f"*{note}*", note, secrets)
             else:
+                old, new = (redact(t, secrets, bearer=False) for t in (previous, checked[0].text))
                 _show(
-                    diff_markdown(previous, checked[0].text, "diff since the previous answer"),
-                    diff_text(previous, checked[0].text),
+                    diff_markdown(old, new, "diff since the previous answer"),
+                    diff_text(old, new),
+                    secrets,
                 )
         else:
-            first = checked[0].text
+            first = redact(checked[0].text, secrets, bearer=False)
             for title, result in zip(titles[1:], checked[1:], strict=True):
+                other = redact(result.text, secrets, bearer=False)
                 _show(
-                    diff_markdown(first, result.text, f"{title} vs {titles[0]}"),
-                    f"{title} vs {titles[0]}: " + diff_text(first, result.text),
+                    diff_markdown(first, other, f"{title} vs {titles[0]}"),
+                    f"{title} vs {titles[0]}: " + diff_text(first, other),
+                    secrets,
                 )
     return checked
 

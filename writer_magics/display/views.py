@@ -28,6 +28,7 @@ from writer_magics.display.panel import (
     status_lines,
 )
 from writer_magics.display.throttle import Clock
+from writer_magics.errors import redact
 from writer_magics.transport.events import STATUS_EVENTS, Event
 
 ViewKind = Literal["auto", "widget", "markdown", "text"]
@@ -75,11 +76,18 @@ class TextView:
     """
 
     def __init__(
-        self, header: str = "", *, panels: Sequence[str] | int = 1, stream: TextIO | None = None
+        self,
+        header: str = "",
+        *,
+        panels: Sequence[str] | int = 1,
+        stream: TextIO | None = None,
+        secrets: Sequence[str | None] = (),
     ) -> None:
         self.header = header
         self.titles = panel_titles(panels)
         self.stream = stream
+        self.secrets = tuple(secret for secret in secrets if secret)
+        self.held = ""  # streamed text not printed yet: it may be the start of a secret
         self.parts: list[str] = []
         self.waiting = False
         self.titled = False
@@ -125,8 +133,21 @@ class TextView:
             self._stop_waiting()
             self._title_first()
             self.parts.append(text)
-            self.out.write(text)
+            self.out.write(self._cleared(text))
             self.out.flush()
+
+    def _cleared(self, text: str, *, last: bool = False) -> str:
+        """What of the stream may be printed now, the secrets in play redacted.
+
+        A key can arrive cut across pieces, and printed text cannot be taken back: the
+        end of the stream that could still grow into a secret is held until it cannot
+        (or until ``last``)."""
+        if not self.secrets:
+            return text
+        text = self.held + text
+        keep = 0 if last else _secret_start(text, self.secrets)
+        self.held = text[len(text) - keep :] if keep else ""
+        return redact(text[: len(text) - keep], self.secrets, bearer=False)
 
     def tick(self) -> None:
         """Nothing ticks on a terminal (the waiting indicator is one fixed line)."""
@@ -152,8 +173,26 @@ class TextView:
         body = "".join(chunks)
         written = printed + body
         end = "" if not written or written.endswith("\n") else "\n"
+        body = self._cleared(body, last=True)
         self.out.write(body + end + "\n".join(status_lines(outcome, self.titles)) + "\n")
         self.out.flush()
+
+
+def _secret_start(text: str, secrets: Sequence[str]) -> int:
+    """The length of the longest end of ``text`` that is the start of a secret (0: none).
+
+    A whole secret at the very end counts too: what follows it may continue a longer
+    match of ``redact``'s cut-short rule, so it waits for the next piece."""
+    found = 0
+    for secret in secrets:
+        tail = text[-len(secret) :]
+        start = tail.find(secret[0])
+        while start >= 0 and len(tail) - start > found:  # the longest is the first found
+            if secret.startswith(tail[start:]):
+                found = len(tail) - start
+                break
+            start = tail.find(secret[0], start + 1)
+    return found
 
 
 def auto_kind(shell: Any) -> Literal["widget", "markdown", "text"]:
@@ -180,12 +219,15 @@ def open_view(
     clock: Clock = time.monotonic,
     shell: Any = None,
     stamp: Stamp | None = None,
+    secrets: Sequence[str | None] = (),
 ) -> LiveView:
     """The live view for this frontend (``auto``) or the one asked for.
 
     Several panels (a sweep, ``n`` > 1) get the side-by-side ``GridView`` in a notebook
     or rich shell, and the text view in a terminal. ``stamp`` builds the static
-    finish's output metadata (the text view has none)."""
+    finish's output metadata (the text view has none). ``secrets`` (the API key in
+    play) never show in a notebook's outputs, even when the model or a hostile server
+    writes them into the answer (``errors.redact``, without its bearer rule)."""
     if shell is None:
         shell = get_ipython()
     chosen = auto_kind(shell) if kind == "auto" else kind
@@ -199,6 +241,7 @@ def open_view(
             max_updates_per_second=max_updates_per_second,
             clock=clock,
             stamp=stamp,
+            secrets=secrets,
         )
     if chosen in ("widget", "markdown"):
         from writer_magics.display.live import AnswerView
@@ -209,7 +252,8 @@ def open_view(
             max_updates_per_second=max_updates_per_second,
             clock=clock,
             stamp=stamp,
+            secrets=secrets,
         )
     if chosen == "text":
-        return TextView(header, panels=panels)
+        return TextView(header, panels=panels, secrets=secrets)
     raise ValueError(f"unknown view kind {kind!r}; use auto, widget, markdown or text")
