@@ -19,6 +19,7 @@ files into ``stage.work`` first; ``check`` can assert more).
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 import socket
@@ -42,6 +43,19 @@ from writer_magics.server import ServerHandle
 KEY = "wk-FAULTKEY-7f3a9c2e5b1d4086aa"
 #: A leak of this much of the key's start counts as showing the key.
 PIECE = 10
+
+
+def _logprob_chunk(tokens: list[str], finish: str | None = None) -> str:
+    """A chat SSE event carrying ``tokens`` with their log-probabilities (Writer's shape)."""
+    records = [{"token": t, "logprob": -0.1, "top_logprobs": []} for t in tokens]
+    choice = {
+        "index": 0,
+        "delta": {"content": "".join(tokens)},
+        "logprobs": {"content": records},
+        "finish_reason": finish,
+    }
+    data = {"id": "x", "object": "chat.completion.chunk", "model": "palmyra-x5"}
+    return f"data: {json.dumps({**data, 'choices': [choice]})}\n\n"
 
 
 @dataclass
@@ -284,6 +298,20 @@ KEYS = [
         says=("Key [REDACTED] here.", "there"),
         fails=False,
         max_lines=20,
+    ),
+    Fault(  # the --logprobs picture shows tokens one by one: it is left out, said in a line
+        "echo-key-in-logprobs",
+        "%chat --logprobs Hi",
+        reply=hostile.sse(
+            [
+                _logprob_chunk(["Key ", KEY[:10], KEY[10:]]),
+                _logprob_chunk(["."], "stop"),
+                "data: [DONE]\n\n",
+            ]
+        ),
+        sent=1,
+        says=("Key [REDACTED].", "The token probabilities are not shown"),
+        fails=False,
     ),
     Fault(
         "echo-key-in-401",

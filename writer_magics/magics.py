@@ -795,7 +795,9 @@ class WriterMagics(Magics):
         from writer_magics.tools import prepare
 
         picture = prepare.logprobs_html(answer)
-        if picture is not None:
+        if picture is not None and prepare.logprobs_show_secret(answer, self._secrets()):
+            print("The token probabilities are not shown: the answer spells the API key.")
+        elif picture is not None:
             show_html(picture, prepare.logprobs_text(answer))
         try:
             return prepare.parse_answer(answer, extras)

@@ -6,7 +6,7 @@ applied to the answer afterwards (parsed JSON, the logprobs picture).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +93,22 @@ def logprobs_html(result: Result) -> str | None:
     from writer_magics.display.logprobs import logprobs_html as render
 
     return render(records)
+
+
+def logprobs_show_secret(result: Result, secrets: Sequence[str | None]) -> bool:
+    """Whether the tokens (or their alternatives) spell a secret in play: the picture
+    shows each token on its own, so it cannot redact a key cut across tokens."""
+    from writer_magics.errors import redact
+
+    records = result.logprobs or ()
+    tokens = "".join(str(r.get("token", "")) for r in records)
+    alternatives = "\n".join(
+        str(alt.get("token", ""))
+        for r in records
+        for alt in (r.get("top") or r.get("top_logprobs") or ())
+        if isinstance(alt, Mapping)
+    )
+    return any(redact(text, secrets, bearer=False) != text for text in (tokens, alternatives))
 
 
 def logprobs_text(result: Result) -> str:
