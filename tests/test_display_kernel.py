@@ -83,7 +83,8 @@ def test_one_answer_is_plain_displays_without_widgets_or_comms(
     assert head["data"]["text/plain"].startswith("palmyra")
     assert "streaming" not in head["data"]["text/plain"] and "waiting" not in head["data"]
     assert "".join(p["data"]["text/plain"] for p in pieces) == ANSWER  # raw, once, in order
-    shown = "".join(p["data"]["text/markdown"] for p in pieces)
+    assert len([p for p in pieces if p["data"]["text/plain"]]) == 1  # short: one output
+    shown = "".join(p["data"].get("text/markdown", "") for p in pieces)
     assert "$" not in shown and "Option 3 costs <span>&#36;</span>30" in shown
     assert "tokens" in footer["data"]["text/plain"] and "text/markdown" not in footer["data"]
     assert "white-space:nowrap" in footer["data"]["text/html"]  # wraps only between parts

@@ -137,8 +137,13 @@ _MARKERS_ONLY = re.compile(r"^[ \t]*(?:[-=_*+#~`]+[ \t]*)+$")
 _TABLE_LINE = re.compile(r"^ {0,3}\|")
 #: A table's delimiter row: ``|---|:--:|``.
 _DELIMITER_ROW = re.compile(r"^ {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
-#: Characters that end a sentence, when followed by a space.
-_SENTENCE_END = re.compile(r"[.!?:;][)\"'”’]*[ \t]+(?=\S)")
+#: Characters that end a sentence, when followed by a space; CJK full stops need none.
+_SENTENCE_END = re.compile(r"(?:[.!?:;][)\"'”’]*[ \t]+|[。！？；][)\"'”’」』]*)(?=\S)")
+#: Where prose with no sentence end can still be cut, as a last resort: after a space
+#: or a CJK comma, in a block that is one line of plain prose (no list item, quote,
+#: heading or table, which a cut mid-line would break).
+_WORD_END = re.compile(r"(?:[ \t]+|[，、])(?=\S)")
+_PLAIN_LINE = re.compile(r"(?![ \t]*(?:[-*+>#|]|\d{1,9}[.)]))[^\n]*\Z")
 
 
 def hold_back(tail: str) -> str:
@@ -323,7 +328,8 @@ def cut_piece(text: str, at_least: int, limit: int) -> tuple[str, str, int]:
 
     The latest line break (inside a code fence the piece gets a closing fence and the
     rest is reopened; inside a table the rest repeats the header and delimiter rows) or,
-    in prose, the latest sentence end, such that the piece has no unfinished markup
+    in prose, the latest sentence end (a word end once the text is four times ``limit``
+    with none), such that the piece has no unfinished markup
     (:func:`hold_back` leaves it alone) and the rest does not start indented. Returns
     ``(head, carry, consumed)``: ``head`` renders on its own, ``carry`` must prefix the
     rest, ``consumed`` is how much of ``text`` the head used; ``("", "", 0)`` when the
@@ -358,16 +364,20 @@ def cut_piece(text: str, at_least: int, limit: int) -> tuple[str, str, int]:
     if fence is not None:
         return "", "", 0
     block = _last_block_start(text)
-    for match in reversed(list(_SENTENCE_END.finditer(text, max(floor, block)))):
-        cut = match.end()
-        head = text[:cut]
-        if _TABLE_LINE.match(text, text.rfind("\n", 0, cut) + 1):
-            break
-        if hold_back(head) == head:
-            return head, "", cut
-        tries += 1
-        if tries >= 8:
-            break
+    ends = [_SENTENCE_END]
+    if len(text) > 4 * limit and _PLAIN_LINE.match(text, block):
+        ends.append(_WORD_END)  # one long line of prose with no sentence end: a word end
+    for pattern in ends:
+        for match in reversed(list(pattern.finditer(text, max(floor, block)))):
+            cut = match.end()
+            head = text[:cut]
+            if _TABLE_LINE.match(text, text.rfind("\n", 0, cut) + 1):
+                break
+            if hold_back(head) == head:
+                return head, "", cut
+            tries += 1
+            if tries >= 8:
+                break
     return "", "", 0
 
 

@@ -94,8 +94,9 @@ STATUS_INTERVAL = 0.5
 #: the answers' bytes (plus ``BUDGET_SLACK``), so updates thin out as answers grow.
 BUDGET_RATIO = 6.0
 #: Bytes of live frames allowed on top of the ratio: short answers stream at the full
-#: rate. (Frames before any answer text, statuses alone, are small and not counted.)
-BUDGET_SLACK = 32_768
+#: rate (about ten seconds of two chat answers at six frames a second). (Frames before
+#: any answer text, statuses alone, are small and not counted.)
+BUDGET_SLACK = 196_608
 
 
 def _markdown_it() -> MarkdownIt:

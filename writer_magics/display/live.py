@@ -74,26 +74,28 @@ HEAD_START = 1
 #: ``1 / SEAL_AT_BLOCK`` of a long block's size: a new output must be worth it.
 SEAL_AT_BLOCK = 4
 #: With only this many pieces left before ``MAX_PIECES``, each new piece holds at least a
-#: sixth of the answer so far, so a longer answer still fits (its pieces grow geometrically).
-PIECES_LEFT = 4
+#: sixth of the answer so far, so a longer answer still fits (its pieces grow
+#: geometrically: the last eight cover 3.4 times the text before them).
+PIECES_LEFT = 8
 #: However tight the byte budget, new text never waits longer than this (seconds)...
 MAX_QUIET = 0.15
-#: ...until ``MAX_PIECES`` are open: then the last piece grows in place, and re-sending
-#: it at every frame would cost the square of its length, so its frames thin out.
-OVERFLOW_QUIET = 1.0
+#: ...until ``MAX_PIECES`` are open, or the tail has grown past twice ``MAX_PIECE`` with
+#: no place to cut (one long line of JSON): then it grows in place, and re-sending it at
+#: every frame would cost the square of its length, so its frames thin out.
+OVERFLOW_QUIET = 0.5
 #: The head's status changes on every tick; it is re-sent at most this often (seconds)
 #: while waiting (the time ticks), and while text streams (the text itself shows
-#: progress; the footer gives the tokens and times at the finish).
+#: progress: the head says ``streaming…`` at the first token, then its counts every 5 s;
+#: the footer gives the tokens and times at the finish).
 STATUS_INTERVAL = 0.5
-STREAMING_STATUS_INTERVAL = 10.0
+STREAMING_STATUS_INTERVAL = 5.0
 #: Bytes sent at most, as a multiple of the answer's bytes (+ ``BUDGET_SLACK``).
 BUDGET_RATIO = 2.6
 BUDGET_SLACK = 2048
-#: At the finish, pieces cut apart inside one block are joined back when the block is
-#: at most ``JOIN_MAX`` bytes, or while the cell's bytes stay under ``JOIN_RATIO`` x the
-#: answer; a longer block keeps its seams (see the module docstring).
-JOIN_MAX = 8192
-JOIN_RATIO = 2.9
+#: An answer of at most this many bytes ends as one output (its pieces joined): even
+#: spacing between its blocks. Longer answers keep whole blocks in separate outputs;
+#: a block cut while streaming is always joined back (see ``AnswerView._join``).
+JOIN_ALL = 8192
 #: JupyterLab (and Notebook 7) show a cell's first 50 outputs and hide the rest behind
 #: "Show more outputs" (``maxNumberOutputs``). An answer stops opening new pieces at this
 #: many, leaving room for the head, the footer, tool lines and thumbnails: the last piece
@@ -145,7 +147,8 @@ class Piece:
     display_id: str
     start: int  # offset in the answer's raw text
     carry: str = ""  # a reopened fence line or a repeated table header before it
-    cut: bool = False  # it ends inside a block (the next piece continues that block)
+    cut: bool = False  # it ends inside a block (the next piece continues it): joined at the end
+    after_break: bool = False  # something else (a tool call's line) is displayed above it
     sealed: bool = False  # it got its final text
     markdown: str = ""  # what it shows now (escaped)
     size: int = 0  # bytes of its last frame
@@ -191,6 +194,7 @@ class AnswerView:
         self.hold_until = 0.0  # the byte budget refused a frame: no new try before this
         self.started = False
         self.finished = False
+        self.broken = False  # the next piece opens below another display (break_piece)
         self.frames = 0  # answer frames sent (displays and updates of pieces)
 
     def _clean(self, text: str) -> str:
@@ -203,14 +207,16 @@ class AnswerView:
         if not live:
             return self.header
         status = self.state.status()
+        if status.startswith("streaming ·") and "streaming" not in self.head_line:
+            status = "streaming…"  # its first token: counts a moment old would look stuck
         return f"{self.header} · {status}" if self.header else status
 
     def _head(self, live: bool, now: float, force: bool = False) -> None:
         """Re-send the head when its status changed kind (waiting -> streaming) or is due."""
         line = self._line(live)
         if live and not force and self.status_at is not None:
-            kind = line[len(self.header) :].split(maxsplit=2)[:2]
-            shown = self.head_line[len(self.header) :].split(maxsplit=2)[:2]
+            kind = line[len(self.header) :].replace("…", " ·").split(maxsplit=2)[:2]
+            shown = self.head_line[len(self.header) :].replace("…", " ·").split(maxsplit=2)[:2]
             every = STREAMING_STATUS_INTERVAL if kind[1:] == ["streaming"] else STATUS_INTERVAL
             if kind == shown and now - self.status_at < every:
                 return
@@ -252,6 +258,7 @@ class AnswerView:
         self.carry = ""
         self.shown = 0
         self.waiting_since = None
+        self.broken = True
 
     # --- streaming --------------------------------------------------------------------
 
@@ -273,9 +280,13 @@ class AnswerView:
         limit = SLOW_PIECE
         if rate >= FAST_RATE:
             limit = int(min(MAX_PIECE, max(MIN_PIECE, rate * PIECE_SECONDS)))
-        if len(self.pieces) >= MAX_PIECES - PIECES_LEFT:
+        if self._growing():
             limit = max(limit, self.pos // 6)
         return limit
+
+    def _growing(self) -> bool:
+        """Few pieces are left before ``MAX_PIECES``: each new one holds a sixth of the answer."""
+        return len(self.pieces) >= MAX_PIECES - PIECES_LEFT
 
     def _frame(self, now: float, idle: bool = False, first: bool = False) -> None:
         """One frame: at most one answer message, and the head's tick.
@@ -314,7 +325,8 @@ class AnswerView:
         bundle = {"text/markdown": md}
         cost = json_size(bundle)
         waited = now - (self.waiting_since if self.waiting_since is not None else now)
-        quiet = MAX_QUIET if len(self.pieces) < MAX_PIECES else OVERFLOW_QUIET
+        stuck = len(self.pieces) >= MAX_PIECES or len(pending) > 2 * MAX_PIECE  # no cut found
+        quiet = OVERFLOW_QUIET if stuck else MAX_QUIET
         if tail is not None and waited < quiet and not self.budget.allows(cost, self._produced()):
             self.hold_until = now + quiet - waited  # no rebuild on every event
             return
@@ -329,7 +341,8 @@ class AnswerView:
 
     def _show(self, bundle: JSONDict, md: str, *, new: bool) -> None:
         if new:
-            piece = Piece(_new_id(), self.pos, self.carry)
+            piece = Piece(_new_id(), self.pos, self.carry, after_break=self.broken)
+            self.broken = False
             self.pieces.append(piece)
             display(bundle, raw=True, display_id=piece.display_id)
         else:
@@ -350,7 +363,9 @@ class AnswerView:
             return False  # about one new output every two frames
         end, _ = scan(pending)
         limit = self._limit(now)
-        least = limit // SEAL_AT_BLOCK  # a block boundary seals once the piece is worth an output
+        # A block boundary seals once the piece is worth an output (when few are left,
+        # only at the growing size, or boundaries would use them up).
+        least = limit if self._growing() else limit // SEAL_AT_BLOCK
         if end < self.shown or end <= len(self.carry) or end < least:
             end = 0  # a new output must be worth it: a cell shows 50 (MAX_PIECES)
         at_least = max(self.shown, len(self.carry) + 1) - end  # past the carried header
@@ -363,6 +378,7 @@ class AnswerView:
             self.carry = ""
             self.shown = 0
             return False
+        # A block cut here is joined back at the finish, which sends its text/plain then.
         self._final(sealed, cut=consumed > 0)
         self.pos += end + consumed - len(self.carry)
         self.carry = carry if consumed else ""
@@ -370,10 +386,12 @@ class AnswerView:
         return True
 
     def _final(self, sealed: str, *, cut: bool) -> None:
-        """The tail piece's last frame: its whole text (it grows), with ``text/plain``."""
+        """The tail piece's last frame: its whole text (it grows), with ``text/plain``
+        unless it ends inside a block (``cut``): the finish joins that block back into
+        one piece and sends its ``text/plain`` then."""
         sealed = self._clean(sealed)
         md = escape_markdown(renderable(sealed))
-        bundle = {"text/markdown": md, "text/plain": sealed}
+        bundle = {"text/markdown": md} if cut else {"text/markdown": md, "text/plain": sealed}
         self._show(bundle, md, new=self._tail() is None)
         self.pieces[-1].cut = cut
         self.pieces[-1].sealed = True
@@ -421,26 +439,32 @@ class AnswerView:
             update_display({"text/plain": ""}, raw=True, display_id=piece.display_id)
 
     def _join(self, text: str, extras: str) -> None:
-        """Join runs of pieces cut apart inside one block, while the byte budget allows."""
-        answer = max(len(text.encode()), 1)
+        """Join runs of pieces into their first one (the others empty), never across another
+        display: every block cut while streaming (the final answer has no seam inside a
+        paragraph, list, table or code block), and the whole answer into one output when
+        it is at most ``JOIN_ALL`` bytes (even spacing between its blocks)."""
+        everything = len(text.encode()) <= JOIN_ALL
+        pieces = self.pieces
         i = 0
-        while i < len(self.pieces):
+        while i < len(pieces):
             j = i
-            while j < len(self.pieces) - 1 and self.pieces[j].cut:
+            while (
+                j < len(pieces) - 1
+                and (pieces[j].cut or everything)
+                and not pieces[j + 1].after_break
+            ):
                 j += 1
             if j > i:
-                run = self.pieces[i : j + 1]
-                last = j == len(self.pieces) - 1
-                end = len(text) if last else self.pieces[j + 1].start
+                run = pieces[i : j + 1]
+                last = j == len(pieces) - 1
+                end = len(text) if last else pieces[j + 1].start
                 raw = run[0].carry + text[run[0].start : end]
                 joined = self._clean(Section("", raw, extras if last else "").markdown())
                 if not last:
                     joined = renderable(joined)
                 bundle = {"text/markdown": escape_markdown(joined), "text/plain": joined}
-                cost = json_size(bundle) + 40 * (j - i)
-                if cost <= 2 * JOIN_MAX or self.budget.sent + cost <= JOIN_RATIO * answer:
-                    update_display(bundle, raw=True, display_id=run[0].display_id)
-                    for piece in run[1:]:
-                        update_display({"text/plain": ""}, raw=True, display_id=piece.display_id)
-                    self.budget.spend(cost)
+                update_display(bundle, raw=True, display_id=run[0].display_id)
+                for piece in run[1:]:
+                    update_display({"text/plain": ""}, raw=True, display_id=piece.display_id)
+                self.budget.spend(json_size(bundle) + 40 * (j - i))
             i = j + 1
