@@ -294,6 +294,23 @@ def test_every_block_cut_while_streaming_is_one_block_again_at_the_finish(
     assert sum(o["text/markdown"].count("```python") for o in shown) == 1
 
 
+def test_a_tail_with_nowhere_to_cut_thins_out_instead_of_growing_square(
+    frames: list[Frame], clock: FakeClock
+) -> None:
+    """One long line of JSON in a fence (no line break, no sentence end): its frames
+    thin out with its size, so the bytes stay linear (the helper's trial sent 95x)."""
+    ratios = []
+    for keys, tps in ((2_000, 500), (20_000, 5_000)):
+        frames.clear()
+        clock.now = 0.0
+        text = "```json\n{" + ", ".join(f'"k{i}": {i}' for i in range(keys)) + "}\n```\n"
+        view = AnswerView("h", clock=clock)
+        feed(view, clock, text, tps, size=4)
+        view.finish(Outcome([result(text)]))
+        ratios.append(sum(json_size(b) for *_, b, _ in frames) / len(text.encode()))
+    assert ratios[0] <= 8 and ratios[1] <= ratios[0], ratios
+
+
 def test_a_short_answer_ends_as_one_output(frames: list[Frame], clock: FakeClock) -> None:
     """At most ``JOIN_ALL`` bytes: every piece joined (even spacing between blocks)."""
     text = "\n\n".join(f"Paragraph {i}. " + "Words here. " * 30 for i in range(12))
