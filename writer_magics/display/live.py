@@ -79,11 +79,11 @@ SEAL_AT_BLOCK = 4
 PIECES_LEFT = 8
 #: However tight the byte budget, new text never waits longer than this (seconds)...
 MAX_QUIET = 0.15
-#: ...until ``MAX_PIECES`` are open, or the tail has grown past ``4 * SLOW_PIECE`` with
-#: no place to cut (one long line of JSON): then it grows in place, and re-sending it at
+#: ...until ``MAX_PIECES`` are open, or the tail has grown past four times the size a
+#: piece is sealed at with no place to cut (one long line of JSON): then it grows in place, and re-sending it at
 #: every frame would cost the square of its length, so its frames thin out to about
-#: this many bytes a second (a 16 KB tail shows twice a second, 64 KB every 8 s).
-STUCK_BYTES_PER_SECOND = 8192
+#: this many bytes a second (a 16 KB tail shows once a second, 64 KB every 4 s).
+STUCK_BYTES_PER_SECOND = 16384
 #: The head's status changes on every tick; it is re-sent at most this often (seconds)
 #: while waiting (the time ticks), and while text streams (the text itself shows
 #: progress: the head says ``streaming…`` at the first token, then its counts every 5 s;
@@ -326,7 +326,7 @@ class AnswerView:
         bundle = {"text/markdown": md}
         cost = json_size(bundle)
         waited = now - (self.waiting_since if self.waiting_since is not None else now)
-        stuck = len(self.pieces) >= MAX_PIECES or len(pending) > 4 * SLOW_PIECE  # no cut found
+        stuck = len(self.pieces) >= MAX_PIECES or len(pending) > 4 * self._limit(now)
         quiet = max(MAX_QUIET, len(pending) / STUCK_BYTES_PER_SECOND) if stuck else MAX_QUIET
         if tail is not None and waited < quiet and not self.budget.allows(cost, self._produced()):
             self.hold_until = now + quiet - waited  # no rebuild on every event
