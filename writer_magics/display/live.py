@@ -80,9 +80,10 @@ PIECES_LEFT = 8
 #: However tight the byte budget, new text never waits longer than this (seconds)...
 MAX_QUIET = 0.15
 #: ...until ``MAX_PIECES`` are open, or the tail has grown past four times the size a
-#: piece is sealed at with no place to cut (one long line of JSON): then it grows in place, and re-sending it at
-#: every frame would cost the square of its length, so its frames thin out to about
-#: this many bytes a second (a 16 KB tail shows once a second, 64 KB every 4 s).
+#: piece is sealed at with no place to cut (one long line of JSON): then it grows in
+#: place, and re-sending it at every frame would cost the square of its length, so its
+#: frames thin out to about this many bytes a second (a 16 KB tail shows once a second,
+#: a 64 KB one every 4 s).
 STUCK_BYTES_PER_SECOND = 16384
 #: The head's status changes on every tick; it is re-sent at most this often (seconds)
 #: while waiting (the time ticks), and while text streams (the text itself shows
