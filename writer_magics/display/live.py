@@ -22,13 +22,14 @@ The cell's outputs, in order, each a display with its own ``display_id``:
    quiet like the head, with the provenance metadata.
 
 Nothing here opens a comm, so a notebook saved at any moment holds only readable
-outputs: the head saying it was streaming and the pieces so far. At the finish, pieces
-that cut one block apart are joined back when the byte budget allows it (the joined
-text moves up into the first piece of the run and the others empty, one step); a
-longer block keeps its seams (a paragraph break, or a code block/table split in two
-with the header repeated). When the finish shows another text than the one streamed
-(a whole JSON answer is pretty-printed), the first piece takes it and the others empty.
-Otherwise the finished cell is the last live frame, plus the footer.
+outputs: the head saying it was streaming and the pieces so far. At the finish the
+answer becomes one clean Markdown answer (issue 19): every block cut into pieces while
+it streamed is joined back (the joined text moves up into the first piece of the run,
+with its ``text/plain``, and the others empty, one step), and an answer of at most
+``JOIN_ALL`` bytes is joined into one output whole; a longer one keeps its whole blocks
+in separate outputs. When the finish shows another text than the one streamed (a whole
+JSON answer is pretty-printed), the first piece takes it and the others empty. The
+footer follows.
 """
 
 from __future__ import annotations
