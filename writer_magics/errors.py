@@ -103,6 +103,12 @@ def redact(text: str, secrets: Iterable[str | None] = (), *, bearer: bool = True
     return _BEARER.sub(lambda m: m.group(1) + REDACTED, text) if bearer else text
 
 
+def redact_answer(text: str, secrets: Iterable[str | None]) -> str:
+    """An answer (or what quotes one) as shown on screen: :func:`redact` without its
+    bearer rule, so a tutorial's ``Bearer <your token>`` stays; the keys in play go."""
+    return redact(text, secrets, bearer=False)
+
+
 def _redact_one(text: str, secret: str) -> str:
     text = text.replace(secret, REDACTED)
     escaped = secret.replace("\\", "\\\\").replace('"', '\\"')

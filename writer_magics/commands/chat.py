@@ -16,7 +16,7 @@ from IPython.core.error import UsageError
 from writer_magics.answer.history import Conversation, Sessions
 from writer_magics.answer.preview import preview
 from writer_magics.display.finish import show_markdown
-from writer_magics.errors import redact
+from writer_magics.errors import redact_answer
 from writer_magics.line.options import ChatCommand, ChatOptions
 
 
@@ -39,11 +39,11 @@ def run_chat_command(
             return
         shown = sessions[name]
         show_markdown(
-            _clean(shown.to_markdown(name), secrets),
-            plain=_clean(shown.to_markdown(name, thumbnails=False), secrets),
+            redact_answer(shown.to_markdown(name), secrets),
+            plain=redact_answer(shown.to_markdown(name, thumbnails=False), secrets),
         )
     elif command is ChatCommand.SESSIONS:
-        show_markdown(_clean(sessions.to_markdown(), secrets))
+        show_markdown(redact_answer(sessions.to_markdown(), secrets))
     elif command in (ChatCommand.RESET, ChatCommand.UNDO) and _unknown(name, sessions):
         raise no_such_session(name, sessions)  # a typo must not read as done
     elif command is ChatCommand.RESET:
@@ -56,7 +56,7 @@ def run_chat_command(
         if turn is None:
             print(f"Nothing to undo in session {name!r}.")
         else:
-            dropped_turn = _clean(preview(turn.user, 60), secrets)
+            dropped_turn = redact_answer(preview(turn.user, 60), secrets)
             print(f"Dropped the last turn of session {name!r}: {dropped_turn!r}")
     elif command is ChatCommand.SAVE:
         assert opts.path is not None
@@ -68,11 +68,6 @@ def run_chat_command(
         assert opts.path is not None
         conversation = sessions.load(opts.path, name)
         print(f"Loaded {_turns(len(conversation))} into session {name!r} from {opts.path}.")
-
-
-def _clean(text: str, secrets: Iterable[str | None]) -> str:
-    """What is shown, without the key in play (an answer may have echoed it)."""
-    return redact(text, secrets, bearer=False)
 
 
 def no_such_session(name: str, sessions: Sessions) -> UsageError:

@@ -56,7 +56,7 @@ from writer_magics.display.panel import (
     status_lines,
 )
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
-from writer_magics.errors import redact
+from writer_magics.errors import redact_answer
 from writer_magics.transport.events import Event
 
 #: The grid: as many columns of at least 15em as fit (4 share a row at 1400 px, even with
@@ -212,7 +212,7 @@ class GridView:
         self.header = header
         self.stamp = stamp
         self.clock = clock
-        self.secrets = tuple(secret for secret in secrets if secret)
+        self.secrets = tuple(secrets)
         self.panels = PanelSet(panels, clock)
         self.throttle = Throttle(max_per_second=max_updates_per_second, clock=clock)
         self.budget = ByteBudget(ratio=budget_ratio, slack=BUDGET_SLACK)
@@ -232,7 +232,7 @@ class GridView:
 
     def _clean(self, text: str) -> str:
         """``text`` without the secrets in play (the answer may echo a key: shown, never)."""
-        return redact(text, self.secrets, bearer=False) if self.secrets else text
+        return redact_answer(text, self.secrets)
 
     def produced(self) -> int:
         """Bytes of answer text received so far, every panel (the budget grows with it)."""

@@ -54,7 +54,7 @@ from writer_magics.display.panel import (
     status_lines,
 )
 from writer_magics.display.throttle import ByteBudget, Clock, Throttle
-from writer_magics.errors import redact
+from writer_magics.errors import redact_answer
 from writer_magics.transport.events import Event
 
 #: At chat speeds (below ``FAST_RATE`` bytes a second) a block is cut only past this
@@ -180,7 +180,7 @@ class AnswerView:
         self.header = header
         self.stamp = stamp
         self.clock = clock
-        self.secrets = tuple(secret for secret in secrets if secret)
+        self.secrets = tuple(secrets)
         self.panels = PanelSet(panels, clock)
         self.state = self.panels.states[0]
         self.throttle = Throttle(max_per_second=max_updates_per_second, clock=clock)
@@ -202,7 +202,7 @@ class AnswerView:
 
     def _clean(self, text: str) -> str:
         """``text`` without the secrets in play (the answer may echo a key: shown, never)."""
-        return redact(text, self.secrets, bearer=False) if self.secrets else text
+        return redact_answer(text, self.secrets)
 
     # --- the head -------------------------------------------------------------------
 
@@ -214,14 +214,18 @@ class AnswerView:
             status = "streaming…"  # its first token: counts a moment old would look stuck
         return f"{self.header} · {status}" if self.header else status
 
+    def _kind(self, line: str) -> str:
+        """A head line's kind of status, its first word: ``waiting``, ``streaming``, ..."""
+        status = line[len(self.header) :].removeprefix(" · ") if self.header else line
+        return status.split(" ", 1)[0].rstrip("…")
+
     def _head(self, live: bool, now: float, force: bool = False) -> None:
         """Re-send the head when its status changed kind (waiting -> streaming) or is due."""
         line = self._line(live)
         if live and not force and self.status_at is not None:
-            kind = line[len(self.header) :].replace("…", " ·").split(maxsplit=2)[:2]
-            shown = self.head_line[len(self.header) :].replace("…", " ·").split(maxsplit=2)[:2]
-            every = STREAMING_STATUS_INTERVAL if kind[1:] == ["streaming"] else STATUS_INTERVAL
-            if kind == shown and now - self.status_at < every:
+            kind = self._kind(line)
+            every = STREAMING_STATUS_INTERVAL if kind == "streaming" else STATUS_INTERVAL
+            if kind == self._kind(self.head_line) and now - self.status_at < every:
                 return
         if line == self.head_line and self.started:
             return
@@ -427,7 +431,6 @@ class AnswerView:
         bundle = footer_bundle(lines)
         metadata = self.stamp(outcome) if self.stamp is not None else None
         display(bundle, raw=True, metadata=metadata)
-        self.budget.spend(json_size(bundle))
 
     def _rewrite(self, final: Section) -> None:
         """Show ``final`` in the first piece and empty the others (the text changed)."""
@@ -469,5 +472,4 @@ class AnswerView:
                 update_display(bundle, raw=True, display_id=run[0].display_id)
                 for piece in run[1:]:
                     update_display({"text/plain": ""}, raw=True, display_id=piece.display_id)
-                self.budget.spend(json_size(bundle) + 40 * (j - i))
             i = j + 1

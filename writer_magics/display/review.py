@@ -29,7 +29,7 @@ from writer_magics.answer.checks import (
 from writer_magics.answer.result import Result
 from writer_magics.display.diff import diff_markdown, diff_text
 from writer_magics.display.finish import display
-from writer_magics.errors import CheckFailedError, PromptError, redact
+from writer_magics.errors import CheckFailedError, PromptError, redact_answer
 from writer_magics.line.prompt import render
 
 __all__ = ["prepare_checks", "review", "strict_failure"]
@@ -52,7 +52,7 @@ def prepare_checks(values: Sequence[str], user_ns: Mapping[str, Any]) -> tuple[C
 def _show(markdown: str, text: str, secrets: Sequence[str | None] = ()) -> None:
     """Markdown this module escaped itself (``_escape``, the diff's HTML), with its text;
     the key in play redacted from both (an answer may have echoed it)."""
-    markdown, text = (redact(part, secrets, bearer=False) for part in (markdown, text))
+    markdown, text = (redact_answer(part, secrets) for part in (markdown, text))
     display({"text/markdown": markdown, "text/plain": text}, raw=True)
 
 
@@ -97,16 +97,16 @@ def review(
                 note = "diff: no previous answer of this cell to compare with yet"
                 _show(f"*{note}*", note, secrets)
             else:
-                old, new = (redact(t, secrets, bearer=False) for t in (previous, checked[0].text))
+                old, new = (redact_answer(t, secrets) for t in (previous, checked[0].text))
                 _show(
                     diff_markdown(old, new, "diff since the previous answer"),
                     diff_text(old, new),
                     secrets,
                 )
         else:
-            first = redact(checked[0].text, secrets, bearer=False)
+            first = redact_answer(checked[0].text, secrets)
             for title, result in zip(titles[1:], checked[1:], strict=True):
-                other = redact(result.text, secrets, bearer=False)
+                other = redact_answer(result.text, secrets)
                 _show(
                     diff_markdown(first, other, f"{title} vs {titles[0]}"),
                     f"{title} vs {titles[0]}: " + diff_text(first, other),

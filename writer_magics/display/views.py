@@ -28,7 +28,7 @@ from writer_magics.display.panel import (
     status_lines,
 )
 from writer_magics.display.throttle import Clock
-from writer_magics.errors import redact
+from writer_magics.errors import redact_answer
 from writer_magics.transport.events import STATUS_EVENTS, Event
 
 ViewKind = Literal["auto", "widget", "markdown", "text"]
@@ -147,7 +147,7 @@ class TextView:
         text = self.held + text
         keep = 0 if last else _secret_start(text, self.secrets)
         self.held = text[len(text) - keep :] if keep else ""
-        return redact(text[: len(text) - keep], self.secrets, bearer=False)
+        return redact_answer(text[: len(text) - keep], self.secrets)
 
     def tick(self) -> None:
         """Nothing ticks on a terminal (the waiting indicator is one fixed line)."""

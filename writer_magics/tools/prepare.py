@@ -98,7 +98,7 @@ def logprobs_html(result: Result) -> str | None:
 def logprobs_show_secret(result: Result, secrets: Sequence[str | None]) -> bool:
     """Whether the tokens (or their alternatives) spell a secret in play: the picture
     shows each token on its own, so it cannot redact a key cut across tokens."""
-    from writer_magics.errors import redact
+    from writer_magics.errors import redact_answer
 
     records = result.logprobs or ()
     tokens = "".join(str(r.get("token", "")) for r in records)
@@ -108,7 +108,7 @@ def logprobs_show_secret(result: Result, secrets: Sequence[str | None]) -> bool:
         for alt in (r.get("top") or r.get("top_logprobs") or ())
         if isinstance(alt, Mapping)
     )
-    return any(redact(text, secrets, bearer=False) != text for text in (tokens, alternatives))
+    return any(redact_answer(text, secrets) != text for text in (tokens, alternatives))
 
 
 def logprobs_text(result: Result) -> str:
