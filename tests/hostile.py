@@ -176,6 +176,15 @@ def chunk(text: str, finish: str | None = None) -> str:
     return f"data: {json.dumps(data)}\n\n"
 
 
+def logprob_chunk(tokens: list[str], finish: str | None = None) -> str:
+    """One chat SSE event carrying ``tokens`` with their log-probabilities (Writer's shape)."""
+    records = [{"token": t, "logprob": -0.1, "top_logprobs": []} for t in tokens]
+    delta = {"content": "".join(tokens)}
+    choice = {"index": 0, "delta": delta, "logprobs": {"content": records}, "finish_reason": finish}
+    data = {"id": "x", "object": "chat.completion.chunk", "model": "palmyra-x5"}
+    return f"data: {json.dumps({**data, 'choices': [choice]})}\n\n"
+
+
 def tool_call_chunk(name: str, arguments: str) -> str:
     """One chat SSE event asking for one tool call (finish reason ``tool_calls``)."""
     call = {"index": 0, "id": "call-1", "type": "function"}

@@ -21,7 +21,7 @@ from tests.conftest import API_KEY
 from tests.kernel_env import saved_outputs, started_kernel
 from tests.standin import StandIn, stand_in, text_reply
 from tests.test_kernel import execute
-from writer_magics.server import ServerHandle, start_server
+from writer_magics.server import start_server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,23 +43,20 @@ def priced() -> Iterator[StandIn]:
 
 @pytest.fixture(scope="module")
 def kernel(priced: StandIn) -> Iterator[BlockingKernelClient]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WRITER_")}
-    env.update(WRITER_BASE_URL=priced.url, WRITER_API_KEY=API_KEY)
-    with started_kernel(env) as (_manager, client):
-        execute(client, "%load_ext writer_magics")
-        yield client
+    yield from _kernel_on(priced.url)
 
 
 @pytest.fixture(scope="module")
 def slow_kernel() -> Iterator[BlockingKernelClient]:
     """A kernel on the bundled server (``[[latency:S]]``, ``[[tps:N]]`` markers)."""
     with start_server() as server:
-        yield from _kernel_on(server)
+        yield from _kernel_on(server.url)
 
 
-def _kernel_on(server: ServerHandle) -> Iterator[BlockingKernelClient]:
+def _kernel_on(base_url: str) -> Iterator[BlockingKernelClient]:
+    """A kernel with the extension loaded, its magics pointed at ``base_url``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WRITER_")}
-    env.update(WRITER_BASE_URL=server.url, WRITER_API_KEY=API_KEY)
+    env.update(WRITER_BASE_URL=base_url, WRITER_API_KEY=API_KEY)
     with started_kernel(env) as (_manager, client):
         execute(client, "%load_ext writer_magics")
         yield client

@@ -19,7 +19,6 @@ files into ``stage.work`` first; ``check`` can assert more).
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
 import socket
@@ -44,18 +43,6 @@ KEY = "wk-FAULTKEY-7f3a9c2e5b1d4086aa"
 #: A leak of this much of the key's start counts as showing the key.
 PIECE = 10
 
-
-def _logprob_chunk(tokens: list[str], finish: str | None = None) -> str:
-    """A chat SSE event carrying ``tokens`` with their log-probabilities (Writer's shape)."""
-    records = [{"token": t, "logprob": -0.1, "top_logprobs": []} for t in tokens]
-    choice = {
-        "index": 0,
-        "delta": {"content": "".join(tokens)},
-        "logprobs": {"content": records},
-        "finish_reason": finish,
-    }
-    data = {"id": "x", "object": "chat.completion.chunk", "model": "palmyra-x5"}
-    return f"data: {json.dumps({**data, 'choices': [choice]})}\n\n"
 
 
 @dataclass
@@ -304,8 +291,8 @@ KEYS = [
         "%chat --logprobs Hi",
         reply=hostile.sse(
             [
-                _logprob_chunk(["Key ", KEY[:10], KEY[10:]]),
-                _logprob_chunk(["."], "stop"),
+                hostile.logprob_chunk(["Key ", KEY[:10], KEY[10:]]),
+                hostile.logprob_chunk(["."], "stop"),
                 "data: [DONE]\n\n",
             ]
         ),
