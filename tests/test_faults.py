@@ -44,7 +44,6 @@ KEY = "wk-FAULTKEY-7f3a9c2e5b1d4086aa"
 PIECE = 10
 
 
-
 @dataclass
 class Stage:
     """What a case can see and change before its cell runs."""
