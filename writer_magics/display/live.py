@@ -300,10 +300,12 @@ class AnswerView:
 
         When the tail has a place to end (a finished block, or a long block's latest
         line break or sentence end past what it showed), the frame is the tail's final
-        message (its whole text, with ``text/plain``) and the text after the cut, a
-        partial line or sentence, opens the next piece at the next frame. Otherwise it
-        shows the tail with half-written Markdown held back. A frame the byte budget
-        refuses is retried once the oldest unshown text has waited ``MAX_QUIET``.
+        message (its whole text; with ``text/plain`` unless its block goes on in the next
+        piece, see :meth:`_final`) and the text after the cut, a partial line or sentence,
+        opens the next piece at the next frame. Otherwise it shows the tail with
+        half-written Markdown held back. A frame the byte budget refuses is retried once
+        the oldest unshown text has waited ``MAX_QUIET`` (longer for a stuck tail: see
+        ``STUCK_BYTES_PER_SECOND``).
         """
         if self.started:
             self._head(True, now)
