@@ -73,7 +73,7 @@ from writer_magics.transport.events import (
     TextDelta,
     ToolCallDelta,
 )
-from writer_magics.transport.loop import CANCEL_GRACE_SECONDS, POLL_SECONDS, LoopThread
+from writer_magics.transport.loop import CANCEL_GRACE_SECONDS, POLL_SECONDS, Item, LoopThread
 from writer_magics.transport.pacing import MAX_RATE_LIMITS, Pacer
 
 if TYPE_CHECKING:  # httpx is imported on the first request, not at %load_ext
@@ -457,7 +457,7 @@ def execute(
     def start_clock(key: K) -> None:
         progress[key].started = clock()
 
-    merged = loop.merge(
+    merged = loop.merge_batches(
         streams,
         limit=limit if bounded else None,
         on_start=start_clock if bounded else None,
@@ -471,7 +471,7 @@ def execute(
     last_key: Any = None  # the last item's key and state: no hashing of the key per event
     state: _Progress | None = None
     try:
-        for item in merged:
+        for item in (item for batch in merged for item in joined(batch)):
             if state is None or item.key is not last_key:
                 last_key = item.key
                 state = progress[last_key]
@@ -507,6 +507,45 @@ def execute(
         results=results,
         errors={k: s.error for k, s in progress.items() if s.error is not None},
     )
+
+
+def joined(batch: list[Item[K, Event]]) -> list[Item[K, Event]]:
+    """``batch`` (one stream's items, in order) with each run of text pieces of one choice
+    joined into one :class:`TextDelta` (its ``pieces`` counts them).
+
+    A fast stream's chunks cross from the loop thread a network read at a time (a
+    hundred or more): joined, they cost one fold and one view call instead of one each.
+    The text, its order against other events and the counts are unchanged.
+    """
+    if len(batch) == 1:
+        return batch
+    out: list[Item[K, Event]] = []
+    texts: list[str] = []  # the run's texts; its first item is out[-1]
+    choice = -1
+    for item in batch:
+        event = item.value
+        if type(event) is TextDelta:
+            if texts and event.choice == choice:
+                texts.append(event.text)
+                continue
+            _close_run(out, texts)
+            texts = [event.text]
+            choice = event.choice
+        else:
+            _close_run(out, texts)
+            texts = []
+        out.append(item)
+    _close_run(out, texts)
+    return out
+
+
+def _close_run(out: list[Item[K, Event]], texts: list[str]) -> None:
+    """Replace the run's first item (``out[-1]``) by the run joined, when it is longer."""
+    if len(texts) > 1:
+        first = out[-1]
+        assert isinstance(first.value, TextDelta)
+        joined_text = TextDelta("".join(texts), first.value.choice, len(texts))
+        out[-1] = Item(first.key, joined_text)
 
 
 def _announced(

@@ -121,7 +121,7 @@ class Accumulator:
     def add(self, event: Event) -> None:
         if isinstance(event, TextDelta):
             self.choice(event.choice).append_text(event.text)
-            self.pieces += 1
+            self.pieces += event.pieces
         elif isinstance(event, ResponseInfo):
             if event.whole:
                 self.body = event.fields

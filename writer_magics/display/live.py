@@ -244,9 +244,11 @@ class AnswerView:
 
     def add(self, event: Event, panel: int = 0, fold: Accumulator | None = None) -> None:
         state = self.panels.get(panel)
+        before = state.text_events
         state.add(event, fold)
-        if panel == 0 and (self.throttle.due() or state.text_events == 1):
-            self._frame(self.clock(), first=state.text_events == 1)
+        first = before == 0 and state.text_events > 0  # the first text: shown at once
+        if panel == 0 and (first or self.throttle.due()):
+            self._frame(self.clock(), first=first)
 
     def tick(self) -> None:
         """No event for a while: let the status tick and show text the budget held back."""

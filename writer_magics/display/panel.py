@@ -115,7 +115,7 @@ class PanelState:
                 self.primary = event.choice
             if self.first_text is None:
                 self.first_text = self.clock()
-            self.text_events += 1
+            self.text_events += event.pieces
 
     def _note(self, event: Event) -> None:
         if isinstance(event, Queued):

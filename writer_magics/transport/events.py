@@ -26,12 +26,23 @@ WRITER_DATA_FIELDS = ("graph_data", "llm_data", "web_search_data", "translation_
 # --------------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TextDelta:
-    """A piece of answer text for one choice."""
+    """A piece of answer text for one choice.
+
+    ``pieces`` is how many streamed chunks it holds: 1 as decoded; more when the cell
+    thread joins a run of a fast stream's chunks that crossed from the loop thread
+    together (:func:`writer_magics.send.joined`), so one fold and one view call serve
+    the run while token counts still count chunks.
+
+    Not frozen, unlike the other events: one is made per chunk on the hot path, and a
+    frozen dataclass's ``__init__`` costs three times as much. Nothing changes one
+    after it is made.
+    """
 
     text: str
     choice: int = 0
+    pieces: int = 1
 
 
 @dataclass(frozen=True, slots=True)
