@@ -21,6 +21,12 @@ costs JupyterLab merely by running ten seconds longer (the kernel busy, its time
 garbage collection), whatever it shows; the "longer cell" column takes it out of the
 streaming window (``view_ratio``), leaving what the live view itself costs.
 
+Then the **floor** (``FLOOR_CELL``): for as long as the streamed cell ran, five frames a
+second (goal 1's minimum), each the cheapest visible update (one output's one-line
+Markdown), then the final answer rendered once (the clean finish). No live view meeting
+goal 1 can make JupyterLab do less, so ``floor_ratio`` (floor / once) is the lowest
+streaming / once can go: when it is above 5x, goal 2 cannot be met for that shape.
+
 All windows start right before the cell is run and end 1 s after its execution
 finished (JupyterLab's ``notebook:run-cell`` settled), so each holds the cell's own
 overhead (execute input, busy/idle, prompt number) and the same settle time. Every
@@ -72,6 +78,22 @@ CELL_TIMEOUT_S = 180.0
 WORK = 3  # index of the streamed cell; the "once" cell follows it
 SILENT = 5  # index of the cell that only sleeps as long as the streamed one ran
 EMPTY = 6  # index of the ``pass`` cell
+FLOOR = 7  # index of the cell that streams as cheaply as goal 1 allows (see FLOOR_CELL)
+#: The floor: what any live view must at least make JupyterLab do in the streamed cell's
+#: time under goal 1 and the clean finish. Five frames a second (goal 1's minimum), each
+#: the cheapest visible update there is (one output's one-line Markdown), then the final
+#: answer rendered once (the finish). A view that shows real text in its frames costs
+#: more; so streaming / once cannot fall below floor / once.
+FLOOR_CELL = """\
+import time
+from IPython.display import display, update_display
+_id, _t0, _n = "writer-bench-floor", time.monotonic(), 0
+display({{"text/markdown": "0"}}, raw=True, display_id=_id)
+while time.monotonic() - _t0 < {seconds:.2f}:
+    time.sleep(0.2)
+    _n += 1
+    update_display({{"text/markdown": str(_n)}}, raw=True, display_id=_id)
+show_markdown(answer.text)"""
 
 
 @dataclass(frozen=True)
@@ -113,6 +135,7 @@ def _notebook(root: Path) -> Path:
         # Baselines: a cell that only runs as long as the streamed one, and one that does not.
         nbformat.v4.new_code_cell("import time; time.sleep(1)  # set by the bench"),
         nbformat.v4.new_code_cell("pass"),
+        nbformat.v4.new_code_cell("# the floor: set by the bench"),
     ]
     path = root / "browser-bench.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": PYTHON3}), path)
@@ -217,7 +240,7 @@ _SHOWN = """(index) => {
 _READY = """() => {
   const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
   const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-  return !!(k && k.status === 'idle' && w.content.widgets.length >= 7);
+  return !!(k && k.status === 'idle' && w.content.widgets.length >= 8);
 }"""
 #: CDP ``Performance.getMetrics`` name -> our key. ``TaskDuration`` is the goal's measure
 #: (wall time of the main thread's tasks); ``ThreadTime`` is that thread's CPU time,
@@ -319,6 +342,7 @@ def measure(
                 ran = max(streaming["wall_s"] - SETTLE_S, 0.0)  # the cell ran this long
                 silent = page.run(SILENT, f"import time; time.sleep({ran:.2f})")
                 empty = page.run(EMPTY)
+                floor = page.run(FLOOR, FLOOR_CELL.format(seconds=ran))
                 net_s = streaming["busy_s"] - idle * streaming["wall_s"]
                 net_o = once["busy_s"] - idle * once["wall_s"]
                 longer = silent["busy_s"] - empty["busy_s"]  # a cell merely running longer
@@ -328,6 +352,8 @@ def measure(
                         **{f"once_{k}": v for k, v in once.items()},
                         **{f"silent_{k}": v for k, v in silent.items()},
                         **{f"empty_{k}": v for k, v in empty.items()},
+                        **{f"floor_{k}": v for k, v in floor.items()},
+                        "floor_ratio": floor["busy_s"] / once["busy_s"],
                         "ratio": streaming["busy_s"] / once["busy_s"],
                         "net_ratio": net_s / net_o if net_o > 0 else float("nan"),
                         "view_ratio": (streaming["busy_s"] - longer) / once["busy_s"],
@@ -353,8 +379,8 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         "| shape | answer | streaming: busy / wall | rendered once: busy / wall "
         "| **streaming / once** | same, idle share out | same, a longer cell's own cost out "
-        "| main-thread CPU, streaming / once | streamed cell at the end |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| main-thread CPU, streaming / once | floor / once | streamed cell at the end |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["shapes"]:
         end = f"{r['streaming_outputs']:.0f} outputs, {r['streaming_chars_shown']:,.0f} chars"
@@ -363,11 +389,13 @@ def table(result: dict[str, Any]) -> str:
             end += f" (**trimmed**: JupyterLab hides outputs after the {limit}th)"
         view = r.get("view_ratio")
         longer = "-" if view is None else f"{view:.1f}x"
+        least = r.get("floor_ratio")
+        floor = "-" if least is None else f"{least:.1f}x ({r['floor_busy_s']:.2f} s)"
         lines.append(
             f"| {r['shape']} | {r['answer_bytes'] // 1000} KB at {r['tokens_per_second']:,} "
             f"tok/s | {r['streaming_busy_s']:.2f} s / {r['streaming_wall_s']:.1f} s | "
             f"{r['once_busy_s']:.2f} s / {r['once_wall_s']:.1f} s | **{r['ratio']:.1f}x** | "
-            f"{r['net_ratio']:.1f}x | {longer} | {r['cpu_ratio']:.1f}x | {end} |"
+            f"{r['net_ratio']:.1f}x | {longer} | {r['cpu_ratio']:.1f}x | {floor} | {end} |"
         )
     limit = result.get("max_outputs", 50)
     shown = "JupyterLab's defaults" if limit == 50 else f"maxNumberOutputs = {limit:,}"

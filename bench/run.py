@@ -223,6 +223,9 @@ def table(r: dict[str, Any]) -> str:
         )
     for w in r.get("shapes", []):
         size = f"{w['answer_bytes'] // 1000} KB {w['shape']} at {w['tokens_per_second']:,} tok/s"
+        floor = w.get("floor_ratio") or shapes.floor(
+            w["shape"], w["answer_bytes"], w["tokens_per_second"]
+        )
         if w["answer_bytes"] == max(x["answer_bytes"] for x in r["shapes"]):
             size += f" (x{shapes.growth(r['shapes'], w['shape']):.2f} the 20 KB ratio)"
         rows.append(
@@ -230,14 +233,16 @@ def table(r: dict[str, Any]) -> str:
                 f"3b. iopub content bytes / answer, {size}",
                 f"{w['answer_bytes']:,} B answer",
                 f"{w['content_ratio'] * w['answer_bytes'] / 1000:.0f} KB content; "
-                f"{w['updates_per_s']:.1f} updates/s, longest gap {w['longest_gap_s']:.2f} s",
+                f"{w['updates_per_s']:.1f} updates/s, longest gap {w['longest_gap_s']:.2f} s; "
+                f"floor {floor:.2f}x",
                 f"{w['content_ratio']:.1f}x",
                 "<= 3x, >= 5/s, gap <= 0.2 s",
                 _mark(
                     w["content_ratio"] <= 3
                     and w["updates_per_s"] >= 5
                     and w["longest_gap_s"] <= 0.2
-                ),
+                )
+                + (" (floor above 3x: impossible)" if floor > 3 else ""),
             )
         )
     f = r["kernel"]["first_token"]
@@ -318,10 +323,18 @@ def browser_rows(b: dict[str, Any] | None) -> list[tuple[str, str, str, str, str
                 if "view_ratio" in w
                 else ""
             )
+            + (
+                f"; floor {w['floor_ratio']:.1f}x ({w['floor_busy_s']:.2f} s)"
+                if "floor_ratio" in w
+                else ""
+            )
             + (" (JupyterLab trimmed the outputs)" if w.get("streaming_trimmed") else ""),
             f"{w['ratio']:.1f}x",
             "< 5x",
-            "not comparable (trimmed)" if w.get("streaming_trimmed") else _mark(w["ratio"] < 5),
+            "not comparable (trimmed)"
+            if w.get("streaming_trimmed")
+            else _mark(w["ratio"] < 5)
+            + (" (floor above 5x: impossible)" if w.get("floor_ratio", 0) >= 5 else ""),
         )
         for w in b["shapes"]
     ]

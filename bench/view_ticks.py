@@ -12,7 +12,8 @@ answer's bytes. Not part of ``run.py``; evidence for a profile.
 prints, per answer, the content bytes / answer as iopub would count them (bundle,
 ``metadata``, ``transient``) split into ``text/markdown``, ``text/plain``, the head and
 footer HTML and the rest (the messages' fixed content), the messages, the outputs at the
-end, the updates a second and the longest gap: the fake-clock twin of ``bench/shapes.py``,
+end, the updates a second and the longest gap, beside the floor (``bench/shapes.py``:
+the fewest bytes any view could send for that answer): the fake-clock twin of ``bench/shapes.py``,
 in seconds instead of minutes, for tuning ``display/live.py``.
 """
 
@@ -130,19 +131,20 @@ def by_shape(shape: str, size: int, rate: float) -> dict[str, float]:
 
 def shapes() -> None:
     """The table of :func:`by_shape` for every shape of ``bench/shapes.py``."""
-    from bench.shapes import SHAPES, SIZES
+    from bench.shapes import SHAPES, SIZES, floor
 
     print(
-        "| shape | answer | content / answer | markdown | plain | head+footer HTML | rest "
-        "| messages | outputs | updates/s | longest gap |"
+        "| shape | answer | content / answer | floor | markdown | plain | head+footer HTML "
+        "| rest | messages | outputs | updates/s | longest gap |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for shape in SHAPES:
         for size, rate in SIZES:
             r = by_shape(shape, size, rate)
             print(
                 f"| {shape} | {size // 1000} KB at {rate:,}/s | {r['ratio']:.2f}x | "
-                f"{r['markdown']:.2f} | {r['plain']:.2f} | {r['html']:.2f} | {r['rest']:.2f} | "
+                f"{floor(shape, size, rate):.2f}x | {r['markdown']:.2f} | {r['plain']:.2f} | "
+                f"{r['html']:.2f} | {r['rest']:.2f} | "
                 f"{r['messages']:.0f} | {r['outputs']:.0f} | {r['updates_per_s']:.1f} | "
                 f"{r['gap_s']:.2f} s |"
             )
