@@ -27,20 +27,23 @@ def loop() -> Iterator[LoopThread]:
     thread.close()
 
 
-def test_each_event_is_folded_once_and_every_panel_reads_the_requests_fold(
-    server: ServerHandle,
-    shell: InteractiveShell,
-    loop: LoopThread,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    folded: list[Event] = []
+@pytest.fixture
+def folded(monkeypatch: pytest.MonkeyPatch) -> list[Event]:
+    """Every event ``Accumulator.add`` folds during the test, in order."""
+    seen: list[Event] = []
     add = Accumulator.add
 
     def counting(self: Accumulator, event: Event) -> None:
-        folded.append(event)
+        seen.append(event)
         add(self, event)
 
     monkeypatch.setattr(Accumulator, "add", counting)
+    return seen
+
+
+def test_each_event_is_folded_once_and_every_panel_reads_the_requests_fold(
+    server: ServerHandle, shell: InteractiveShell, loop: LoopThread, folded: list[Event]
+) -> None:
     client = WriterClient(ClientSettings(base_url=server.url, api_key="sk-fold", max_retries=0))
     body = chat_request(
         model="palmyra-x5", messages=[{"role": "user", "content": "Two short answers"}], n=2
@@ -83,17 +86,9 @@ def test_joined_folds_each_run_of_text_once_and_keeps_order_and_counts() -> None
 
 
 def test_a_burst_of_chunks_is_folded_in_runs_with_the_same_text_and_counts(
-    shell: InteractiveShell, loop: LoopThread, monkeypatch: pytest.MonkeyPatch
+    shell: InteractiveShell, loop: LoopThread, folded: list[Event]
 ) -> None:
     pieces = [f"w{i} " for i in range(3000)]
-    folded: list[Event] = []
-    add = Accumulator.add
-
-    def counting(self: Accumulator, event: Event) -> None:
-        folded.append(event)
-        add(self, event)
-
-    monkeypatch.setattr(Accumulator, "add", counting)
     with stand_in(text_reply(*pieces)) as handle:
         client = WriterClient(ClientSettings(base_url=handle.url, api_key="sk-run", max_retries=0))
         body = chat_request(model="palmyra-x5", messages=[{"role": "user", "content": "Go"}])
