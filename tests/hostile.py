@@ -194,13 +194,19 @@ def tool_call_chunk(name: str, arguments: str) -> str:
     return f"data: {json.dumps({**data, 'choices': [choice]})}\n\n"
 
 
-def forever(first: Iterable[str] = (), every: str = ": keepalive\n\n", gap: float = 0.1) -> Reply:
-    """A 200 event stream: ``first`` blocks, then ``every`` each ``gap`` seconds, endlessly
-    (until the client leaves, the server stops or MAX_SECONDS pass)."""
+def forever(
+    first: Iterable[str] = (),
+    every: str = ": keepalive\n\n",
+    gap: float = 0.1,
+    content_type: str = "text/event-stream",
+) -> Reply:
+    """A 200 event stream (or a body of ``content_type``): ``first`` blocks, then ``every``
+    each ``gap`` seconds, endlessly (until the client leaves, the server stops or
+    MAX_SECONDS pass)."""
     opening = list(first)
 
     def reply(handler: Handler, _number: int) -> None:
-        handler.head(200, {"Content-Type": "text/event-stream"})
+        handler.head(200, {"Content-Type": content_type})
         for block in opening:
             handler.write(block.encode())
         end = time.monotonic() + MAX_SECONDS

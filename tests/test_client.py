@@ -333,3 +333,19 @@ def test_asyncio_cancel_inside_loop() -> None:
             await client.aclose()
 
     asyncio.run(main())
+
+
+def test_model_list_body_is_bounded(loop: LoopThread) -> None:
+    """GET /v1/models reads at most MAX_BODY_BYTES: a server flooding an endless body
+    gets one clear error, not a kernel filling its memory until read_timeout."""
+    from tests import hostile
+    from writer_magics.transport.client import MAX_BODY_BYTES
+    from writer_magics.transport.models import fetch_models
+
+    flood = hostile.forever(every="x" * 65536, gap=0, content_type="application/json")
+    with hostile.Hostile(flood) as server:
+        client = WriterClient(ClientSettings(base_url=server.url, api_key=KEY, read_timeout=30))
+        with pytest.raises(MalformedEventError, match=f"over {MAX_BODY_BYTES >> 20} MB"):
+            loop.run(lambda: fetch_models(client, timeout=30))
+        loop.run(client.aclose)
+        assert [(r.method, r.path) for r in server.received] == [("GET", "/v1/models")]

@@ -416,6 +416,24 @@ HTTP = [
         sent=1,
         says=("No new event",),
     ),
+    # A line that never ends, arriving fast (no idle wait ever passes): memory is bounded
+    # per event, not by read_timeout.
+    Fault(
+        "flood-of-bytes-never-an-event",
+        "%chat Hi",
+        reply=hostile.forever(first=[chunk("Hello "), 'data: {"x": "'], every="y" * 65536, gap=0),
+        config={"read_timeout": 30.0},
+        sent=1,
+        says=("sent over 8 MB without ending an event", "Hello"),
+    ),
+    Fault(
+        "flood-of-bytes-in-a-whole-answer",
+        "%chat --no-stream Hi",
+        reply=hostile.forever(every="x" * 65536, gap=0, content_type="application/json"),
+        config={"read_timeout": 30.0},
+        sent=1,
+        says=("is over 64 MB",),
+    ),
     Fault(
         "trickle-of-header-bytes",
         "%chat --timeout 1 Hi",

@@ -68,6 +68,11 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 MAX_ERROR_BODY = 64 * 1024
 #: After ``[DONE]``, how long the rest of the body may take (so the connection is reused).
 DRAIN_SECONDS = 1.0
+#: At most this many bytes may arrive between two SSE events (a streamed event is a few
+#: hundred bytes; a line that never ends would otherwise fill memory until read_timeout).
+MAX_EVENT_BYTES = 8 * 1024 * 1024
+#: At most this many bytes of a whole (non-streamed) answer body.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -343,9 +348,16 @@ class WriterClient:
             timeout or self.settings.read_timeout,
             connect=timeout or self.settings.connect_timeout,
         )
+        request = self._http.build_request("GET", url, headers=headers, timeout=limit)
+        overflow = f"The answer to GET {path} is over {MAX_BODY_BYTES >> 20} MB."
         try:
             try:
-                response = await self._http.get(url, headers=headers, timeout=limit)
+                response = await self._http.send(request, stream=True)
+                try:
+                    _Bounded.wrap(response, MAX_BODY_BYTES, overflow)
+                    await response.aread()
+                finally:
+                    await response.aclose()
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 raise APIConnectionError(
                     f"Could not connect to {self.settings.base_url}: {_reason(exc)}",
@@ -517,7 +529,16 @@ class _Attempt:
         if response.is_error:
             raise await self._status_failure(response)
         if "text/event-stream" in response.headers.get("content-type", ""):
-            return self._stream_events(response)
+            overflow = (
+                f"The server at {self.base} sent over {MAX_EVENT_BYTES >> 20} MB "
+                "without ending an event; "
+                "the text received so far is kept."
+            )
+            return self._stream_events(response, _Bounded.wrap(response, MAX_EVENT_BYTES, overflow))
+        overflow = (
+            f"The answer from {self.base} is over {MAX_BODY_BYTES >> 20} MB; nothing is kept."
+        )
+        _Bounded.wrap(response, MAX_BODY_BYTES, overflow)
         await self.within(response.aread())
         try:
             events = decode_response(self.endpoint, self._json(response))
@@ -596,8 +617,11 @@ class _Attempt:
         raw = b"".join(chunks)[:MAX_ERROR_BODY]
         return raw.decode(response.encoding or "utf-8", errors="replace")
 
-    async def _stream_events(self, response: httpx.Response) -> AsyncIterator[Event]:
-        """The SSE events as typed events; the watchdog bounds the wait for each one.
+    async def _stream_events(
+        self, response: httpx.Response, bound: _Bounded
+    ) -> AsyncIterator[Event]:
+        """The SSE events as typed events; the watchdog bounds the wait for each one,
+        ``bound`` the bytes between two of them (:data:`MAX_EVENT_BYTES`).
 
         (``begin``/``end`` around the read rather than :meth:`within` per event: a long
         stream has tens of thousands of events, and this loop is the hot path.)
@@ -611,6 +635,7 @@ class _Attempt:
         try:
             async for sse in sse_events:
                 watch.end()
+                bound.size = 0
                 try:
                     decoded = decode_sse_data(endpoint, sse.data, sse.event)
                 except RecursionError:
@@ -646,6 +671,39 @@ class _Attempt:
         except ValueError:
             shown = _clip(printable(redact(response.text, [self.settings.api_key])), 80)
             raise MalformedEventError(f"the server's answer is not JSON: {shown!r}") from None
+
+
+class _Bounded(httpx.AsyncByteStream):
+    """A response body that raises ``MalformedEventError(overflow)`` once ``size`` (bytes
+    received since the reader last set it to 0) passes ``limit``.
+
+    Raw bytes, as received (a compressed body is counted before decoding).
+    """
+
+    def __init__(self, inner: httpx.AsyncByteStream, limit: int, overflow: str) -> None:
+        self.inner = inner
+        self.limit = limit
+        self.overflow = overflow
+        self.size = 0
+
+    @classmethod
+    def wrap(cls, response: httpx.Response, limit: int, overflow: str) -> _Bounded:
+        """Put a bound around ``response``'s body (before anything of it is read)."""
+        if not isinstance(response.stream, httpx.AsyncByteStream):  # pragma: no cover
+            raise TypeError("an asynchronous response was expected")
+        bounded = cls(response.stream, limit, overflow)
+        response.stream = bounded
+        return bounded
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.inner:
+            self.size += len(chunk)
+            if self.size > self.limit:
+                raise MalformedEventError(self.overflow)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 class _Expired(Exception):
