@@ -70,7 +70,25 @@ def test_demo_without_a_key_streams_answers_and_writes_notebook_and_html(tmp_pat
     answers = [a for cell in model_cells(nb) for a in markdown_outputs(cell)]
     assert len(answers) >= 5
     for answer in answers:
-        assert answer in text + "\n", f"answer not shown in full, once: {answer[:60]!r}"
+        assert answer in text + "\n", f"answer not shown in full: {answer[:60]!r}"
+    # Each answer is printed once, whole, then its footer line: nothing repeated or cut
+    # (the finish joins pieces and empties the rest; the terminal must not echo either).
+    progress = [i for i, (_, line) in enumerate(lines) if line.startswith("[") and "] " in line]
+    assert len(progress) == len(code_cells)
+    for k, cell in enumerate(code_cells):
+        if cell not in model_cells(nb):
+            continue
+        end = progress[k + 1] if k + 1 < len(progress) else len(lines)
+        region = "\n".join(line for _, line in lines[progress[k] + 1 : end])
+        answer = "".join(
+            str(o["data"]["text/plain"])
+            for o in cell.outputs
+            if "text/markdown" in o.get("data", {})
+        )
+        assert region.startswith(answer.rstrip("\n") + "\n"), (region, answer)
+        after = region[len(answer.rstrip("\n")) + 1 :].split("\n")
+        assert after[0].startswith("palmyra-x5 · "), after  # the footer, right after it
+        assert all(not line or line.startswith("#") for line in after[1:]), after
 
     # Streamed: the first chat answer's lines arrived over time, not in one burst.
     chat = next(i for i, c in enumerate(code_cells) if c.source.startswith("%%chat"))
@@ -186,3 +204,26 @@ def test_echo_shows_several_panels_whole_at_the_end() -> None:
     printed = "".join(out.chunks)
     assert "partial answer" not in printed
     assert printed.endswith(final + "\n")
+
+
+def test_echo_prints_a_joined_answer_once_and_holds_an_unfinished_code_line() -> None:
+    """The clean finish joins pieces into the first and empties the others; inside an
+    open code block the view closes the fence after a line that may be unfinished."""
+    out = _Out()
+    echo = TerminalEcho(out)  # type: ignore[arg-type]
+    echo.message(_head("head"))
+    first = "Intro.\n\n"
+    echo.message(_display({"text/markdown": first, "text/plain": first}, "p1"))
+    echo.message(_display({"text/markdown": "```python\ndef f(items: li\n```"}, "p2"))
+    echo.message(
+        _display({"text/markdown": "```python\ndef f(items: list):\n    re\n```"}, "p2", True)
+    )
+    code = "```python\ndef f(items: list):\n    return items\n```\n\nBye."
+    echo.message(_display({"text/markdown": code, "text/plain": code}, "p2", True))
+    whole = first + code
+    echo.message(_display({"text/markdown": whole, "text/plain": whole}, "p1", True))
+    echo.message(_display({"text/plain": ""}, "p2", True))
+    footer = '<div class="writer-magics-footer">palmyra-x5 · 9 tokens</div>'
+    echo.message(_display({"text/html": footer, "text/plain": "palmyra-x5 · 9 tokens"}))
+    assert "".join(out.chunks) == whole + "\npalmyra-x5 · 9 tokens\n"
+    assert "def f(items: li\n" not in out.chunks

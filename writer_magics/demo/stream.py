@@ -64,29 +64,34 @@ class PieceAnswer:
 
     A sealed piece's last frame carries its raw text as ``text/plain``; the tail's
     frames carry only the Markdown it shows, of which the complete lines are printed as
-    they arrive. A
-    closing fence at the end is held back until the next piece shows whether the view
-    cut the code block there (then it reopens it, and the terminal shows it whole).
+    they arrive. Inside an open code block the view closes the fence for the renderer,
+    so the line before that fence may be unfinished: it is held back with the fence
+    until the next frame (or the piece's seal) shows it whole. At the finish the live
+    view joins a block's pieces into its first one and empties the others
+    (``{"text/plain": ""}``); from the first such rewrite nothing is printed until
+    :meth:`rest`, when every piece holds its final text.
     """
 
     order: list[str] = field(default_factory=list)  # display ids of the pieces
     final: dict[str, str] = field(default_factory=dict)  # sealed pieces' raw text
     shown: dict[str, str] = field(default_factory=dict)  # the tail's complete lines
     printed: str = ""
+    rewritten: bool = False  # a sealed piece changed: the finish is joining pieces
 
     def piece(self, display_id: str, data: JSON) -> str:
         """Note a frame of a piece; returns the text that is new to print."""
         if display_id not in self.order:
             self.order.append(display_id)
-        if "text/markdown" not in data:
-            return ""
         plain = data.get("text/plain")
+        if "text/markdown" not in data and plain != "":
+            return ""
         if isinstance(plain, str):
+            if self.final.get(display_id, plain) != plain:
+                self.rewritten = True
             self.final[display_id] = plain
         else:
-            lines = _markdown_of([{"data": data}])
-            self.shown[display_id] = lines[: lines.rfind("\n") + 1]
-        return self._new(self._text(), hold=True)
+            self.shown[display_id] = _complete_lines(_markdown_of([{"data": data}]))
+        return "" if self.rewritten else self._new(self._text(), hold=True)
 
     def rest(self) -> str:
         """At the finish: whatever is not printed yet."""
@@ -105,10 +110,32 @@ class PieceAnswer:
     def _new(self, text: str, *, hold: bool) -> str:
         if hold:
             text = _without_closing_fence(text)
-        if not text.startswith(self.printed):
-            return ""  # joined back or rewritten at the finish: keep what was printed
-        new, self.printed = text[len(self.printed) :], text
-        return new
+        if text.startswith(self.printed):
+            new, self.printed = text[len(self.printed) :], text
+            return new
+        if hold:
+            return ""  # rewritten before the finish: wait for the final text
+        # The final text differs from what was printed (it should not): print the rest
+        # from where they part, on a line of its own, rather than lose it.
+        pairs = zip(self.printed, text, strict=False)
+        same = next((i for i, (a, b) in enumerate(pairs) if a != b), len(self.printed))
+        same = text.rfind("\n", 0, same) + 1
+        self.printed = text
+        return "\n" + text[same:]
+
+
+def _complete_lines(markdown: str) -> str:
+    """The lines of a tail frame that are surely whole.
+
+    The last line is unfinished and not shown. When the text ends in a bare fence
+    (the view closing an open code block for the renderer), the line before it may be
+    unfinished too: both are held back.
+    """
+    text = markdown[:-1] if markdown.endswith("\n") else markdown
+    head, _, last = text.rpartition("\n")
+    if _BARE_FENCE.match(last):
+        return head[: head.rfind("\n") + 1]
+    return markdown[: markdown.rfind("\n") + 1]
 
 
 def _without_closing_fence(text: str) -> str:
