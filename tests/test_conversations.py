@@ -137,7 +137,12 @@ def test_rerunning_without_s_removes_the_cells_system_prompt(
 def test_another_cells_system_prompt_stays(shell: InteractiveShell, server: ServerHandle) -> None:
     run(shell, "%%chat\nHi", cell_id="a")
     run(shell, "%%chat -s Pirate\nAhoy", cell_id="b")
-    run(shell, "%%chat\nHi again", cell_id="a")
+    again = run(shell, "%%chat\nHi again", cell_id="a")
+    # a comes before b: its re-run sends what a fresh Run All would, no system prompt
+    assert [m["role"] for m in server.requests[-1].body["messages"]] == ["user"]
+    assert "Pirate" not in str([o.data for o in again.outputs])  # nor shows one
+    dry = run(shell, "%%chat --dry-run\nStill a", cell_id="a")
+    assert "Pirate" not in str([o.data for o in dry.outputs]) + dry.stdout
     run(shell, "%%chat\nAnd now?", cell_id="c")
     assert server.requests[-1].body["messages"][0] == {"role": "system", "content": "Pirate"}
 

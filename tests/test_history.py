@@ -364,8 +364,12 @@ def test_system_prompt_belongs_to_the_cell_that_set_it() -> None:
     assert (conv.system, conv.system_key) == (None, None)
     # a system prompt set by b is not touched by re-running a
     conv.record(Call("b", 4), turn("More", "Sure"), system="Be kind")
+    # ... but a re-run of a (before b) does not send it: like a fresh Run All
+    assert conv.system_for(Call("a", 5)) is None
+    assert conv.messages_for(Call("a", 5), "Hi")[0] == {"role": "user", "content": "Hi"}
     conv.record(Call("a", 5), turn("Hi", "Hello"))
     assert (conv.system, conv.system_key) == ("Be kind", "b")
+    assert conv.system_for(Call("c", 5)) == "Be kind"  # a cell after b carries it
     # within one execution, a later call without -s keeps it
     conv.record(Call("b", 6), turn("More", "Sure"), system="Be brief")
     assert conv.system_for(Call("b", 6)) == "Be brief"

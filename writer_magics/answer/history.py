@@ -30,7 +30,8 @@ Policies (chosen here, relied on by the magics):
   request and, once it succeeds, becomes the stored system prompt owned by that cell
   (``record(..., system=...)``); an empty string clears it. Re-running the owning cell
   without ``-s`` sends no system prompt and removes it; undoing the owner's last turn
-  removes it too. Other cells leave it alone.
+  removes it too. Other cells leave it alone, and a re-run of a cell before the owner
+  sends none (the system prompt is carried like the owner's turns).
 * ``--load`` replaces the target session, atomically, after the whole file validated;
   it never merges. A bad file raises :class:`HistoryFileError` and changes nothing.
 
@@ -242,15 +243,19 @@ class Conversation:
         return earlier[len(earlier) - history :] if history > 0 else []
 
     def system_for(self, call: Call | str | None, system: str | None = None) -> str | None:
-        """The system prompt a call sends: its own ``-s``, else the stored one, unless
-        the call re-runs the cell that set it (then none)."""
+        """The system prompt a call sends: its own ``-s``, else the stored one if the
+        cell that set it comes before the call's cell (a re-run of an earlier cell, or of
+        the owner itself, sends none: the same turns as a fresh Run All would)."""
         if system is not None:
             return system or None
         call = _as_call(call)
-        rerun = call.cell is not None and self.has_group(call.cell) and not self._same_run(call)
-        if rerun and self.system_key == call.cell:
-            return None
-        return self.system
+        group = self._group(call.cell)
+        owner = self._group(self.system_key)
+        if self.system is None or group is None or owner is None:
+            return self.system
+        if self.system_key == call.cell:
+            return self.system if self._same_run(call) else None
+        return self.system if owner[0] < group[0] else None
 
     def messages_for(
         self,
