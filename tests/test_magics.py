@@ -265,6 +265,11 @@ def test_removed_model_warns_with_the_migration_hint(
     text = everything(captured)
     assert "palmyra-med" in text and "palmyra-x5" in text
     assert "Traceback" not in text
+    # the hint once (the warning), not again under the server's 404
+    assert text.count("use palmyra-x5 instead") == 1, text
+    # set with %config: said at once, before any cell uses it
+    told = run(shell, "%config WriterMagics.model = 'palmyra-fin'")
+    assert "palmyra-fin was removed on 2026-07-13; use palmyra-x5 instead." in told.stderr
 
 
 # ---------------------------------------------------------------- bad input

@@ -210,6 +210,9 @@ class WriterMagics(Magics):
             refusal = config_refusal("model", value, self._class_settings())
             if refusal is not None:
                 raise TraitError(refusal)
+        warning = config.removed_model_warning(str(value))
+        if warning is not None:  # said when set, and again by each cell that uses it
+            print(f"Warning: {warning}", file=sys.stderr)
         return value
 
     @validate("api_key")

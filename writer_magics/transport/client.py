@@ -245,9 +245,8 @@ def status_error(
         )
     if status == 404:
         hint = None
-        if model and removed_model_warning(model):
-            hint = removed_model_warning(model)
-        elif model and model != DEFAULT_MODEL:
+        # A removed model's migration hint was shown as a warning before the request.
+        if model and model != DEFAULT_MODEL and not removed_model_warning(model):
             hint = f"Check the model name; {DEFAULT_MODEL} is the current default."
         return NotFoundError(f"Not found (404): {description}", status=status, hint=hint)
     if status == 429:
