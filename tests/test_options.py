@@ -201,6 +201,15 @@ def test_sweep_items_are_each_validated_and_repeats_accumulate() -> None:
         ("--temprature 0.2", "Unknown option --temprature for %%chat; did you mean --temperature?"),
         ("-temperature 1", "Unknown option -temperature for %%chat; did you mean --temperature?"),
         ("--sesion x", "Unknown option --sesion for %%chat; did you mean --session?"),
+        ("--temp 0.5", "Unknown option --temp for %%chat; did you mean --temperature?"),
+        (
+            "-o answer -o other",
+            "--out is given twice ('answer', then 'other'); it takes one value: give it once",
+        ),
+        (
+            "--session x --session y",
+            "--session is given twice ('x', then 'y'); it takes one value: give it once",
+        ),
         ("--frobnicate", "Unknown option --frobnicate for %%chat; see %%chat? for the options"),
         ("--best-of 2", "--best-of is a %%complete option; %%chat does not take it"),
         ("-t hot", "--temperature expects a number between 0 and 2, got 'hot'"),
@@ -529,7 +538,7 @@ def test_tool_choice_values_and_names_from_variables() -> None:
             "--schema 1x",
             "--schema expects the name of a pydantic model class or a JSON-schema dict, got '1x'",
         ),
-        ("--tool x", "Unknown option --tool for %%chat; did you mean --tools?"),
+        ("--tool x", "Unknown option --tool for %%chat; did you mean --tools or --tool-choice?"),
         ("--confirm=yes", "--confirm is a switch and takes no value"),
     ],
 )

@@ -264,7 +264,9 @@ def _convert(kind: str, found: Scan, dataclass_type: type[Options]) -> dict[str,
         if words is None:
             continue
         if not option.repeat:
-            out[option.field] = option.convert(option.long, words[-1])  # the last one wins
+            out[option.field] = option.convert(
+                option.long, words[-1]
+            )  # one value (scan refuses two)
             continue
         converted = tuple(option.convert(option.long, w) for w in words)
         out[option.field] = tuple(dict.fromkeys(converted)) if option.unique else converted

@@ -22,8 +22,9 @@ Why not argparse (the magics' ``magic_arguments`` parser serves ``%%chat?`` only
   (:func:`refuse_keys`), before any word is interpreted.
 
 How a line is read (the magics use ``@no_var_expand``, so IPython does not touch it):
-options come first; ``--`` ends them explicitly; a single option given twice keeps the
-last value, a repeatable one collects them; in the cell form the cell body is the prompt
+options come first; ``--`` ends them explicitly; a single-value option given twice with
+different values is an error (the same value twice is harmless), a repeatable one
+collects them; in the cell form the cell body is the prompt
 and stray words on the line are an error. Which flags exist and which take a value comes
 from the option table (:mod:`writer_magics.line.table`); converting the words is
 :mod:`writer_magics.line.options`' job.
@@ -229,10 +230,16 @@ def _unknown(name: str, kind: str, magic: str) -> UsageError:
             return UsageError(f"{option.long} is a %%{other} option; {magic} does not take it")
     known = [f for o in options_of(kind) for f in o.flags if f.startswith("--")]
     bare = name.lstrip("-")
-    # 0.7: a typo, not a different word (--frobnicate is not --translate)
-    close = difflib.get_close_matches("--" + bare, known, 1, 0.7) if len(bare) > 1 else []
+    # A shortened name (--temp) first; then 0.7: a typo, not a different word
+    # (--frobnicate is not --translate).
+    started = [f for f in known if f.startswith("--" + bare)] if len(bare) > 1 else []
+    started = difflib.get_close_matches("--" + bare, started, 4, 0)  # the closest first
+    close = started or (
+        difflib.get_close_matches("--" + bare, known, 1, 0.7) if len(bare) > 1 else []
+    )
     if close:
-        return UsageError(f"Unknown option {name} for {magic}; did you mean {close[0]}?")
+        which = " or ".join(list(dict.fromkeys(close))[:4])
+        return UsageError(f"Unknown option {name} for {magic}; did you mean {which}?")
     return UsageError(f"Unknown option {name} for {magic}; see {magic}? for the options")
 
 
@@ -333,7 +340,14 @@ def scan(kind: str, line: str, user_ns: Mapping[str, Any], cell: bool) -> Scan:
             quote = following.quote
         else:
             quote = token.quote
-        found.values.setdefault(spec.long, []).extend(_substitute(value, literal, spec, user_ns))
+        words = _substitute(value, literal, spec, user_ns)
+        before = found.values.setdefault(spec.long, [])
+        if before and not spec.repeat and before != words:
+            raise UsageError(
+                f"{spec.long} is given twice ({before[-1]!r}, then {words[-1]!r}); "
+                "it takes one value: give it once"
+            )
+        before.extend(words)
     if cell and found.prompt is not None:
         raise UsageError(
             f"Unexpected text on the {magic} line: {found.prompt!r}; write the prompt in the "

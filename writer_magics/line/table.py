@@ -58,8 +58,9 @@ class Option:
     ``given``, which is False for ``--no-stream`` -> ``stream``). ``repeat``: the flag may
     be given several times, the field is a tuple (``commas``: each word is also a comma
     list, the sweeps; ``unique``: a value given twice is kept once). A single-valued
-    option given twice keeps the last value. ``param``: the :class:`Params` field a
-    sweepable option sets per request. ``body``: the request body key it is sent as.
+    option given twice with different values is a UsageError (scan.py). ``param``: the
+    :class:`Params` field a sweepable option sets per request. ``body``: the request body
+    key it is sent as.
     ``names_object``: the value names a Python object (``{Answer}`` means ``Answer``).
     """
 
