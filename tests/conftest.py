@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from IPython.core.history import HistorySavingThread
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from IPython.utils.capture import CapturedIO, capture_output
 
@@ -70,6 +73,43 @@ def loaded_shell() -> Iterator[InteractiveShell]:
     finally:
         sh.run_line_magic("unload_ext", "writer_magics")
         InteractiveShell.clear_instance()
+
+
+@pytest.fixture(autouse=True)
+def release_shells(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close each IPython shell a test made once the test is done with it.
+
+    IPython registers every shell's ``atexit_operations`` (which empties its namespace
+    and runs ``gc.collect()``) and its history thread's ``stop`` with :mod:`atexit`, so
+    the shells of a whole run stay alive to the end and the process's exit runs one full
+    collection per shell over all of them: minutes for the suite. Here those two are
+    held back during the test; afterwards a shell no longer current ends its history
+    session and stops its thread (no collection), and the current one is registered as
+    IPython would have.
+    """
+    held: list[Callable[..., Any]] = []
+    register = atexit.register
+
+    def hold(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        owner = getattr(function, "__self__", None)
+        if not args and not kwargs and isinstance(owner, InteractiveShell | HistorySavingThread):
+            held.append(function)
+            return function
+        return register(function, *args, **kwargs)
+
+    monkeypatch.setattr(atexit, "register", hold)
+    yield
+    monkeypatch.setattr(atexit, "register", register)
+    current = InteractiveShell._instance if InteractiveShell.initialized() else None
+    for function in held:
+        owner = function.__self__  # type: ignore[attr-defined]
+        shell = owner if isinstance(owner, InteractiveShell) else owner.history_manager.shell
+        if shell is current:
+            register(function)
+        elif isinstance(owner, HistorySavingThread):
+            owner.stop()
+        elif owner.history_manager is not None:
+            owner.history_manager.end_session()
 
 
 @pytest.fixture(scope="session", autouse=True)
