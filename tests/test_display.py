@@ -15,6 +15,7 @@ from writer_magics.answer.result import Choice, Result, Status, Timing
 from writer_magics.display import Outcome, TextView, auto_kind, open_view
 from writer_magics.display.grid import GridView
 from writer_magics.display.live import AnswerView
+from writer_magics.errors import terminal_text
 from writer_magics.transport.events import TextDelta, Usage
 
 
@@ -184,3 +185,18 @@ def test_cached_without_events_shows_the_answer(shell: InteractiveShell) -> None
     (final,) = [o for o in outs if "text/markdown" in o.data]
     usage = outs[-1]
     assert final.data["text/plain"] == "from cache" and "cached" in usage.data["text/plain"]
+
+
+def test_text_view_shows_control_characters_instead_of_acting_on_them() -> None:
+    """An answer cannot retitle, clear or rewrite the terminal: ESC, BEL, a lone CR, DEL
+    and C1 are printed as pictures; tabs, newlines and CR LF stay."""
+    out = io.StringIO()
+    view = TextView("palmyra-x5", stream=out)
+    view.start()
+    hostile = "a\x1b]0;pwned\x07 b\x1b[2J c\rd\te\r\nf\x7f\x9b"
+    view.add(TextDelta(hostile))
+    view.finish(Outcome([result(hostile, usage=Usage(3, 2, 5))]))
+    shown = out.getvalue()
+    assert shown.startswith("a␛]0;pwned␇ b␛[2J c␍d\te\r\nf␡\ufffd\n")
+    assert not any(c in shown for c in "\x1b\x07\x7f\x9b"), repr(shown)
+    assert terminal_text("plain\ttext\n") == "plain\ttext\n"

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from tests import hostile
+from tests.hostile import Hostile, chunk
 from tests.kernel_env import REPO, kernel_env
 from writer_magics.server import ServerHandle
 
 WAITING = "waiting for the first token…"
 
 
-def run_terminal_ipython(server: ServerHandle, tmp_path: Path, lines: list[str]) -> str:
+def run_terminal_ipython(server: ServerHandle | Hostile, tmp_path: Path, lines: list[str]) -> str:
     """Type ``lines`` into ``ipython`` on a pty; everything it wrote (bounded: 60 s)."""
     env = kernel_env(server.url)
     env.update(
@@ -88,3 +90,21 @@ def test_terminal_ipython_waits_visibly_and_titles_every_sweep_panel(
     assert "--- t=0 ---" in shown and "--- t=1 ---" in shown, shown
     assert shown.index("--- t=0 ---") < shown.index("--- t=1 ---")
     assert [r.path for r in server.requests].count("/v1/chat") == 3
+
+
+@pytest.mark.timeout(90)
+def test_terminal_ipython_shows_an_answers_control_characters_without_acting_on_them(
+    tmp_path: Path,
+) -> None:
+    """An answer (or a hostile server) cannot retitle, clear or rewrite the terminal,
+    neither while it streams nor when ``--show`` prints the history."""
+    nasty = "Hi\x1b]0;pwned\x07 there\x1b[2J, friend\rX"
+    reply = hostile.sse([chunk(nasty), chunk("", "stop"), "data: [DONE]\n\n"])
+    with Hostile(reply) as server:
+        shown = run_terminal_ipython(
+            server, tmp_path, ["%load_ext writer_magics", "%chat Hello", "%chat --show"]
+        )
+    assert "Traceback" not in shown, shown
+    # (IPython sets its own title with ESC ] 0; the answer's must not get through)
+    assert "\x1b]0;pwned" not in shown and "\x1b[2J" not in shown and "\rX" not in shown, shown
+    assert shown.count("Hi␛]0;pwned␇ there␛[2J, friend␍X") == 2, shown  # streamed, --show

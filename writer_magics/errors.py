@@ -84,6 +84,9 @@ _PREFIX = 8
 #: Control characters (C0, DEL, C1) and the line/paragraph separators: a message from a
 #: server must not add lines or move the terminal's cursor.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+#: What a terminal would act on in text it prints: C0 controls but tab and newline
+#: (escape sequences start with ESC), a carriage return not ending a line, DEL, C1.
+_TERMINAL_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
 
 
 def redact(text: str, secrets: Iterable[str | None] = (), *, bearer: bool = True) -> str:
@@ -130,6 +133,22 @@ def _redact_one(text: str, secret: str) -> str:
 def printable(text: str) -> str:
     """Text on one line: every run of control characters (newlines, escapes) is one space."""
     return _CONTROL.sub(" ", text)
+
+
+def terminal_text(text: str) -> str:
+    """Text safe to print on a terminal, lines kept: each control character a terminal
+    would act on (an escape sequence's ESC, BEL, a lone carriage return, DEL, C1) is
+    shown as its Unicode control picture (``\x1b`` -> ``␛``, ``\x07`` -> ``␇``) or
+    ``\ufffd`` (C1), so an answer cannot retitle, clear or rewrite the user's screen.
+    """
+    return _TERMINAL_UNSAFE.sub(_control_picture, text)
+
+
+def _control_picture(match: re.Match[str]) -> str:
+    code = ord(match.group()[0])
+    if code < 0x20:
+        return chr(0x2400 + code)
+    return "\u2421" if code == 0x7F else "\ufffd"
 
 
 def one_line(error: BaseException) -> str:

@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from writer_magics.errors import terminal_text
+
 JSON = dict[str, Any]
 #: The class of the side-by-side grid (display/grid.py): one HTML display per cell.
 GRID = "writer-magics-grid"
@@ -178,8 +180,10 @@ class TerminalEcho:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color and text else text
 
     def write(self, text: str, style: str = "") -> None:
+        """Print ``text`` (its control characters shown, never acted on), styled."""
         if not text:
             return
+        text = terminal_text(text)
         self.out.write(self._style(text, style) if style else text)
         self.out.flush()
         self.at_line_start = text.endswith("\n")

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from IPython.core import display_functions
+from IPython.core import display_functions, getipython
 
 from writer_magics.answer.markdown import markdown_bundle
 from writer_magics.display.panel import (
     Outcome,
 )
+from writer_magics.errors import terminal_text
 
 # IPython's display functions are untyped; these are the same functions, typed.
 display: Callable[..., Any] = display_functions.display
@@ -33,9 +34,20 @@ def show_markdown(markdown: str, plain: str | None = None, **kwargs: Any) -> Non
     Markdown source, which reads well as text). ``kwargs`` go to IPython's ``display``
     (``display_id=...``).
     """
-    display(markdown_bundle(markdown, plain), raw=True, **kwargs)
+    bundle = markdown_bundle(markdown, plain)
+    if in_terminal(getipython.get_ipython()):
+        bundle["text/plain"] = terminal_text(bundle["text/plain"])
+    display(bundle, raw=True, **kwargs)
 
 
 def show_html(html: str, plain: str, **kwargs: Any) -> None:
     """Display HTML with a readable ``text/plain`` (what a terminal prints)."""
+    if in_terminal(getipython.get_ipython()):
+        plain = terminal_text(plain)
     display({"text/html": html, "text/plain": plain}, raw=True, **kwargs)
+
+
+def in_terminal(shell: Any) -> bool:
+    """Terminal IPython, which prints ``text/plain`` as it is (there, control characters
+    from an answer are shown as pictures: :func:`~writer_magics.errors.terminal_text`)."""
+    return any(cls.__name__ == "TerminalInteractiveShell" for cls in type(shell).__mro__)

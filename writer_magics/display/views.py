@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol, TextIO
 from IPython.core import getipython
 
 from writer_magics.answer.result import Accumulator
-from writer_magics.display.finish import Stamp
+from writer_magics.display.finish import Stamp, in_terminal
 from writer_magics.display.panel import (
     Outcome,
     PanelState,
@@ -28,7 +28,7 @@ from writer_magics.display.panel import (
     status_lines,
 )
 from writer_magics.display.throttle import Clock
-from writer_magics.errors import redact_answer
+from writer_magics.errors import redact_answer, terminal_text
 from writer_magics.transport.events import STATUS_EVENTS, Event
 
 ViewKind = Literal["auto", "widget", "markdown", "text"]
@@ -72,7 +72,9 @@ class TextView:
     On a terminal (``isatty``) a waiting indicator stands until the first token and
     is then erased in place; a retry rewrites it with the panel's status (``retrying
     in 2.0 s (429 rate limited) · attempt 2 of 3``), so a retry that succeeds leaves
-    no line behind. A pipe or captured output never gets it.
+    no line behind. A pipe or captured output never gets it. What the answer says goes
+    through :func:`~writer_magics.errors.terminal_text`: its control characters are
+    shown, never acted on.
     """
 
     def __init__(
@@ -133,7 +135,7 @@ class TextView:
             self._stop_waiting()
             self._title_first()
             self.parts.append(text)
-            self.out.write(self._cleared(text))
+            self.out.write(terminal_text(self._cleared(text)))
             self.out.flush()
 
     def _cleared(self, text: str, *, last: bool = False) -> str:
@@ -174,7 +176,8 @@ class TextView:
         written = printed + body
         end = "" if not written or written.endswith("\n") else "\n"
         body = self._cleared(body, last=True)
-        self.out.write(body + end + "\n".join(status_lines(outcome, self.titles)) + "\n")
+        status = "\n".join(status_lines(outcome, self.titles))
+        self.out.write(terminal_text(body + end + status) + "\n")
         self.out.flush()
 
 
@@ -205,7 +208,7 @@ def auto_kind(shell: Any) -> Literal["widget", "markdown", "text"]:
         return "text"
     if getattr(shell, "kernel", None) is not None:
         return "widget"
-    if any(cls.__name__ == "TerminalInteractiveShell" for cls in type(shell).__mro__):
+    if in_terminal(shell):
         return "text"
     return "markdown"
 
