@@ -20,21 +20,23 @@ from tests.kernel_env import REPO, markdown_outputs, model_cells
 from writer_magics.demo.stream import TerminalEcho
 
 
-def _demo_env() -> dict[str, str]:
+def _demo_env(data: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WRITER_")}
+    if data is not None:
+        env["XDG_DATA_HOME"] = str(data)  # the user's data directory (prompt log, cache)
     env["PYTHONUNBUFFERED"] = "1"
     env["NO_COLOR"] = "1"
     return env
 
 
 def _run_demo(
-    args: list[str], cwd: Path, timeout: float = 90
+    args: list[str], cwd: Path, timeout: float = 90, data: Path | None = None
 ) -> tuple[int, list[tuple[float, str]]]:
     """Run the demo; return its exit code and (arrival time, line) pairs."""
     process = subprocess.Popen(
         [sys.executable, "-m", "writer_magics", "demo", *args],
         cwd=cwd,
-        env=_demo_env(),
+        env=_demo_env(data),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -56,9 +58,12 @@ def _run_demo(
 
 @pytest.mark.timeout(120)
 def test_demo_without_a_key_streams_answers_and_writes_notebook_and_html(tmp_path: Path) -> None:
-    code, lines = _run_demo(["--tokens-per-second", "80"], cwd=tmp_path)
+    user_data = tmp_path / "user-data"
+    code, lines = _run_demo(["--tokens-per-second", "80"], cwd=tmp_path, data=user_data)
     text = "\n".join(line for _, line in lines)
     assert code == 0, text
+    # the bundled server's answers stay out of the user's prompt log and cache
+    assert not list(user_data.rglob("*")), list(user_data.rglob("*"))
     assert "bundled server at http://127.0.0.1:" in text
     out_dir = tmp_path / "demo-output"
     assert str(out_dir) in text  # the folder is named in the output

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -116,9 +117,13 @@ def backend(tokens_per_second: float, out: TextIO) -> Iterator[Backend]:
     from writer_magics.server import start_server
 
     handle = start_server(tokens_per_second=tokens_per_second)
+    # The bundled server's answers are not the user's: their prompt log and cache go to
+    # a folder of this run, not the user's data directory (files.data_dir).
+    scratch = tempfile.TemporaryDirectory(prefix="writer-magics-demo-")
     try:
         env[config.BASE_URL_VARIABLE] = handle.url
         env[config.KEY_VARIABLE] = "demo"
+        env["XDG_DATA_HOME"] = scratch.name
         print(
             f"No WRITER_API_KEY: using the bundled server at {handle.url} "
             "(offline, deterministic answers).",
@@ -127,6 +132,7 @@ def backend(tokens_per_second: float, out: TextIO) -> Iterator[Backend]:
         yield Backend(env, handle.url)
     finally:
         handle.stop()
+        scratch.cleanup()
 
 
 # ---------------------------------------------------------------- running
