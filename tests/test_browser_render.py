@@ -21,7 +21,11 @@ HAZARDS = (
     "Prices are $40 and $90, or $$5 each.\n\n"
     "Use <details> and a<b>c and x <y> z <!-- hidden --> &lt; end.\n\n"
     "Inline `echo $HOME <x>` stays.\n\n"
-    "```bash\necho $HOME $PATH <tag>\n```\n"
+    "```bash\necho $HOME $PATH <tag>\n```\n\n"
+    # Code indented four columns: a fence nested in a list item (its blank line would
+    # end a code span) and an indented code block.
+    "1. Run it:\n\n    ```python\n    a = 1\n\n    cost = '$5' if a<b else 0\n    ```\n\n"
+    "Plain:\n\n    price = $40 < 5\n"
 )
 
 
@@ -58,7 +62,10 @@ def test_escaped_markdown_renders_literally_in_jupyterlab(lab: Lab) -> None:
         assert "Prices are $40 and $90, or $$5 each." in text
         assert "Use <details> and a<b>c and x <y> z <!-- hidden --> &lt; end." in text
         assert shown.locator("code").first.inner_text() == "echo $HOME <x>"
-        assert shown.locator("pre").inner_text().strip() == "echo $HOME $PATH <tag>"
+        blocks = shown.locator("pre")
+        assert blocks.nth(0).inner_text().strip() == "echo $HOME $PATH <tag>"
+        assert blocks.nth(1).inner_text().strip() == "a = 1\n\ncost = '$5' if a<b else 0"
+        assert blocks.nth(2).inner_text().strip() == "price = $40 < 5"
         latex_shown = cells.nth(2).locator(".jp-RenderedMarkdown")
         assert latex_shown.locator("mjx-container").count() == 1
         assert latex_shown.inner_text().startswith("Area $5:")

@@ -60,6 +60,17 @@ def test_dollars_in_bare_urls_keep_the_link_target() -> None:
     assert shown.endswith(f"for {DOLLAR}5")
 
 
+def test_code_indented_four_columns_is_left_as_written() -> None:
+    """A fence nested in a list item (with a blank line inside) and an indented code
+    block are code to CommonMark: nothing in them is escaped; the prose around is."""
+    nested = "1. Run:\n\n    ```python\n    a = 1\n\n    cost = '$5' if a<b else 0\n    ```\n"
+    assert escape_markdown(nested + "\n2. Then $4.") == nested + f"\n2. Then {DOLLAR}4."
+    indented = "Text $1:\n\n    price = $40 < 5\n\nAfter."
+    assert escape_markdown(indented) == f"Text {DOLLAR}1:\n\n    price = $40 < 5\n\nAfter."
+    # a list item's indented continuation is prose, not code
+    assert escape_markdown("- a\n    b $5\n") == f"- a\n    b {DOLLAR}5\n"
+
+
 def test_an_unclosed_code_span_does_not_protect_the_rest() -> None:
     assert escape_markdown("a ` b $1 and $2") == f"a ` b {DOLLAR}1 and {DOLLAR}2"
 

@@ -190,6 +190,8 @@ def test_sweep_items_are_each_validated_and_repeats_accumulate() -> None:
     assert [p.max_tokens for p in opts.params] == [10, 20, 10, 20, 10, 20]
     assert error(pk, "-t 0.2,3") == "--temperature expects a number between 0 and 2, got '3'"
     assert error(pk, "-t 0.2,") == "--temperature has an empty item in '0.2,'"
+    negative_zero = pk("--top-p -0 -t -0.0").params[0]
+    assert (str(negative_zero.top_p), str(negative_zero.temperature)) == ("0.0", "0.0")
 
 
 # --------------------------------------------------------------------------- errors

@@ -27,9 +27,10 @@ escaped here, outside fenced code blocks and inline code spans only:
 
 Left as Markdown on purpose: everything else the model means as Markdown (emphasis,
 lists, tables, links, backslash escapes) and backslash-delimited LaTeX (``\\(…\\)``,
-``\\[…\\]``, ``\\begin{…}``), which a model writes only when it means math. Indented
-(four-space) code blocks are not told apart from list continuations, so they are
-escaped like prose; fenced code is never touched.
+``\\[…\\]``, ``\\begin{…}``), which a model writes only when it means math. Code is
+never touched: fences are found line by line, and when a line is indented four columns
+or more (an indented code block, a fence nested in a list item, or only a list
+continuation) CommonMark's block parser (markdown-it-py) says which lines are code.
 """
 
 from __future__ import annotations
@@ -140,14 +141,22 @@ def escape_markdown(markdown: str) -> str:
     out: list[str] = []
     paragraph: list[str] = []
     fence: Fence | None = None
+    code = _indented_code_lines(markdown)
 
     def flush() -> None:
         if paragraph:
             out.append(_escape_prose("".join(paragraph)))
             paragraph.clear()
 
-    for line in markdown.splitlines(keepends=True):
+    for number, line in enumerate(markdown.splitlines(keepends=True)):
         body = line.rstrip("\r\n")
+        if code is not None:  # indented lines: CommonMark's own reading of the blocks
+            if number in code or not body.strip():
+                flush()
+                out.append(line)
+            else:
+                paragraph.append(line)
+            continue
         if fence is not None:
             out.append(line)
             if fence.closes(body):
@@ -165,6 +174,32 @@ def escape_markdown(markdown: str) -> str:
             paragraph.append(line)
     flush()
     return "".join(out)
+
+
+_INDENTED = re.compile(r"^(?: {4}|\t| {0,3}\t)", re.MULTILINE)
+#: Line boundaries of ``str.splitlines`` that markdown-it does not count.
+_OTHER_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _indented_code_lines(markdown: str) -> frozenset[int] | None:
+    """The lines (0-based, ``str.splitlines``) inside code blocks, when some line is
+    indented four columns or more; None otherwise (the fence rule above is exact then).
+
+    Indentation is where a line-by-line reading goes wrong: an indented code block, or a
+    fenced block nested in a list item (``1.`` then a four-space ```` ``` ````), whose
+    blank line would end a code span. There the blocks are read by markdown-it-py's
+    CommonMark block parser (no inline parsing): every ``fence`` and ``code_block``.
+    """
+    if _INDENTED.search(markdown) is None or _OTHER_BREAKS.search(markdown):
+        return None  # (markdown-it counts only \n, \r\n and \r as line ends)
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark").disable(["inline", "text_join"])
+    lines: set[int] = set()
+    for token in parser.parse(markdown):
+        if token.type in ("fence", "code_block") and token.map is not None:
+            lines.update(range(*token.map))
+    return frozenset(lines)
 
 
 def unescape_markdown(markdown: str) -> str:

@@ -546,7 +546,7 @@ def options_of(kind: str) -> tuple[Option, ...]:
 def _decorators(kind: str) -> list[_Decorator]:
     """The decorators in source order (top first), as if written above the method."""
     decos: list[_Decorator] = [
-        _magic_arguments(),
+        _magic_arguments(name="%" + kind),  # usage reads %%chat, the cell form
         _kwds(epilog=_EPILOG.format(magic="%" + kind)),
         _argument(
             "prompt",

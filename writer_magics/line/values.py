@@ -73,7 +73,7 @@ class _Float:
             raise UsageError(
                 f"{option} expects a number between {self.low:g} and {self.high:g}, got {text!r}"
             )
-        return value
+        return 0.0 if value == 0 else value  # -0 is sent and shown as 0
 
 
 class _Int:

@@ -129,7 +129,8 @@ class Usage:
             parts.append(f"{self.completion_tokens} completion")
         text = " + ".join(parts)
         if self.total_tokens is not None:
-            text = f"{text} = {self.total_tokens} tokens" if text else f"{self.total_tokens} tokens"
+            total = f"{self.total_tokens} token{'' if self.total_tokens == 1 else 's'}"
+            text = f"{text} = {total}" if text else total
         return text
 
 
