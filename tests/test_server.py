@@ -902,3 +902,24 @@ def test_builtin_tool_answers_count_what_their_data_holds(client: httpx.Client) 
     body = chat_body("Latest on tides", tools=[web], temperature=0)
     message = client.post("/v1/chat", json=body).json()["choices"][0]["message"]
     assert f"found {len(message['web_search_data']['sources'])} sources." in message["content"]
+
+
+def test_a_request_body_over_the_limit_is_refused_unread(server: ServerHandle) -> None:
+    """A client announcing a huge body gets 413 at once (nothing is read or kept), and
+    the server goes on answering others."""
+    import http.client
+
+    from writer_magics.server.http import MAX_REQUEST_BYTES
+
+    host, port = server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.putrequest("POST", "/v1/chat")
+    connection.putheader("Authorization", "Bearer x")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(MAX_REQUEST_BYTES + 1))
+    connection.endheaders()  # and no body: the answer must not wait for it
+    response = connection.getresponse()
+    assert response.status == 413
+    assert json.loads(response.read())["errors"][0]["description"].startswith("Request body over")
+    connection.close()
+    assert httpx.post(f"{server.url}/v1/chat", json=chat_body(), timeout=10).status_code == 200

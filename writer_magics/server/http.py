@@ -29,6 +29,9 @@ from .tokens import count_prompt_tokens, count_tokens
 POLL_INTERVAL = 0.05
 #: Idle keep-alive connections are closed after this many seconds.
 IDLE_TIMEOUT = 120.0
+#: A request body over this many bytes is answered 413 without being read (a classroom
+#: server must not fill its memory for one client).
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 _STATUS_TPE = {
     400: "BadRequest",
@@ -131,7 +134,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ request plumbing
 
-    def _read_body(self) -> bytes:
+    def _read_body(self) -> bytes | None:
+        """The request body; None when it is over MAX_REQUEST_BYTES (left unread)."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             data = b""
             while True:
@@ -140,9 +144,13 @@ class _Handler(BaseHTTPRequestHandler):
                     while self.rfile.readline().strip():
                         pass
                     return data
+                if len(data) + size > MAX_REQUEST_BYTES:
+                    return None
                 data += self.rfile.read(size)
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            return None
         return self.rfile.read(length) if length > 0 else b""
 
     def _begin(self, method: str) -> tuple[ReceivedRequest, bytes]:
@@ -151,7 +159,9 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in self.headers.items():
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        raw = self._read_body()
+        read = self._read_body()
+        self._too_large = read is None
+        raw = read or b""
         body: Any = None
         if raw:
             try:
@@ -255,6 +265,14 @@ class _Handler(BaseHTTPRequestHandler):
         record, raw = self._begin(method)
         disconnected = False
         try:
+            if self._too_large:
+                self.close_connection = True  # the unread body would be read as a request
+                raise protocol.ApiError(
+                    413,
+                    "PayloadTooLarge",
+                    f"Request body over {MAX_REQUEST_BYTES >> 20} MB",
+                    "error.request.too_large",
+                )
             self._dispatch(method, record, raw)
         except _Disconnected:
             disconnected = not self.srv.stopping.is_set()
