@@ -148,3 +148,42 @@ def test_an_empty_model_setting_is_refused_and_the_old_one_kept(
     text, failed = run(shell, "%%chat\nSay hello.", "cell-after")
     assert not failed, text
     assert writer_env.requests[-1].body["model"] == "palmyra-x5"
+
+
+def test_a_refused_setting_does_not_break_the_next_reload(
+    shell: InteractiveShell, writer_env: ServerHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    """IPython merges a ``%config`` line into the shell's config before the magics refuse
+    it; the refused value must not stay there, or ``%reload_ext`` fails with a traitlets
+    traceback and leaves no magics."""
+    run(shell, "%config WriterMagics.read_timeout = 5", "cell-good")
+    run(shell, "%config WriterMagics.read_timeout = -1", "cell-refused")
+    assert caplog.records[-1].getMessage() == "WriterMagics.read_timeout must be positive, not -1.0"
+    assert shell.config.WriterMagics.read_timeout == 5  # put back as it was
+    text, failed = run(shell, "%reload_ext writer_magics", "cell-reload")
+    assert not failed and "Traceback" not in text, text
+    assert shell.run_line_magic("config", "WriterMagics.read_timeout") == 5.0
+    text, failed = run(shell, "%%chat\nSay hello.", "cell-after")
+    assert not failed, text
+    assert writer_env.requests[-1].path == "/v1/chat"
+
+
+def test_a_configured_value_the_magics_refuse_is_dropped_with_one_line(
+    shell: InteractiveShell, writer_env: ServerHandle
+) -> None:
+    """A bad value in the config itself (ipython_config.py) costs one warning line at
+    load, not the whole extension; the good values beside it are kept."""
+    shell.config.WriterMagics.read_timeout = -3.0
+    shell.config.WriterMagics.max_retries = 1
+    text, failed = run(shell, "%reload_ext writer_magics", "cell-reload")
+    assert not failed and "Traceback" not in text, text
+    assert text.strip().splitlines()[-1] == (
+        "Warning: WriterMagics.read_timeout = -3.0 is not used: "
+        "WriterMagics.read_timeout must be positive, not -3.0"
+    )
+    assert shell.run_line_magic("config", "WriterMagics.read_timeout") == 60.0
+    assert shell.run_line_magic("config", "WriterMagics.max_retries") == 1
+    magics = [c for c in shell.configurables if type(c).__name__ == "WriterMagics"]
+    assert len(magics) == 1  # neither the half-made nor the unloaded one stays
+    text, failed = run(shell, "%%chat\nSay hello.", "cell-after")
+    assert not failed, text

@@ -71,9 +71,9 @@ def __dir__() -> list[str]:
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """Register the magics and the line-form question transformer on one shell."""
     from writer_magics.line.questions import magic_questions
-    from writer_magics.magics import WriterMagics
+    from writer_magics.magics import with_settings_checked
 
-    ipython.register_magics(WriterMagics(shell=ipython))
+    ipython.register_magics(with_settings_checked(ipython))
     cleanup = ipython.input_transformers_cleanup
     if magic_questions not in cleanup:
         cleanup.append(magic_questions)

@@ -215,6 +215,29 @@ class WriterMagics(Magics):
             print(f"Warning: {warning}", file=sys.stderr)
         return value
 
+    def update_config(self, cfg: Any) -> None:
+        """``%config``: as traitlets does, but a refused value does not stay behind.
+
+        IPython merges a ``%config`` line into the shell's config before this instance
+        validates it; a value refused here would stay there and break the next
+        ``%load_ext`` / ``%reload_ext``. So the shell's entries for this class are put
+        back as they were, and the one-line error still reaches the user.
+        """
+        before = self.config.get(type(self).__name__, {})
+        try:
+            super().update_config(cfg)
+        except TraitError:
+            shared = getattr(self.shell, "config", None)
+            section = shared.get(type(self).__name__) if shared is not None else None
+            for name in list(cfg.get(type(self).__name__, {})):
+                if section is None or name not in section:
+                    continue
+                if name in before:
+                    section[name] = before[name]
+                else:
+                    del section[name]
+            raise
+
     @validate("api_key")
     def _secret(self, proposal: Any) -> config.Secret:
         """The key without surrounding whitespace, in a string whose repr hides it."""
@@ -889,6 +912,8 @@ class WriterMagics(Magics):
             with contextlib.suppress(ValueError):
                 self.shell.events.unregister("pre_run_cell", self._start_model_fetch)
             completion.uninstall(self.shell, self._matcher)
+            with contextlib.suppress(ValueError, AttributeError):
+                self.shell.configurables.remove(self)  # %config must not reach it any more
         self.models.cancel()
         client, self._client = self._client, None
         if client is not None:
@@ -903,6 +928,33 @@ class WriterMagics(Magics):
         if trait.name == "api_key" and inst is not None and inst.api_key:
             text = redact(text.replace(repr(str(inst.api_key)), f"'{REDACTED}'"), [inst.api_key])
         return text
+
+
+def with_settings_checked(shell: Any) -> WriterMagics:
+    """The magics for ``shell``, even when its config holds a value they refuse.
+
+    A refused value (in ``ipython_config.py``, or left by an IPython that kept a refused
+    ``%config``) would fail the whole load with a traitlets traceback and leave no
+    magics. Instead each one is dropped with one warning line and the default stands.
+    Raises nothing traitlets raises.
+    """
+    start = len(shell.configurables)
+    try:
+        return WriterMagics(shell=shell)
+    except TraitError:
+        del shell.configurables[start:]  # the half-made instance
+    name = WriterMagics.__name__
+    given = dict(shell.config.get(name, {}))
+    shell.config[name] = type(shell.config)()
+    magics = WriterMagics(shell=shell)
+    for key, value in given.items():
+        try:
+            setattr(magics, key, value)
+        except TraitError as exc:
+            print(f"Warning: WriterMagics.{key} = {value!r} is not used: {exc}", file=sys.stderr)
+        else:
+            shell.config[name][key] = value
+    return magics
 
 
 def one_line_error(error: WriterError) -> str:
