@@ -72,9 +72,10 @@ def execute(
     *,
     on_message: Any = None,
     timeout: float = 60,
+    allow_stdin: bool | None = None,
 ) -> Execution:
     """Run code and collect its iopub messages until the kernel is idle again."""
-    msg_id = client.execute(code)
+    msg_id = client.execute(code, allow_stdin=allow_stdin)
     result = Execution()
     deadline = time.monotonic() + timeout
     idle = False
@@ -179,3 +180,22 @@ def test_dropped_stream_is_one_line_and_keeps_the_text(
     assert 1 <= len(traceback) <= 2, traceback
     assert "broke" in traceback[0] or "ended" in traceback[0]
     assert final_markdown(run).strip(), "the partial text should stay"
+
+
+def test_confirm_without_stdin_is_one_line_before_anything_is_sent(
+    kernel: tuple[KernelManager, BlockingKernelClient], paced_server: ServerHandle
+) -> None:
+    """nbclient, papermill and ``record`` run cells with ``allow_stdin: false``: --confirm
+    could never be answered, so it is refused before the first request."""
+    _, client = kernel
+    execute(client, "def get_weather(city: str) -> str:\n    'Weather.'\n    return 'sunny'")
+    before = len(paced_server.requests)
+    run = execute(
+        client,
+        "%%chat --tools get_weather --confirm\nUse get_weather for Paris",
+        allow_stdin=False,
+    )
+    text = json.dumps([m["content"] for _, m in run.messages])
+    assert "--confirm asks before each call" in text and "nothing was sent" in text, text
+    assert "Traceback" not in text and "StdinNotImplementedError" not in text, text
+    assert len(paced_server.requests) == before

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from IPython.core.error import StdinNotImplementedError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, default, validate
 
@@ -29,6 +30,7 @@ from writer_magics.errors import (
     ClassSettingsError,
     ConfigurationError,
     WriterError,
+    WriterUsageError,
     redact,
 )
 from writer_magics.line import completion, options, prompt, table
@@ -751,6 +753,12 @@ class WriterMagics(Magics):
         from writer_magics.tools.rounds import run_tool_rounds
 
         ((params, first),) = requests.items()
+        if opts.confirm and not _can_ask(self.shell):
+            raise WriterUsageError(
+                "--confirm asks before each call, and this frontend cannot answer input() "
+                "(nbclient, papermill, nbconvert --execute); nothing was sent. Run the cell "
+                "in JupyterLab or IPython, or without --confirm."
+            )
         view = RoundsView()
         lines: list[ToolLine] = []
 
@@ -993,7 +1001,30 @@ def _single(outcomes: Outcomes[Params] | None, opts: options.Options) -> Result 
 
 def _ask(name: str, arguments: str) -> bool:
     """``--confirm``: the user approves each call (input works in kernels and terminals)."""
-    return input(f"Run {name}({arguments})? [y/N] ").strip().lower() in ("y", "yes")
+    try:
+        answer = input(f"Run {name}({arguments})? [y/N] ")
+    except StdinNotImplementedError:  # the frontend changed its mind: refuse, in one line
+        raise WriterUsageError(
+            f"--confirm could not ask before {name}(): this frontend cannot answer input()"
+        ) from None
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _can_ask(shell: Any) -> bool:
+    """Whether ``input()`` can reach the user now: always outside a kernel; in one, when
+    the running request allows stdin (Jupyter's ``allow_stdin``: JupyterLab yes,
+    nbclient and papermill no)."""
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
+        return True
+    try:
+        parent = kernel.get_parent("shell")
+    except Exception:  # an older or unusual kernel: let input() decide
+        return True
+    content = parent.get("content") if isinstance(parent, dict) else None
+    if isinstance(content, dict) and "allow_stdin" in content:
+        return bool(content["allow_stdin"])
+    return True
 
 
 def _path(value: str) -> Path | None:
