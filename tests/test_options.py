@@ -205,6 +205,16 @@ def test_sweep_items_are_each_validated_and_repeats_accumulate() -> None:
         ("--sesion x", "Unknown option --sesion for %%chat; did you mean --session?"),
         ("--temp 0.5", "Unknown option --temp for %%chat; did you mean --temperature?"),
         (
+            "--schema Person -t 0.1,0.9",
+            "--schema parses and checks one answer and cannot be combined with a sweep yet; "
+            "give each setting its own cell",
+        ),
+        (
+            "--schema Person -n 2",
+            "--schema parses and checks one answer and cannot be combined with -n above 1 yet; "
+            "give each setting its own cell",
+        ),
+        (
             "-o answer -o other",
             "--out is given twice ('answer', then 'other'); it takes one value: give it once",
         ),

@@ -486,9 +486,16 @@ def parse_chat(
     notes = _sweep_size(opts, found, max_sweep)
     if notes:
         opts = replace(opts, warnings=opts.warnings + notes)
-    if opts.tools and (opts.is_sweep or (opts.n or 1) > 1):
+    if opts.is_sweep or (opts.n or 1) > 1:
         what = "a sweep" if opts.is_sweep else "-n above 1"
-        raise UsageError(
-            f"--tools runs one conversation with your functions and cannot be combined with {what}"
-        )
+        if opts.tools:
+            raise UsageError(
+                "--tools runs one conversation with your functions and cannot be combined "
+                f"with {what}"
+            )
+        if opts.schema is not None:
+            raise UsageError(
+                f"--schema parses and checks one answer and cannot be combined with {what} "
+                "yet; give each setting its own cell"
+            )
     return opts
