@@ -60,6 +60,9 @@ def test_one_failed_combination_fails_only_its_panel(
     assert by_model["palmyra-x5"].status == "done" and by_model["palmyra-x5"].text
     assert by_model["palmyra-nope"].status == "failed"
     assert "palmyra-nope" in everything(captured)
+    # a sweep compares; it says so, and the history stays as it was
+    assert "session default (not kept in its history)" in everything(captured)
+    assert "No chat sessions yet" in everything(run(shell, "%chat --sessions"))
 
 
 def test_sweep_concurrency_is_bounded(

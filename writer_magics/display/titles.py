@@ -46,7 +46,8 @@ def header(opts: Options, session: str | None = None, system: str | None = None)
     else:
         text = label(params[0], ("model", "temperature", "top_p", "max_tokens"))
     if session is not None:
-        text += f" · session {visible_text(session)}"
+        kept = " (not kept in its history)" if len(params) > 1 else ""
+        text += f" · session {visible_text(session)}{kept}"
     if system:
         text += f" · system “{shorten(system, 40)}”"
     if isinstance(opts, ChatOptions) and opts.n and opts.n > 1:
