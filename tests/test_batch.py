@@ -205,6 +205,16 @@ def test_terminal_view_is_one_progress_line(shell: InteractiveShell, server: Ser
 # ---------------------------------------------------------------- bad input: nothing sent
 
 
+def test_a_batch_file_that_is_a_device_is_one_line_at_once(
+    shell: InteractiveShell, server: ServerHandle, tmp_path: Path
+) -> None:
+    """A .csv that is really /dev/zero (or a FIFO) would never end: refused unread."""
+    (tmp_path / "zero.csv").symlink_to("/dev/zero")
+    message = one_line_error(run(shell, f"%%chat --over {tmp_path / 'zero.csv'}\nTell me {{item}}"))
+    assert "not a regular file, not read" in message
+    assert server.requests == []
+
+
 @pytest.mark.parametrize(
     ("setup", "line", "expected"),
     [
@@ -215,6 +225,7 @@ def test_terminal_view_is_one_progress_line(shell: InteractiveShell, server: Ser
         ({"items": iter([1])}, "--over items", "iterator"),
         ({"items": {"a": 1}}, "--over items", "is a dict"),
         ({}, "--over /no/such/file.csv", "no such file"),
+        ({}, "--over /dev/zero", "not a variable name, and not a .csv"),
         ({"items": [{"a": 1}]}, "--over items", "column 'nope'"),
         ({"items": [1, 2, 3]}, "--over items --expect equals:{row.gone}", "column 'gone'"),
         ({"items": [1]}, "--over items -t 0.1,0.5", "cannot be combined"),

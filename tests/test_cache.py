@@ -188,6 +188,10 @@ def test_export_import_merge_and_validation(tmp_path: Path) -> None:
     teacher.put("chat", chat_body("a"), [TextDelta("A2")])  # superseded: exported once
     teacher.put("chat", chat_body("b"), [TextDelta("B")])
     shipped = tmp_path / "ship" / "answers.jsonl"
+    with pytest.raises(CacheError, match="No such file or directory"):
+        teacher.export(shipped)  # a user path: a mistyped folder is not made
+    assert not shipped.parent.exists()
+    shipped.parent.mkdir()
     assert teacher.export(shipped) == 2
     assert len(shipped.read_text(encoding="utf-8").splitlines()) == 3
 

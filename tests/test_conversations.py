@@ -5,6 +5,7 @@ with cell ids passed to ``run_cell`` the way JupyterLab sends them."""
 from __future__ import annotations
 
 import json
+import os
 import resource
 import signal
 from collections.abc import Iterator
@@ -302,6 +303,38 @@ def test_loading_a_damaged_file_is_one_line_and_keeps_memory(
     assert _turns_now(shell) == ["Precious"]
     run(shell, "%%chat\nNext", cell_id="b")
     assert users(server.requests[-1].body) == ["Precious", "Next"]
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [("/dev/zero", "not a regular file, not read"), ("fifo", "not a regular file, not read")],
+    ids=["device", "fifo"],
+)
+def test_loading_what_is_not_a_file_is_one_line_at_once(
+    shell: InteractiveShell, server: ServerHandle, tmp_path: Path, target: str, reason: str
+) -> None:
+    """``--load /dev/zero`` or a FIFO would hang the kernel (or fill its memory)."""
+    if target == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+        target = str(tmp_path / "fifo")
+    run(shell, "%%chat\nPrecious", cell_id="a")
+    captured = run(shell, f"%chat --load {target}")
+    text = everything(captured)
+    assert failed(captured) and reason in text, text
+    assert len(text.strip().splitlines()) == 1
+    assert _turns_now(shell) == ["Precious"]
+
+
+def test_loading_says_which_turns_it_replaces(
+    shell: InteractiveShell, server: ServerHandle, tmp_path: Path
+) -> None:
+    run(shell, "%%chat\nOne", cell_id="a")
+    run(shell, "%chat --save " + str(tmp_path / "one.json"))
+    run(shell, "%%chat\nTwo", cell_id="b")
+    run(shell, "%%chat\nThree", cell_id="c")
+    text = everything(run(shell, f"%chat --load {tmp_path / 'one.json'}"))
+    assert text.strip().endswith(", replacing its 3 turns."), text
+    assert _turns_now(shell) == ["One"]
 
 
 def test_save_redacts_the_key_from_the_turns(

@@ -396,6 +396,7 @@ def test_an_image_over_the_limit_without_pillow_is_refused(
     ("cell", "expected"),
     [
         ("%%chat --image missing.png\nQ", "--image missing.png: no such file"),
+        ("%%chat --image /dev/zero\nQ", "--image /dev/zero: cannot read it (not a regular"),
         (
             "%%chat --image notes_txt\nQ",
             "--image notes_txt: no variable 'notes_txt' in the notebook and no file of that name",

@@ -121,6 +121,10 @@ def test_export_jsonl_oldest_first(tmp_path: Path) -> None:
     log.append(completion_result("one", "1"))
     log.append(chat_result())
     target = tmp_path / "out" / "log.jsonl"
+    with pytest.raises(PromptLogError, match="No such file or directory"):
+        log.export_jsonl(target)  # a user path: a mistyped folder is not made
+    assert not target.parent.exists()
+    target.parent.mkdir()
     assert log.export_jsonl(target) == 2
     records = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
     assert [r["endpoint"] for r in records] == ["completions", "chat"]

@@ -1,6 +1,10 @@
-"""Local files: the per-user data directory and the one atomic writer.
+"""Local files: the per-user data directory, the one atomic writer, and the checks on
+a file the user names before it is read.
 
 :func:`data_dir` is where the prompt log and the response cache live by default.
+:func:`check_readable` / :func:`read_limited` refuse what would hang or fill the kernel
+(``--load /dev/zero``, a FIFO, a file of gigabytes) with an :class:`OSError` whose
+``strerror`` the callers already turn into their one line.
 
 Every file the magics write for the user (history saves, cache exports and rewrites,
 prompt-log exports) goes through :func:`write_atomically`: the text is written to a
@@ -12,11 +16,15 @@ half-written one (POSIX ``rename(2)`` is atomic within one file system).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 APP_NAME = "writer-magics"
+#: The most a file the user names (a history, a batch, a cache to import) may hold.
+MAX_USER_FILE_BYTES = 256 * 1024 * 1024
 
 
 def write_atomically(target: Path, text: str, *, parents: bool = False) -> None:
@@ -51,3 +59,30 @@ def data_dir() -> Path:
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         return Path(base) / APP_NAME
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def check_readable(path: Path, limit: int = MAX_USER_FILE_BYTES) -> int:
+    """The size in bytes of ``path``, a regular file of at most ``limit`` bytes.
+
+    Raises :class:`FileNotFoundError` / :class:`OSError` as ``stat`` does, and an
+    :class:`OSError` saying why for a device, a pipe or a socket (reading one may never
+    end) and for a file over ``limit``.
+    """
+    found = path.stat()
+    if not stat.S_ISREG(found.st_mode):
+        kind = "a directory" if stat.S_ISDIR(found.st_mode) else "not a regular file"
+        raise OSError(errno.EINVAL, f"{kind}, not read")
+    if found.st_size > limit:
+        raise OSError(errno.EFBIG, f"over {limit >> 20} MB, not read")
+    return found.st_size
+
+
+def read_limited(path: Path, limit: int = MAX_USER_FILE_BYTES) -> bytes:
+    """The bytes of ``path`` after :func:`check_readable` (a file growing while it is read
+    is cut off at ``limit`` and refused the same way)."""
+    check_readable(path, limit)
+    with path.open("rb") as file:
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"over {limit >> 20} MB, not read")
+    return data

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from writer_magics.errors import APIStatusError, ContextLengthError, HistoryFileError, redact
-from writer_magics.files import write_atomically
+from writer_magics.files import read_limited, write_atomically
 
 __all__ = [
     "FORMAT_NAME",
@@ -639,7 +639,7 @@ def load(path: str | os.PathLike[str]) -> dict[str, Conversation]:
     """
     target = Path(os.path.expanduser(os.fspath(path)))
     try:
-        raw = target.read_bytes()
+        raw = read_limited(target)
     except OSError as exc:
         raise HistoryFileError(f"cannot read {target}: {exc.strerror or exc}") from None
     try:

@@ -185,7 +185,7 @@ class PromptLog:
         entries = list(self._read(f"SELECT {_COLUMNS} FROM entries ORDER BY id", []))
         text = "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in entries)
         try:
-            write_atomically(target, text, parents=True)
+            write_atomically(target, text)  # a user path: its folder must exist
         except OSError as exc:
             raise PromptLogError(f"Cannot write {target}: {exc.strerror or exc}") from None
         return len(entries)

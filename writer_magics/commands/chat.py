@@ -66,8 +66,12 @@ def run_chat_command(
         print(f"Saved session {name!r} ({_turns(len(sessions[name]))}) to {target}.")
     elif command is ChatCommand.LOAD:
         assert opts.path is not None
+        replaced = len(sessions[name]) if name in sessions else 0
         conversation = sessions.load(opts.path, name)
-        print(f"Loaded {_turns(len(conversation))} into session {name!r} from {opts.path}.")
+        instead = f", replacing its {_turns(replaced)}" if replaced else ""
+        print(
+            f"Loaded {_turns(len(conversation))} into session {name!r} from {opts.path}{instead}."
+        )
 
 
 def no_such_session(name: str, sessions: Sessions) -> UsageError:

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 from IPython.core.error import UsageError
 
 from writer_magics.errors import ClassSettingsError
+from writer_magics.files import read_limited
 from writer_magics.line.options import ChatOptions, CompleteOptions, Options
 from writer_magics.line.table import option_flags
 from writer_magics.line.values import INT32_MAX
@@ -151,7 +152,7 @@ def load(path: Path, shown: str | None = None) -> ClassSettings:
     naming the file (and the key, when one key is the problem)."""
     shown = shown or str(path)
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path, 1024 * 1024)
     except FileNotFoundError:
         raise ClassSettingsError(f"The class settings file {shown} does not exist.") from None
     except OSError as exc:

@@ -40,6 +40,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from writer_magics.errors import PromptError
+from writer_magics.files import check_readable
 from writer_magics.line import imagefmt
 from writer_magics.line.prompt import is_reference, resolve_reference
 
@@ -260,7 +261,7 @@ def _from_file(source: str, max_bytes: int, *, named: bool) -> ChatImage:
     if path.is_dir():
         raise UsageError(f"--image {source}: is a directory, not an image file")
     try:
-        size = path.stat().st_size
+        size = check_readable(path, limit=2**62)  # a device or a pipe would never end
         if size > MAX_READ_BYTES:
             raise UsageError(
                 f"--image {source}: the file is {human_size(size)}, too large to read "

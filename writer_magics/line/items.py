@@ -23,6 +23,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from writer_magics.errors import PromptError
+from writer_magics.files import check_readable
 from writer_magics.line.prompt import (
     _BRACED_RE,
     is_reference,
@@ -173,6 +174,7 @@ def _checked(batch: BatchInput) -> BatchInput:
 
 def _from_file(path: Path, shown: str) -> BatchInput:
     try:
+        check_readable(path)
         handle = path.open(encoding="utf-8", newline="")
     except FileNotFoundError:
         raise UsageError(f"--over {shown}: no such file") from None

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, TypeAlias, cast
 
 from writer_magics.errors import REDACTED, CacheError, ReplayMissError, redact
-from writer_magics.files import data_dir, write_atomically
+from writer_magics.files import check_readable, data_dir, write_atomically
 from writer_magics.request import JSON, Endpoint
 from writer_magics.transport.events import (
     STATUS_EVENTS,
@@ -609,6 +609,7 @@ class ResponseCache:
         self._writable("import into")
         source = Path(path).expanduser()
         try:
+            check_readable(source)
             with source.open("rb") as file:
                 entries, _ = parse_lines(file, source=str(source), strict=True)
         except FileNotFoundError:
@@ -810,7 +811,7 @@ def _same(old: CachedAnswer | None, new: CachedAnswer) -> bool:
 
 def _write_atomically(target: Path, text: str) -> None:
     try:
-        write_atomically(target, text, parents=True)
+        write_atomically(target, text)  # a user path: its folder must exist
     except OSError as exc:
         raise CacheError(f"Cannot write {target}: {_reason(exc)}") from None
 
