@@ -200,3 +200,4 @@ def test_text_view_shows_control_characters_instead_of_acting_on_them() -> None:
     assert shown.startswith("a␛]0;pwned␇ b␛[2J c␍d\te\r\nf␡\ufffd\n")
     assert not any(c in shown for c in "\x1b\x07\x7f\x9b"), repr(shown)
     assert terminal_text("plain\ttext\n") == "plain\ttext\n"
+    assert terminal_text("rtl\u202egnp.exe \u2066x\u2069") == "rtl\ufffdgnp.exe \ufffdx\ufffd"

@@ -85,8 +85,11 @@ _PREFIX = 8
 #: server must not add lines or move the terminal's cursor.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 #: What a terminal would act on in text it prints: C0 controls but tab and newline
-#: (escape sequences start with ESC), a carriage return not ending a line, DEL, C1.
-_TERMINAL_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+#: (escape sequences start with ESC), a carriage return not ending a line, DEL, C1, and
+#: the bidirectional overrides and isolates that reorder what is shown ("Trojan Source").
+_TERMINAL_UNSAFE = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]|\r(?!\n)"
+)
 
 
 def redact(text: str, secrets: Iterable[str | None] = (), *, bearer: bool = True) -> str:
@@ -137,9 +140,10 @@ def printable(text: str) -> str:
 
 def terminal_text(text: str) -> str:
     """Text safe to print on a terminal, lines kept: each control character a terminal
-    would act on (an escape sequence's ESC, BEL, a lone carriage return, DEL, C1) is
-    shown as its Unicode control picture (``\x1b`` -> ``␛``, ``\x07`` -> ``␇``) or
-    ``\ufffd`` (C1), so an answer cannot retitle, clear or rewrite the user's screen.
+    would act on (an escape sequence's ESC, BEL, a lone carriage return, DEL, C1, a
+    bidirectional override) is shown as its Unicode control picture (``\x1b`` -> ``␛``,
+    ``\x07`` -> ``␇``) or ``\ufffd`` (C1, bidi), so an answer cannot retitle, clear,
+    rewrite or reorder the user's screen.
     """
     return _TERMINAL_UNSAFE.sub(_control_picture, text)
 
