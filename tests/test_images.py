@@ -435,6 +435,23 @@ def test_bad_input_is_one_line_and_sends_nothing(
     assert server.requests == []
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP"])
+def test_an_image_cut_short_is_one_line_and_sends_nothing(
+    shell: InteractiveShell, server: ServerHandle, tmp_path: Path, fmt: str
+) -> None:
+    """A download stopped half-way: the header is fine, the end is missing."""
+    whole = encoded(fmt, (64, 48))
+    cut = tmp_path / f"cut.{fmt.lower()}"
+    cut.write_bytes(whole[: max(40, len(whole) // 2)])
+    shell.user_ns["cut_bytes"] = whole[: max(40, len(whole) // 2)]
+    line = refused(run(shell, f"%%chat --image {cut}\nQ"))
+    assert f"the file is a {fmt} image cut short (its end is missing)" in line
+    line = refused(run(shell, "%%chat --image cut_bytes\nQ"))
+    assert f"the bytes in cut_bytes are a {fmt} image cut short" in line
+    assert server.requests == []
+    assert imagefmt.is_whole(whole, fmt)  # the whole one passes
+
+
 def test_nothing_is_sent_when_the_second_image_is_bad(
     shell: InteractiveShell, server: ServerHandle
 ) -> None:

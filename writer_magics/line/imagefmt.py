@@ -13,7 +13,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-__all__ = ["FORMATS", "ImageFormat", "data_url", "decode_data_url", "sniff"]
+__all__ = ["FORMATS", "ImageFormat", "data_url", "decode_data_url", "is_whole", "sniff"]
 
 #: Format name -> MIME type, for the formats Writer's chat accepts.
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
@@ -52,6 +52,21 @@ def sniff(data: bytes) -> ImageFormat | None:
     except struct.error:  # a header cut short
         return None
     return None
+
+
+def is_whole(data: bytes, name: str) -> bool:
+    """Whether ``data`` (sniffed as ``name``) reaches its format's end: PNG's ``IEND``
+    chunk, JPEG's end-of-image marker, GIF's trailer, WebP's RIFF size. A file cut short
+    (a download stopped half-way) fails; bytes after the end are allowed."""
+    if name == "PNG":
+        return data.rfind(b"IEND") > 8
+    if name == "JPEG":
+        return b"\xff\xd9" in data[-4096:]
+    if name == "GIF":
+        return data.rstrip(b"\x00").endswith(b";")
+    if name == "WEBP":
+        return int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    return True
 
 
 def _found(name: str, width: int, height: int) -> ImageFormat | None:

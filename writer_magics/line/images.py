@@ -100,11 +100,14 @@ class ChatImage:
     def from_bytes(cls, data: bytes, source: str = "", url: str | None = None) -> ChatImage:
         """An image from its bytes (``url``: the data URL to keep, if given as one).
 
-        Raises ``ValueError`` when the bytes are not a PNG, JPEG, GIF or WebP image.
+        Raises ``ValueError`` (its text says what the bytes are, after "is" / "are")
+        when the bytes are not a PNG, JPEG, GIF or WebP image, or one cut short.
         """
         found = imagefmt.sniff(data)
         if found is None:
             raise ValueError(f"not {_FORMATS}")
+        if not imagefmt.is_whole(data, found.name):
+            raise ValueError(f"a {found.name} image cut short (its end is missing)")
         return cls(
             url=url or imagefmt.data_url(data, found.mime),
             data=data,
@@ -245,8 +248,8 @@ def _from_data_url(source: str, max_bytes: int) -> ChatImage:
         raise UsageError(f"--image {shown}: not a base64 data:image/... URL")
     try:
         image = ChatImage.from_bytes(decoded[1], "data URL", url=source.strip())
-    except ValueError:
-        raise UsageError(f"--image {shown}: the data is not {_FORMATS}") from None
+    except ValueError as exc:
+        raise UsageError(f"--image {shown}: the data is {exc}") from None
     return _fit(image, max_bytes)
 
 
@@ -273,9 +276,9 @@ def _from_file(source: str, max_bytes: int, *, named: bool) -> ChatImage:
         raise UsageError(f"--image {source}: cannot read it ({exc.strerror or exc})") from None
     try:
         image = ChatImage.from_bytes(data, source)
-    except ValueError:
+    except ValueError as exc:
         raise UsageError(
-            f"--image {source}: the file is not {_FORMATS} (judged by its bytes, not its name)"
+            f"--image {source}: the file is {exc} (judged by its bytes, not its name)"
         ) from None
     return _fit(image, max_bytes)
 
@@ -286,8 +289,8 @@ def _from_object(value: Any, name: str, max_bytes: int) -> ChatImage:
         return data
     try:
         image = ChatImage.from_bytes(data, name)
-    except ValueError:
-        raise UsageError(f"--image {name}: the bytes in {name} are not {_FORMATS}") from None
+    except ValueError as exc:
+        raise UsageError(f"--image {name}: the bytes in {name} are {exc}") from None
     return _fit(image, max_bytes)
 
 
