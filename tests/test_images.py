@@ -483,6 +483,28 @@ def test_server_refuses_a_broken_data_url_and_an_image_for_another_model(
     assert good.json()["choices"][0]["message"]["content"].startswith("I see 1 image: 12×34 WEBP.")
 
 
+@pytest.mark.parametrize("prompt", ["Q", "What is in these?", "Compare them, please", "Hm"])
+def test_the_servers_image_sentence_is_exact_at_any_temperature(
+    server: ServerHandle, prompt: str
+) -> None:
+    """Lessons and tests match "I see N images: ..."; no filler word may replace a word."""
+    url = data_url(encoded("PNG", (64, 48)), "image/png")
+    body = {
+        "model": "palmyra-x5",
+        "temperature": 2,
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": prompt}]
+                + [{"type": "image_url", "image_url": {"url": url}} for _ in range(4)],
+            }
+        ],
+    }
+    answer = httpx.post(f"{server.url}/v1/chat", json=body, timeout=10).json()
+    text = answer["choices"][0]["message"]["content"]
+    assert text.startswith("I see 4 images: " + ", ".join(["64×48 PNG"] * 3) + " and 64×48 PNG.")
+
+
 def test_a_huge_file_is_refused_without_reading_it(
     shell: InteractiveShell, server: ServerHandle, tmp_path: Path
 ) -> None:

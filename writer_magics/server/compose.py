@@ -228,7 +228,7 @@ def chat_plan(sampler: Sampler, messages: Sequence[Mapping[str, Any]]) -> list[S
     c = Composer(sampler, a)
     seen = image_note(messages)
     if seen:
-        c.text(seen + "\n\n")
+        c.text(seen + "\n\n", "forced")  # exact, whatever the temperature: tests match it
     if a.persona:
         c.say(c.pick(tpl.PERSONA_OPENINGS))
     elif a.system:
