@@ -432,3 +432,12 @@ def test_records_are_json_serialisable(shell: InteractiveShell, server: ServerHa
     run(shell, "%%chat --over items -o b --expect contains:a\n{item}")
     json.dumps(shell.user_ns["b"].to_records())
     assert os.environ["WRITER_BASE_URL"] == server.url
+
+
+def test_a_template_without_a_placeholder_is_sent_with_a_warning(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    shell.user_ns["items"] = ["a", "b"]
+    captured = run(shell, "%%chat --over items\nNo placeholder at all")
+    assert "Warning: every item of items gives the same prompt" in captured.stderr
+    assert len(server.requests) == 2  # sent as asked: sampling twice may be the point

@@ -9,6 +9,7 @@ the ``-s`` system prompt, if any), and the session history is neither sent nor c
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -63,6 +64,12 @@ def run_over(magics: Any, opts: Options, template: str) -> None:
     prompts = render_all(data, template, user_ns, magic=kind, max_bytes=limit)
     for text in prompts:
         refuse_secret(text, magics._secrets(), kind, "prompt")
+    if len(prompts) > 1 and len(set(prompts)) == 1:  # most likely a forgotten {item}
+        print(
+            f"Warning: every item of {data.source} gives the same prompt (does it use "
+            "{item} or {row.column}?); each is sent as it is.",
+            file=sys.stderr,
+        )
     requests = _requests(opts, prompts, user_ns)
     if opts.dry_run:
         from writer_magics.display.finish import show_markdown
