@@ -86,11 +86,14 @@ def stand_in(reply: Reply) -> Iterator[StandIn]:
             self.send_header("Connection", "close")
             self.end_headers()
             pause = float(getattr(reply, "pause", 0.0))
+            if not pause:  # a burst: one write, so the client reads it in a few large reads
+                self.wfile.write("".join(parts).encode())
+                self.wfile.flush()
+                return
             for part in parts:
                 self.wfile.write(part.encode())
                 self.wfile.flush()
-                if pause:
-                    time.sleep(pause)
+                time.sleep(pause)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet."""
