@@ -82,6 +82,7 @@ def sent_image(url: str) -> imagefmt.ImageFormat:
 def draw(shell: InteractiveShell) -> None:
     shell.run_cell(
         "import matplotlib.pyplot as plt\n"
+        "plt.close('all')\n"  # one figure at a time, however many tests draw
         "fig, ax = plt.subplots()\n"
         "_ = ax.bar(['a', 'b', 'c'], [3, 1, 2])\n"
     )
