@@ -214,3 +214,23 @@ def test_the_size_limit(ns: dict[str, Any]) -> None:
     message = str(info.value)
     assert "12 bytes" in message and "--allow-large" in message and "%complete" in message
     assert render("x" * 20, ns, max_bytes=0) == "x" * 20  # 0: no limit
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        (r"Simplify $\frac{x}{2}$ and $\sum_{i=1}^{n} i$", None),
+        (r"What does \textbf{x} do in LaTeX?", None),
+        (r"\begin{equation}E = {x}c^2\end{equation}", None),  # {equation}: never looked up
+        (r"$${x}^2$$ and \(a_{x}\) and \[ {x} \]", None),
+        (r"Use \sum_{i=1}^{n} for {item}", r"Use \sum_{i=1}^{n} for pen"),
+        ("Costs $5 for {item} and $10 total", "Costs $5 for pen and $10 total"),  # prices
+        ("report_{x}.txt by {item}{x}", "report_5.txt by pen5"),  # templates still fill
+        ("Price $x$ vs {x}", "Price $x$ vs 5"),
+    ],
+)
+def test_latex_is_sent_as_written(template: str, expected: str | None) -> None:
+    """Maths and science prompts use one-letter names: a variable x must not turn
+    $\\frac{x}{2}$ into $\\frac5{2}$, nor \\begin{equation} fail as an undefined name."""
+    ns = {"x": 5, "n": 10, "i": 3, "item": "pen"}
+    assert render(template, ns) == (template if expected is None else expected)

@@ -20,7 +20,9 @@ starting a line, at any indentation) and inline code spans (text in backticks)
 nothing is filled and nothing is unescaped, except a fenced line that consists only of
 one placeholder (``{source}`` alone on its line, indentation kept), so "review this:"
 followed by a fence around ``{source}`` sends the code. ``${...}`` (shell and template syntax) is
-never filled, in prose or code. ``--raw`` sends the cell exactly as written.
+never filled, in prose or code, and neither is LaTeX: math spans (``$...$`` read as
+Pandoc does, so ``$5 and $10`` is prose), ``\\begin{env}...\\end{env}`` and a command's brace
+groups (``\\frac{x}{2}``). ``--raw`` sends the cell exactly as written.
 
 A reference the rule fills whose name is undefined, or whose attribute or item lookup
 fails, raises :class:`PromptError` (a ``UsageError``, so IPython prints one line) and
@@ -144,15 +146,42 @@ def _empty_message(magic: str) -> str:
     return f"The prompt is empty: write it after the options, e.g. {magic} Define RAG."
 
 
+# LaTeX is maths, never a template: math spans ($...$ as Pandoc reads it, so "$5 and $10"
+# is not one; $$...$$, \(...\), \[...\]), environments (\begin{env}...\end{env}) and a
+# command's brace groups (\frac{x}{2}, \textbf{x}, \sum_{i=1}^{n}).
+_GROUP = r"\{(?:[^{}]|\{[^{}]*\})*\}"
+_LATEX = re.compile(
+    r"\$\$.+?\$\$"
+    r"|\\\(.+?\\\)"
+    r"|\\\[.+?\\\]"
+    r"|\\begin\{([A-Za-z]+\*?)\}.*?\\end\{\1\}"
+    r"|(?<![\\$])\$(?=[^\s$])(?:\\.|[^$\\\n])*?(?<=[^\s\\])\$(?!\d)"
+    rf"|\\[A-Za-z]+\*?(?:[_^]?{_GROUP}|\[[^\]\n]*\])+",
+    re.DOTALL,
+)
+
+
+def _latex_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` holds LaTeX (see ``_LATEX``), as ``(start, end)`` in order."""
+    return [m.span() for m in _LATEX.finditer(text) if "{" in m.group()]
+
+
 def _fill(text: str, user_ns: Mapping[str, Any]) -> str:
-    """Fill ``{reference}`` in prose (no code in ``text``); ``${...}`` stays as written."""
+    """Fill ``{reference}`` in prose (no code in ``text``); ``${...}`` and LaTeX stay as
+    written."""
     out: list[str] = []
     pos = 0
+    latex = _latex_spans(text) if "\\" in text or "$" in text else []
     while True:
         brace = text.find("{", pos)
         if brace < 0:
             out.append(text[pos:])
             break
+        inside = next((end for start, end in latex if start <= brace < end), None)
+        if inside is not None:
+            out.append(text[pos:inside])
+            pos = inside
+            continue
         out.append(text[pos:brace])
         if brace > 0 and text[brace - 1] == "$":  # ${src}: shell / template syntax
             close = _matching_brace(text, brace)

@@ -523,7 +523,8 @@ The prompt: {{name}}, {{name.attr}}, {{name[0]}} in prose are replaced by the
 variable's value; {{{{name}}}} gives a literal {{name}}. Inside fenced code
 blocks (```) and inline `code` nothing is replaced, except a code line that
 is only one {{name}} (so a fence around {{source}} sends the source). ${{...}}
-is never replaced. Other braces (JSON, code) stay as written. --raw sends the
+is never replaced, nor is LaTeX ($\\frac{{x}}{{2}}$, \\begin{{equation}}, \\textbf{{x}}).
+Other braces (JSON, code) stay as written. --raw sends the
 prompt exactly as typed. An undefined name is an error only where it would be
 replaced.
 
