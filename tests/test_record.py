@@ -105,9 +105,25 @@ def test_a_failing_cell_writes_nothing(server: ServerHandle, tmp_path: Path) -> 
     replay = tmp_path / "class.jsonl"
     done = record(path, replay, server.url)
     assert done.returncode == 1
-    assert done.stderr.startswith("error: A cell failed (BadRequestError: ")
+    assert done.stderr.startswith("error: Cell 2 (%%chat) failed (BadRequestError: "), (
+        done.stderr
+    )  # which cell, so the teacher can find it
     assert done.stderr.count("\n") == 1
     assert not replay.exists()
     missing = record(tmp_path / "nope.ipynb", replay, server.url)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert json.loads(path.read_text())["cells"][1]["outputs"] == []
+
+
+def test_an_unwritable_output_is_refused_before_any_request(
+    server: ServerHandle, tmp_path: Path
+) -> None:
+    """A mistyped -o folder must not cost the whole lesson's requests first."""
+    path = lesson_notebook(tmp_path, [LESSON[0]])
+    done = record(path, tmp_path / "nodir" / "class.jsonl", server.url)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"error: Cannot write {tmp_path / 'nodir' / 'class.jsonl'}: the folder "
+        f"{tmp_path / 'nodir'} does not exist; nothing was run\n"
+    )
+    assert server.requests == []

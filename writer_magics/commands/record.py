@@ -24,7 +24,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from writer_magics import config as settings
 from writer_magics.errors import CacheError, RecordError
@@ -69,6 +69,7 @@ def record(
         raise RecordError(f"{notebook} does not exist") from None
     except Exception as exc:  # nbformat raises several kinds for a bad file
         raise RecordError(f"{notebook} is not a readable notebook: {_first_line(exc)}") from None
+    _check_writable(out)  # before the lesson's requests are spent, not after
     env = {k: v for k, v in os.environ.items() if k != REPLAY_VARIABLE}
     if base_url:
         env[settings.BASE_URL_VARIABLE] = base_url
@@ -93,12 +94,37 @@ def record(
         except CellExecutionError as exc:
             reason = getattr(exc, "ename", "") + ": " + getattr(exc, "evalue", "")
             raise RecordError(
-                f"A cell failed ({_first_line_text(reason)}); nothing was written"
+                f"{_failed_cell(nb)} failed ({_first_line_text(reason)}); nothing was written"
             ) from None
         try:
             return ResponseCache(cache_file).export(out)
         except CacheError as exc:
             raise RecordError(exc.message) from None
+
+
+def _check_writable(out: Path) -> None:
+    """Raise RecordError unless ``out`` can be written: its folder exists and is writable,
+    and it is not itself a folder."""
+    folder = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise RecordError(f"Cannot write {out}: it is a folder; nothing was run")
+    if not folder.is_dir():
+        raise RecordError(
+            f"Cannot write {out}: the folder {folder} does not exist; nothing was run"
+        )
+    if not os.access(folder, os.W_OK):
+        raise RecordError(
+            f"Cannot write {out}: the folder {folder} is not writable; nothing was run"
+        )
+
+
+def _failed_cell(nb: Any) -> str:
+    """``Cell 4 (%%chat --max-tokens 20)``: the first cell that left an error output."""
+    for number, cell in enumerate(nb.cells, start=1):
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            first = _first_line_text(str(cell.source))[:60]
+            return f"Cell {number} ({first})" if first else f"Cell {number}"
+    return "A cell"
 
 
 def _first_line(exc: BaseException) -> str:
