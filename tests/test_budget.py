@@ -210,3 +210,21 @@ def test_an_over_batch_is_one_plan_and_cached_rows_are_free(
     shell.user_ns["items"] = ["alpha", "beta", "gamma", "delta"]
     assert not failed(run(shell, "%%chat --over items --cache\nDefine {item}"))
     assert len(server.requests) == 4
+
+
+def test_over_with_partial_sends_the_rows_the_budget_allows(
+    shell: InteractiveShell, server: ServerHandle
+) -> None:
+    """``%%chat --over items --partial`` under a budget sends the first rows that fit and
+    says so; without --partial it is refused whole (and suggests --partial)."""
+    shell.run_line_magic("config", "WriterMagics.budget_requests = 3")
+    run(shell, "%%chat\nWarm up")  # one used
+    shell.user_ns["items"] = list("abcde")
+    refused = everything(run(shell, "%%chat --over items\nSay {item}"))
+    assert "needs 5 requests but only 2" in refused and "Add --partial" in refused
+    captured = run(shell, "%%chat --over items --partial -o b\nSay {item}")
+    assert "Add --partial" not in everything(captured)
+    assert "sending the first 2 of 5 items of items" in captured.stderr
+    assert len(server.requests) == 3
+    batch = shell.user_ns["b"]
+    assert [r.text != "" for r in batch] == [True, True] and len(batch) == 2

@@ -10,6 +10,7 @@ the ``-s`` system prompt, if any), and the session history is neither sent nor c
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -92,9 +93,23 @@ def run_over(magics: Any, opts: Options, template: str) -> None:
     view = auto_kind(magics.shell) if magics.view == "auto" else magics.view
     # The budget checks the whole plan first: only rows not answered from the cache or a
     # replay file count, and a batch over the budget is refused as a whole.
-    gate = Gate(magics.ledger, magics.budget_limits())
-    live = [r for r in requests if store is None or store.get(r.endpoint, r.body) is None]
-    gate.admit(len(live))
+    gate = Gate(magics.ledger, magics.budget_limits(), partial=opts.partial)
+    live = [store is None or store.get(r.endpoint, r.body) is None for r in requests]
+    allowed = gate.admit(sum(live))
+    if allowed < sum(live):  # --partial: the first rows the budget still allows
+        keep = _rows_within(live, allowed)
+        print(
+            f"Warning: the budget allows {allowed} more request(s): sending the first {keep} "
+            f"of {len(requests)} items of {data.source}; the rest are not sent.",
+            file=sys.stderr,
+        )
+        requests = requests[:keep]
+        data = replace(
+            data,
+            items=data.items[:keep],
+            fields=data.fields[:keep],
+            index=None if data.index is None else data.index[:keep],
+        )
     run = run_batch(
         requests,
         data,
@@ -117,6 +132,17 @@ def run_over(magics: Any, opts: Options, template: str) -> None:
     if len(batch):
         magics.last_result = batch[0]
     _raise_for(batch, run.interrupted, opts, settings.use_cache)
+
+
+def _rows_within(live: list[bool], allowed: int) -> int:
+    """How many leading rows hold at most ``allowed`` live requests (cached ones are free)."""
+    seen = 0
+    for row, sent in enumerate(live):
+        if sent:
+            if seen == allowed:
+                return row
+            seen += 1
+    return len(live)
 
 
 def _requests(opts: Options, prompts: list[str], user_ns: dict[str, Any]) -> list[Request]:
