@@ -158,3 +158,34 @@ def test_a_notebook_executed_with_nbclient_keeps_provenance_and_the_command_chec
     bad.write_text("modle = 1\n")
     broken = provenance(str(path), "--class", str(bad))
     assert broken.returncode == 2 and "unknown key 'modle'" in broken.stderr
+
+
+@pytest.mark.timeout(120)
+def test_batches_carry_provenance_and_stripped_answers_are_not_a_pass(
+    server: ServerHandle, tmp_path: Path
+) -> None:
+    """A teacher's "all match" must mean every answer was checked: --over rows carry
+    provenance, and a cell whose answers lost theirs is reported, not passed."""
+    (tmp_path / CLASS_FILE).write_text('model = "palmyra-x5"\n')
+    path = lesson_notebook(
+        tmp_path,
+        [LESSON[0], "items = ['a', 'b']", "%%chat --over items --max-tokens 5\nSay {item}"],
+    )
+    execute(path, kernel_env(server.url))
+    checked = provenance(str(path), "--class", str(tmp_path / CLASS_FILE))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert [r.split()[0] for r in checked.stdout.splitlines()[1:3]] == ["3", "3"]
+    assert checked.stdout.splitlines()[-1] == "2 answers with provenance in lesson.ipynb; all match"
+
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            output.get("metadata", {}).pop("writer_magics", None)
+    stripped = tmp_path / "stripped.ipynb"
+    stripped.write_text(json.dumps(nb))
+    bare = provenance(str(stripped), "--class", str(tmp_path / CLASS_FILE))
+    assert bare.returncode == 1
+    assert bare.stdout.splitlines()[-1] == (
+        "0 answers with provenance in stripped.ipynb; 1 cell(s) show answers "
+        "without provenance (3): not checked (stripped or edited)"
+    )

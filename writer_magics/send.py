@@ -771,8 +771,12 @@ def run_batch(
     title: str,
     max_updates_per_second: float = 2.0,
     clock: Callable[[], float] = time.monotonic,
+    class_settings: Mapping[str, Any] | None = None,
 ) -> BatchRun:
     """Answer ``requests[i]`` for every item ``i`` of ``data``; see the module docstring.
+
+    The summary output carries every row's provenance (``answer/provenance.py``), as a
+    single answer's static finish does, so ``provenance --class`` checks batches too.
 
     Cache hits are answered first without a request; in replay mode a miss raises
     before anything is shown. Returns the Batch (every row, in input order).
@@ -854,8 +858,23 @@ def run_batch(
             elapsed=clock() - progress.started,
         )
         batch.rate_limited = progress.rate_limited
-        shown.finish(batch._repr_markdown_(), repr(batch))
+        shown.finish(
+            batch._repr_markdown_(), repr(batch), _batch_stamp(batch, replaying, class_settings)
+        )
     return BatchRun(batch, interrupted)
+
+
+def _batch_stamp(
+    batch: Batch, replaying: bool, class_settings: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The summary output's metadata: the provenance of every row that has a request."""
+    from writer_magics.answer.provenance import Source, stamp
+
+    rows = [r for r in batch if r.request]
+    sources: list[Source] = [
+        "replayed" if replaying else "cached" if r.status == "cached" else "live" for r in rows
+    ]
+    return {"writer_magics": stamp(rows, sources, class_settings=class_settings)}
 
 
 def _collect(

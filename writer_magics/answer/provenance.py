@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -164,6 +165,30 @@ def read_rows(notebook: Mapping[str, Any]) -> list[Row]:
     return rows
 
 
+#: A magic line that asks the model (not --show, --dry-run and the other commands).
+_ASKS = re.compile(r"^[ \t]*%%?(?:chat|complete)\b(.*)$", re.MULTILINE)
+_NOT_ASKING = ("--show", "--sessions", "--dry-run", "--reset", "--undo", "--save", "--load")
+
+
+def unstamped(notebook: Mapping[str, Any], rows: Sequence[Row]) -> list[int]:
+    """Cells (numbered from 1) that ask the model and show output but carry no
+    provenance: a stripped or hand-edited notebook, which no check can vouch for."""
+    stamped = {row.cell for row in rows}
+    found = []
+    cells = notebook.get("cells")
+    for number, cell in enumerate(cells if isinstance(cells, list) else [], start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code" or number in stamped:
+            continue
+        source = cell.get("source")
+        text = "".join(source) if isinstance(source, list) else str(source or "")
+        asks = any(
+            not any(flag in m.group(1) for flag in _NOT_ASKING) for m in _ASKS.finditer(text)
+        )
+        if asks and cell.get("outputs"):
+            found.append(number)
+    return found
+
+
 def differences(row: Row, pins: Mapping[str, Any]) -> list[str]:
     """How an answer differs from a class file's pins (``pins()`` of ClassSettings)."""
     found = []
@@ -221,7 +246,8 @@ def report(rows: Iterable[Row], pins: Mapping[str, Any] | None, out: TextIO) -> 
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """``provenance NOTEBOOK.ipynb [--class FILE]``; exit 0 fine, 1 an answer differs,
+    """``provenance NOTEBOOK.ipynb [--class FILE]``; exit 0 fine, 1 an answer differs (or,
+    with --class, a cell shows answers without provenance),
     2 bad input (a missing or unreadable notebook or class file)."""
     out = out or sys.stdout
     parser = argparse.ArgumentParser(
@@ -257,8 +283,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return 2
     rows = read_rows(notebook)
     differing = report(rows, pins, out)
+    missing = unstamped(notebook, rows)
     summary = f"{len(rows)} answers with provenance in {path.name}"
-    if pins is not None:
-        summary += f"; {differing} differ from {args.class_file}" if differing else "; all match"
+    if pins is not None and differing:
+        summary += f"; {differing} differ from {args.class_file}"
+    elif pins is not None and not missing:
+        summary += "; all match"
+    if missing:
+        cells = ", ".join(str(n) for n in missing)
+        summary += (
+            f"; {len(missing)} cell(s) show answers without provenance ({cells}): "
+            "not checked (stripped or edited)"
+        )
     out.write(summary + "\n")
-    return 1 if differing else 0
+    return 1 if differing or (missing and pins is not None) else 0

@@ -124,6 +124,7 @@ def run_over(magics: Any, opts: Options, template: str) -> None:
         limit=magics.max_concurrency,
         title=f"{kind} over {data.source} · {opts.params[0].model}",
         max_updates_per_second=min(2.0, magics.max_updates_per_second),
+        class_settings=settings.class_settings,
     )
     batch = run.batch
     gate.spend(r for r in batch if r.status != "cached")

@@ -147,21 +147,22 @@ class BatchView:
         }
         self._show(bundle)
 
-    def _show(self, bundle: dict[str, str]) -> None:
+    def _show(self, bundle: dict[str, str], metadata: dict[str, Any] | None = None) -> None:
         from IPython.display import DisplayHandle, display
 
         if self._handle is None:
             self._handle = DisplayHandle()
-            display(bundle, raw=True, display_id=self._handle.display_id)
+            display(bundle, raw=True, metadata=metadata, display_id=self._handle.display_id)
         else:
-            self._handle.update(bundle, raw=True)
+            self._handle.update(bundle, raw=True, metadata=metadata)
 
-    def finish(self, markdown: str, text: str) -> None:
-        """Replace the live view with the summary (Markdown, and plain text in a terminal)."""
+    def finish(self, markdown: str, text: str, metadata: dict[str, Any] | None = None) -> None:
+        """Replace the live view with the summary (Markdown, and plain text in a terminal);
+        ``metadata`` (the rows' provenance) goes on the summary output."""
         if self.kind == "text":
             out = self.stream or sys.stdout
             out.write("\r" + progress_text(self.progress, self.clock()).ljust(self._line_width))
             out.write("\n" + text + "\n")
             out.flush()
             return
-        self._show({"text/markdown": markdown, "text/plain": text})
+        self._show({"text/markdown": markdown, "text/plain": text}, metadata)
