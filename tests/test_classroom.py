@@ -119,6 +119,8 @@ def test_system_prompt_seed_and_allowed_options(
         "(allowed: --max-tokens, --new, --out, --session, --system)"
     )
     assert len(server.requests) == 1
+    shown = everything(run(shell, "%chat --show"))  # the system prompt that is sent
+    assert "**System** (pinned by the class file):\n\nYou are a patient tutor." in shown
     (lesson / CLASS_FILE).write_text("random_seed = 7\n")
     run(shell, "%%complete\nOnce upon a time")
     assert last_body(server)["random_seed"] == 7

@@ -308,7 +308,9 @@ class WriterMagics(Magics):
         if opts.command is not None:
             from writer_magics.commands.chat import run_chat_command
 
-            return run_chat_command(opts, self.sessions, secrets=self._secrets())
+            pins = self._class_settings()
+            pinned = pins.system_prompt if pins is not None else None
+            return run_chat_command(opts, self.sessions, secrets=self._secrets(), system=pinned)
         opts = self._class_rules(opts)
         self._warn(opts.warnings)
         if opts.over is not None:

@@ -74,7 +74,8 @@ __all__ = [
 FORMAT_NAME = "writer-magics-history"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-ROLES = frozenset({"system", "user", "assistant", "tool"})
+#: Roles a turn's messages may have; the system prompt is the session's, never a turn's.
+ROLES = frozenset({"user", "assistant", "tool"})
 #: Deepest nesting of JSON values a history file may hold (a message is 3-5 levels).
 MAX_DEPTH = 64
 #: Characters per token for the estimate in :meth:`Conversation.estimate_tokens`.
@@ -369,13 +370,19 @@ class Conversation:
             seen.add(turn.key)
         return cls.of(turns, system=system or None, system_key=system_key)
 
-    def to_markdown(self, name: str | None = None, *, thumbnails: bool = True) -> str:
+    def to_markdown(
+        self, name: str | None = None, *, thumbnails: bool = True, pinned: str | None = None
+    ) -> str:
         """The conversation as Markdown for ``%chat --show``; a question's images as small
-        Markdown images (``thumbnails``) or as ``[image: 640×480 PNG, 34 KB]`` lines."""
+        Markdown images (``thumbnails``) or as ``[image: 640×480 PNG, 34 KB]`` lines.
+        ``pinned``: the class file's system prompt, shown instead of the stored one (it is
+        the one sent)."""
         title = f"Chat session {markdown_name(name)}" if name is not None else "Chat session"
         count = len(self._turns)
         lines = [f"### {title} ({count} turn{'' if count == 1 else 's'})", ""]
-        if self.system:
+        if pinned is not None:
+            lines += ["**System** (pinned by the class file):", "", pinned, ""]
+        elif self.system:
             lines += ["**System:**", "", self.system, ""]
         if not self._turns:
             lines += ["*No turns yet.*", ""]

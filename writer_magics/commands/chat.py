@@ -21,12 +21,17 @@ from writer_magics.line.options import ChatCommand, ChatOptions
 
 
 def run_chat_command(
-    opts: ChatOptions, sessions: Sessions, *, secrets: Iterable[str | None] = ()
+    opts: ChatOptions,
+    sessions: Sessions,
+    *,
+    secrets: Iterable[str | None] = (),
+    system: str | None = None,
 ) -> None:
     """Carry out the one management command in ``opts``.
 
     ``secrets`` (the API key) are redacted from what ``--show`` and ``--sessions`` show
     and what ``--save`` writes (the history itself keeps what the model said).
+    ``system`` is a system prompt the class file pins: ``--show`` shows it, the one sent.
     Raises ``UsageError`` for a session that does not exist (``--show``, ``--save``).
     """
     name = opts.session
@@ -35,12 +40,12 @@ def run_chat_command(
         if _unknown(name, sessions):
             raise no_such_session(name, sessions)
         if name not in sessions:  # a fresh kernel: the empty default, not stored
-            show_markdown(Conversation().to_markdown(name))
+            show_markdown(Conversation().to_markdown(name, pinned=system))
             return
         shown = sessions[name]
         show_markdown(
-            redact_answer(shown.to_markdown(name), secrets),
-            plain=redact_answer(shown.to_markdown(name, thumbnails=False), secrets),
+            redact_answer(shown.to_markdown(name, pinned=system), secrets),
+            plain=redact_answer(shown.to_markdown(name, thumbnails=False, pinned=system), secrets),
         )
     elif command is ChatCommand.SESSIONS:
         show_markdown(redact_answer(sessions.to_markdown(), secrets))
