@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,8 +193,16 @@ def test_export_import_merge_and_validation(tmp_path: Path) -> None:
         teacher.export(shipped)  # a user path: a mistyped folder is not made
     assert not shipped.parent.exists()
     shipped.parent.mkdir()
-    assert teacher.export(shipped) == 2
+    mask = os.umask(0o022)
+    try:
+        assert teacher.export(shipped) == 2
+    finally:
+        os.umask(mask)
     assert len(shipped.read_text(encoding="utf-8").splitlines()) == 3
+    assert shipped.stat().st_mode & 0o777 == 0o644  # readable by the class, as open() makes
+    shipped.chmod(0o640)
+    teacher.export(shipped)
+    assert shipped.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its own
 
     student = ResponseCache(tmp_path / "student.jsonl")
     student.put("chat", chat_body("c"), [TextDelta("C")])

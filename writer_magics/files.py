@@ -44,11 +44,23 @@ def write_atomically(target: Path, text: str, *, parents: bool = False) -> None:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temp, _mode_for(target))  # mkstemp makes 0600; a replaced file keeps its own
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+def _mode_for(target: Path) -> int:
+    """The permissions ``open(target, "w")`` would give: the old file's, else 0666 less
+    the umask (a replay file shipped to a class must be readable by the class)."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def data_dir() -> Path:
