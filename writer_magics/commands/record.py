@@ -159,8 +159,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except RecordError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    beside = target.resolve().parent == notebook.resolve().parent
+    shipped = target.name if beside else f"{target} (or ship it beside the notebook)"
     out.write(
         f"Recorded {count} answer{'s' if count != 1 else ''} from {notebook.name} to {target}.\n"
-        f"Students run the notebook with {REPLAY_VARIABLE}={target.name}: no key, no network.\n"
+        f"Students run the notebook with {REPLAY_VARIABLE}={shipped}: no key, no network.\n"
     )
     return 0
