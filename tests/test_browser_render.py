@@ -42,7 +42,9 @@ def test_escaped_markdown_renders_literally_in_jupyterlab(lab: Lab) -> None:
     safe = nbformat.v4.new_code_cell("safe", outputs=[_output(escape_markdown(HAZARDS))])
     latex = escape_markdown("Area $5: \\\\(x^2\\\\) and $6")  # backslash-delimited math stays
     math = nbformat.v4.new_code_cell("math", outputs=[_output(latex)])
-    nb = nbformat.v4.new_notebook(cells=[raw, safe, math], metadata={"kernelspec": PYTHON3})
+    single = escape_markdown("So \\(a+b\\) and \\[c<d\\] cost $3")  # a model's LaTeX delimiters
+    model = nbformat.v4.new_code_cell("model", outputs=[_output(single)])
+    nb = nbformat.v4.new_notebook(cells=[raw, safe, math, model], metadata={"kernelspec": PYTHON3})
     nbformat.write(nb, Path(lab.root) / "render.ipynb")
     ARTIFACTS.mkdir(exist_ok=True)
     with chromium() as browser:
@@ -69,3 +71,6 @@ def test_escaped_markdown_renders_literally_in_jupyterlab(lab: Lab) -> None:
         latex_shown = cells.nth(2).locator(".jp-RenderedMarkdown")
         assert latex_shown.locator("mjx-container").count() == 1
         assert latex_shown.inner_text().startswith("Area $5:")
+        model_shown = cells.nth(3).locator(".jp-RenderedMarkdown")
+        assert model_shown.locator("mjx-container").count() == 2  # math, not "(a+b)"
+        assert "cost $3" in model_shown.inner_text()

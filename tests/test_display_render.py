@@ -71,6 +71,13 @@ def test_code_indented_four_columns_is_left_as_written() -> None:
     assert escape_markdown("- a\n    b $5\n") == f"- a\n    b {DOLLAR}5\n"
 
 
+def test_a_models_latex_delimiters_become_jupyters_math() -> None:
+    """CommonMark reads ``\\(`` as an escaped "(": doubled, Jupyter renders the math."""
+    assert escape_markdown(r"So \(a+b\) and \[c<d\]") == r"So \\(a+b\\) and \\[c<d\\]"
+    assert escape_markdown(r"a literal \[ bracket") == r"a literal \[ bracket"  # unpaired
+    assert escape_markdown(r"`\(code\)` stays") == r"`\(code\)` stays"
+
+
 def test_an_unclosed_code_span_does_not_protect_the_rest() -> None:
     assert escape_markdown("a ` b $1 and $2") == f"a ` b {DOLLAR}1 and {DOLLAR}2"
 

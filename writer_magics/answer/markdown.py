@@ -80,6 +80,7 @@ DOLLAR = "<span>&#36;</span>"
 
 _HAZARD = re.compile(
     r"(?P<escaped>\\[\\<&$])"
+    r"|(?P<math>(?s:\\\(.+?\\\)|\\\[.+?\\\]))"
     r"|(?P<autolink><(?:[A-Za-z][A-Za-z0-9+.-]{1,31}:[^<>\s]*|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)>)"
     r"|(?P<target>\]\([^()\s]*)"
     r"|(?P<bare>\b(?:https?://|www\.)[^\s<]*)"
@@ -97,6 +98,8 @@ def _fix(match: re.Match[str]) -> str:
         return text.replace("$", "%24")
     if kind == "escaped":  # the model escaped it: ``\\$`` is a dollar, the rest stay
         return DOLLAR if text == "\\$" else text
+    if kind == "math":  # LaTeX's \\( \\) / \\[ \\]: doubled, Jupyter's math delimiters
+        return "\\" + text[:-2] + "\\" + text[-2:]
     if kind == "dollar":
         return DOLLAR
     if kind == "lt":
@@ -136,7 +139,7 @@ def escape_markdown(markdown: str) -> str:
     docstring for what is escaped and why. Safe to apply to any piece that starts
     outside a code fence (a streamed block, a tail whose open fence is closed).
     """
-    if not any(c in markdown for c in "$<&"):
+    if not any(c in markdown for c in "$<&") and "\\(" not in markdown and "\\[" not in markdown:
         return markdown
     out: list[str] = []
     paragraph: list[str] = []
@@ -209,6 +212,9 @@ def unescape_markdown(markdown: str) -> str:
     would read as ``<`` / ``&``, and ``%24`` in link targets stays: a terminal
     echo, not the stored text, which is always the raw answer.
     """
+    if "\\\\" in markdown:  # math delimiters doubled for Jupyter
+        for mark in "()[]":
+            markdown = markdown.replace("\\\\" + mark, "\\" + mark)
     if "&" not in markdown:
         return markdown
     return markdown.replace(DOLLAR, "$").replace("&lt;", "<").replace("&amp;", "&")
