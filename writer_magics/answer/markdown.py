@@ -24,6 +24,9 @@ escaped here, outside fenced code blocks and inline code spans only:
 - ``\\$`` (a dollar the model escaped) is shown as a dollar the same way; other
   backslash escapes (``\\<``, ``\\&``, ``\\\\``) already render as written and stay.
 - ``&`` that starts an entity (``&lt;``, ``&#36;``, ``&copy;``) is shown as written.
+- A model's LaTeX delimiters ``\\(…\\)`` / ``\\[…\\]`` (paired, in prose): CommonMark reads
+  ``\\(`` as an escaped "(", so they would show as "(a+b)", neither text nor math. They
+  are doubled (``\\\\(``), the form JupyterLab's math pass takes, and render as math.
 
 Left as Markdown on purpose: everything else the model means as Markdown (emphasis,
 lists, tables, links, backslash escapes) and backslash-delimited LaTeX (``\\(…\\)``,
