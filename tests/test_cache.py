@@ -276,7 +276,7 @@ def test_replay_events_yields_the_recording_with_optional_pace(loop: LoopThread)
     assert [i.value for i in loop.merge({"x": replay_opener(answer)}) if not i.done] == EVENTS
 
 
-def test_miss_error_names_the_request_and_how_to_record_it() -> None:
+def test_miss_error_names_the_request_in_one_line_a_student_can_act_on() -> None:
     body = chat_body("Explain retrieval-augmented generation\nin three short bullets for a class")
     error = miss_error("chat", body)
     assert isinstance(error, ReplayMissError)
@@ -284,10 +284,10 @@ def test_miss_error_names_the_request_and_how_to_record_it() -> None:
     assert error.message == (
         "Replay mode has no recorded answer for chat palmyra-x5 "
         "'Explain retrieval-augmented generation in three short bullet...' "
-        f"(key {key[:12]})."
+        f"(key {key[:12]}): it answers only the exact prompts and settings it was recorded "
+        "with; undo the change, or ask for a new recording."
     )
-    assert error.hint is not None and "--cache" in error.hint and "--export" in error.hint
-    assert len(error.lines()) == 2
+    assert error.hint is None and len(error.lines()) == 1  # no key to record with
     completion = miss_error("completions", {"model": "palmyra-x4", "prompt": "Once upon"})
     assert "completions palmyra-x4 'Once upon'" in completion.message
     parts = {"model": "m", "messages": [{"role": "user", "content": [{"text": "hi"}]}]}

@@ -369,9 +369,8 @@ class Interrupted(WriterError, Generic[R]):
 
 
 class BudgetExceeded(WriterError):
-    """A request (or a whole sweep) would go over the kernel's budget; nothing was sent."""
-
-    hint = "Answers from the cache or a replay file still work: they do not count."
+    """A request (or a whole sweep) would go over the kernel's budget; nothing was sent.
+    (One line: answers from the cache or a replay file do not count, as the README says.)"""
 
 
 class ClassSettingsError(WriterError):

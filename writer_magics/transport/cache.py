@@ -865,12 +865,10 @@ def miss_error(endpoint: str, body: Mapping[str, Any]) -> ReplayMissError:
     if len(shown) > 60:
         shown = shown[:60] + "..."
     key = request_key(endpoint, body)[:12]
-    return ReplayMissError(
+    return ReplayMissError(  # one line, for a student: no key, nothing to record with
         f"Replay mode has no recorded answer for {endpoint} {body.get('model', '?')} "
-        f"{shown!r} (key {key}).",
-        hint="Record it: run this cell once with a key and --cache, then "
-        "%writer cache --export PATH; the model, every parameter and the prompt "
-        "(for chat, the whole conversation) must match exactly.",
+        f"{shown!r} (key {key}): it answers only the exact prompts and settings it was "
+        "recorded with; undo the change, or ask for a new recording."
     )
 
 
