@@ -73,8 +73,9 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
-def check_readable(path: Path, limit: int = MAX_USER_FILE_BYTES) -> int:
-    """The size in bytes of ``path``, a regular file of at most ``limit`` bytes.
+def check_readable(path: Path, limit: int | None = MAX_USER_FILE_BYTES) -> int:
+    """The size in bytes of ``path``, a regular file of at most ``limit`` bytes (None:
+    any size, for a caller with its own size rule).
 
     Raises :class:`FileNotFoundError` / :class:`OSError` as ``stat`` does, and an
     :class:`OSError` saying why for a device, a pipe or a socket (reading one may never
@@ -84,7 +85,7 @@ def check_readable(path: Path, limit: int = MAX_USER_FILE_BYTES) -> int:
     if not stat.S_ISREG(found.st_mode):
         kind = "a directory" if stat.S_ISDIR(found.st_mode) else "not a regular file"
         raise OSError(errno.EINVAL, f"{kind}, not read")
-    if found.st_size > limit:
+    if limit is not None and found.st_size > limit:
         raise OSError(errno.EFBIG, f"over {limit >> 20} MB, not read")
     return found.st_size
 

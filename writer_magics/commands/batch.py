@@ -10,7 +10,6 @@ the ``-s`` system prompt, if any), and the session history is neither sent nor c
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -103,13 +102,7 @@ def run_over(magics: Any, opts: Options, template: str) -> None:
             f"of {len(requests)} items of {data.source}; the rest are not sent.",
             file=sys.stderr,
         )
-        requests = requests[:keep]
-        data = replace(
-            data,
-            items=data.items[:keep],
-            fields=data.fields[:keep],
-            index=None if data.index is None else data.index[:keep],
-        )
+        requests, data = requests[:keep], data.head(keep)
     run = run_batch(
         requests,
         data,

@@ -105,7 +105,7 @@ def record(
 def _check_writable(out: Path) -> None:
     """Raise RecordError unless ``out`` can be written: its folder exists and is writable,
     and it is not itself a folder."""
-    folder = out.parent if str(out.parent) else Path(".")
+    folder = out.parent  # Path("x.jsonl").parent is Path(".")
     if out.is_dir():
         raise RecordError(f"Cannot write {out}: it is a folder; nothing was run")
     if not folder.is_dir():

@@ -264,7 +264,7 @@ def _from_file(source: str, max_bytes: int, *, named: bool) -> ChatImage:
     if path.is_dir():
         raise UsageError(f"--image {source}: is a directory, not an image file")
     try:
-        size = check_readable(path, limit=2**62)  # a device or a pipe would never end
+        size = check_readable(path, limit=None)  # a device or a pipe would never end
         if size > MAX_READ_BYTES:
             raise UsageError(
                 f"--image {source}: the file is {human_size(size)}, too large to read "

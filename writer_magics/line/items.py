@@ -16,7 +16,7 @@ import csv
 import json
 from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,11 @@ class BatchInput:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def head(self, count: int) -> BatchInput:
+        """The first ``count`` items (rows, fields and index labels alike)."""
+        index = None if self.index is None else self.index[:count]
+        return replace(self, items=self.items[:count], fields=self.fields[:count], index=index)
 
     def namespace(self, i: int, user_ns: Mapping[str, Any]) -> Mapping[str, Any]:
         """``item`` and ``row`` of item ``i`` in front of the user's variables."""

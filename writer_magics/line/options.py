@@ -264,9 +264,8 @@ def _convert(kind: str, found: Scan, dataclass_type: type[Options]) -> dict[str,
         if words is None:
             continue
         if not option.repeat:
-            out[option.field] = option.convert(
-                option.long, words[-1]
-            )  # one value (scan refuses two)
+            # One value: scan refuses two different ones.
+            out[option.field] = option.convert(option.long, words[-1])
             continue
         converted = tuple(option.convert(option.long, w) for w in words)
         out[option.field] = tuple(dict.fromkeys(converted)) if option.unique else converted
